@@ -1,0 +1,72 @@
+package dmarcd
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// ErrDuplicate is returned by a Store when the report is stored already.
+// It is not a failure: the same report arrives twice whenever a reporter
+// resends or a mailbox is read twice.
+var ErrDuplicate = errors.New("report already stored")
+
+// Origin says where a report came from.
+type Origin struct {
+	// Source names the file, folder or mailbox message, for example
+	// "file:/var/reports/x.xml.gz" or "imap://dmarc@mail.example.com/INBOX;UIDVALIDITY=7;UID=42".
+	Source string
+	// Part is the path of the report inside its container, for example
+	// ">mime.2[application/gzip]>gunzip"; empty for a bare file.
+	Part string
+	// MessageID is the Message-ID of the mail that carried the report.
+	MessageID string
+	// ReceivedAt is when dmarcd read it.
+	ReceivedAt time.Time
+}
+
+// Quarantined is input that could not be parsed, kept with the reason so
+// that nothing is lost: a user can inspect it, fix the parser, and ingest
+// it again.
+type Quarantined struct {
+	Origin Origin
+	Reason string
+	// Raw holds the bytes as received (the whole mail or file).
+	Raw []byte
+}
+
+// A Store keeps reports. Implementations: schema/sqlite (the embedded
+// default) and schema/clickhouse.
+//
+// Every method is safe for concurrent use. A report is stored exactly once:
+// a second report with the same key gives ErrDuplicate.
+type Store interface {
+	// BeginAggregate starts storing an aggregate report whose header (all
+	// but its records) was read. It returns ErrDuplicate when a report with
+	// the same Key is stored. Nothing is visible to readers before Commit.
+	BeginAggregate(ctx context.Context, r *AggregateReport, o Origin) (RecordWriter, error)
+
+	// AddFailure stores a failure report, or returns ErrDuplicate.
+	AddFailure(ctx context.Context, f *FailureReport, o Origin) error
+
+	// Quarantine keeps input that could not be parsed. The same bytes
+	// quarantined twice are kept once.
+	Quarantine(ctx context.Context, q Quarantined) error
+
+	// Query runs read-only SQL over the documented views.
+	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+
+	Close() error
+}
+
+// RecordWriter receives the records of one aggregate report.
+type RecordWriter interface {
+	// Write adds one record.
+	Write(ctx context.Context, rec *Record) error
+	// Commit makes the report and its records visible. r is the header as
+	// it stands after all records were read (counts, tolerations).
+	Commit(ctx context.Context, r *AggregateReport) error
+	// Abort discards everything written. It is safe after Commit (a no-op).
+	Abort() error
+}
