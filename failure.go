@@ -89,7 +89,8 @@ func (f *FailureReport) Key() string {
 	h := sha256.New()
 	for _, s := range []string{
 		strings.ToLower(f.ReportFrom), f.ReportMessageID, f.ReportedDomain, f.SourceIP,
-		f.ArrivalDateText, f.OriginalMessageID, f.OriginalHeaders,
+		// The same report arrives with CRLF or LF line ends.
+		f.ArrivalDateText, f.OriginalMessageID, strings.ReplaceAll(f.OriginalHeaders, "\r\n", "\n"),
 	} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})

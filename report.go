@@ -10,6 +10,8 @@
 package dmarcd
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"time"
 )
@@ -107,8 +109,8 @@ type Record struct {
 // PolicyOverride is a <reason> of policy_evaluated: why the receiver applied
 // a policy other than the published one.
 type PolicyOverride struct {
-	Type    string // forwarded, sampled_out, trusted_forwarder, mailing_list, local_policy, other
-	Comment string
+	Type    string `json:"type"` // forwarded, sampled_out, trusted_forwarder, mailing_list, local_policy, other
+	Comment string `json:"comment"`
 }
 
 // DKIMResult is one DKIM signature's result under <auth_results>.
@@ -172,4 +174,11 @@ func (k ReportKey) String() string {
 	b.WriteByte('!')
 	b.WriteString(time.Unix(k.DateEnd, 0).UTC().Format(time.RFC3339))
 	return b.String()
+}
+
+// Digest is a short stable identifier of the key: the first 16 bytes of
+// the SHA-256 of String, in hex. Both stores keep it as report_key.
+func (k ReportKey) Digest() string {
+	sum := sha256.Sum256([]byte(k.String()))
+	return hex.EncodeToString(sum[:16])
 }

@@ -1,0 +1,40 @@
+# dmarcd: common tasks. `make help` lists them.
+GO      ?= go
+STORE   ?= dmarcd.db
+export CGO_ENABLED ?= 0
+
+.PHONY: help run build test test-short fuzz bench samples vet clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+run: ## ingest the sample reports into $(STORE) and print per-domain compliance
+	$(GO) run ./cmd/dmarcd ingest --store $(STORE) samples/
+
+build: ## build bin/dmarcd (pure Go, CGO_ENABLED=0)
+	$(GO) build -o bin/dmarcd ./cmd/dmarcd
+
+test: ## run every test (servers the tests need are started by the tests; see .ci/run)
+	$(GO) test ./...
+
+test-short: ## the fast tests only
+	$(GO) test -short ./...
+
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
+
+FUZZTIME ?= 30s
+fuzz: ## run each fuzz target for FUZZTIME
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./ingest/aggregate
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./ingest/failure
+	$(GO) test -run='^$$' -fuzz=FuzzWalk -fuzztime=$(FUZZTIME) ./ingest/unpack
+
+bench: ## benchmarks: parse throughput and memory, store inserts
+	$(GO) test -run='^$$' -bench=. -benchmem ./ingest/... ./schema/...
+
+samples: ## regenerate samples/ (reproducible: seed 1)
+	rm -rf samples && $(GO) run ./cmd/reportgen -out samples -seed 1
+
+clean:
+	rm -rf bin $(STORE) $(STORE)-wal $(STORE)-shm

@@ -1,0 +1,124 @@
+// Package analyze reads the stored reports and says how each domain and
+// each sending source fares: volume, DMARC pass rate, DKIM- and SPF-aligned
+// shares, and what receivers did with the mail. It reads through the
+// documented views with SQL that both stores accept.
+package analyze
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Querier runs read-only SQL; every dmarcd.Store is one.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// DomainCompliance sums the aggregate reports of one policy domain.
+type DomainCompliance struct {
+	Domain      string
+	FirstDay    string // YYYY-MM-DD of the earliest report
+	LastDay     string
+	Reports     int64
+	Reporters   int64
+	Messages    int64
+	DMARCPass   int64 // aligned DKIM or aligned SPF passed
+	DKIMAligned int64
+	SPFAligned  int64
+	Quarantined int64 // disposition applied by receivers
+	Rejected    int64
+}
+
+// PassRate is the share of messages that passed DMARC, 0..1.
+func (d DomainCompliance) PassRate() float64 { return ratio(d.DMARCPass, d.Messages) }
+
+// DKIMRate is the share of messages with aligned, passing DKIM.
+func (d DomainCompliance) DKIMRate() float64 { return ratio(d.DKIMAligned, d.Messages) }
+
+// SPFRate is the share of messages with aligned, passing SPF.
+func (d DomainCompliance) SPFRate() float64 { return ratio(d.SPFAligned, d.Messages) }
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// Domains returns the compliance of every domain with reports, the most
+// mail first. Where domains is not empty, only those.
+func Domains(ctx context.Context, q Querier, domains ...string) ([]DomainCompliance, error) {
+	rows, err := q.Query(ctx, `
+SELECT domain, MIN(day), MAX(day), SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned),
+       SUM(spf_aligned), SUM(quarantined), SUM(rejected)
+FROM daily_domains
+GROUP BY domain
+ORDER BY SUM(messages) DESC, domain`)
+	if err != nil {
+		return nil, fmt.Errorf("reading per-domain compliance: %w", err)
+	}
+	defer rows.Close()
+	want := map[string]bool{}
+	for _, d := range domains {
+		want[d] = true
+	}
+	var out []DomainCompliance
+	index := map[string]int{}
+	for rows.Next() {
+		var d DomainCompliance
+		if err := rows.Scan(&d.Domain, (*dayText)(&d.FirstDay), (*dayText)(&d.LastDay), &d.Messages, &d.DMARCPass, &d.DKIMAligned,
+			&d.SPFAligned, &d.Quarantined, &d.Rejected); err != nil {
+			return nil, fmt.Errorf("reading per-domain compliance: %w", err)
+		}
+		if len(want) > 0 && !want[d.Domain] {
+			continue
+		}
+		index[d.Domain] = len(out)
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading per-domain compliance: %w", err)
+	}
+	rows.Close()
+
+	rows, err = q.Query(ctx, `SELECT domain, COUNT(*), COUNT(DISTINCT org_name) FROM reports GROUP BY domain`)
+	if err != nil {
+		return nil, fmt.Errorf("reading reports per domain: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var domain string
+		var reports, reporters int64
+		if err := rows.Scan(&domain, &reports, &reporters); err != nil {
+			return nil, fmt.Errorf("reading reports per domain: %w", err)
+		}
+		if i, ok := index[domain]; ok {
+			out[i].Reports, out[i].Reporters = reports, reporters
+		}
+	}
+	return out, rows.Err()
+}
+
+// dayText scans a day of the views as YYYY-MM-DD from either store: SQLite
+// gives text, ClickHouse a Date, which its driver gives as a time.Time.
+// (ClickHouse 18.16 renders the Date 1970-01-01 as "0000-00-00" in SQL,
+// so the conversion is done here rather than with a CAST.)
+type dayText string
+
+func (d *dayText) Scan(v any) error {
+	switch v := v.(type) {
+	case string:
+		*d = dayText(v)
+	case []byte:
+		*d = dayText(v)
+	case time.Time:
+		*d = dayText(v.UTC().Format(time.DateOnly))
+	case nil:
+		*d = ""
+	default:
+		return fmt.Errorf("reading a day: unexpected %T", v)
+	}
+	return nil
+}

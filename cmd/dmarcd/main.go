@@ -1,0 +1,179 @@
+// Command dmarcd ingests DMARC aggregate and failure reports, stores them
+// (an embedded SQLite file by default) and answers SQL over them.
+//
+// Run "dmarcd --help" for the commands. Exit codes: 0 success; 1 failure
+// (the store or a source failed); 2 bad usage or configuration; 3 the run
+// completed but some input could not be parsed and was quarantined.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/schema"
+)
+
+// Exit codes, for scripts.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitQuarantined = 3
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type cli struct {
+	Config    string `help:"Configuration file (TOML); see dmarcd.example.toml. Unknown keys are refused." type:"path" env:"DMARCD_CONFIG" placeholder:"FILE"`
+	Store     string `help:"Store DSN: a SQLite file path or sqlite:PATH. Overrides the config file (default dmarcd.db)." env:"DMARCD_STORE" placeholder:"DSN"`
+	LogLevel  string `help:"Log level: debug, info, warn, error (default info, or the config file's)." enum:"debug,info,warn,error," default:""`
+	LogFormat string `help:"Log format: text or json." enum:"text,json," default:""`
+
+	Ingest  ingestCmd  `cmd:"" help:"Store the reports found in files, folders, Maildir folders or standard input (-)."`
+	Query   queryCmd   `cmd:"" help:"Run SQL over the stored reports (views: reports, records, dkim_signatures, failures, quarantined, daily_*)."`
+	Domains domainsCmd `cmd:"" help:"Print per-domain DMARC compliance from the stored reports."`
+	Migrate migrateCmd `cmd:"" help:"Create or upgrade the store's schema (every command does so on open)."`
+	Version versionCmd `cmd:"" help:"Print the version."`
+}
+
+// env is what every command receives: the merged configuration, the
+// logger, and a context cancelled on SIGINT/SIGTERM.
+type env struct {
+	ctx    context.Context
+	cfg    Config
+	log    *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// openStore opens the configured store.
+func (e *env) openStore() (dmarcd.Store, error) {
+	return schema.Open(e.ctx, e.cfg.Store)
+}
+
+// exitError carries an exit code through kong's Run.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: tests call it.
+func run(args []string, stdout, stderr io.Writer) int {
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("dmarcd"),
+		kong.Description("dmarcd turns DMARC reports into safe decisions: it ingests aggregate and failure reports, "+
+			"stores them once (an embedded SQLite file by default), and answers SQL over them.\n\n"+
+			"Exit codes: 0 success; 1 failure; 2 bad usage or configuration; 3 completed, but some input was quarantined."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitPanic(code)) }),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "dmarcd:", err)
+		return exitFailure
+	}
+	code := exitOK
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if c, ok := r.(exitPanic); ok {
+					code = int(c)
+					return
+				}
+				panic(r)
+			}
+		}()
+		kctx, err := parser.Parse(args)
+		if err != nil {
+			parser.Errorf("%s", err)
+			code = exitUsage
+			return
+		}
+		code = c.execute(kctx, stdout, stderr)
+	}()
+	return code
+}
+
+// exitPanic lets kong's --help and usage errors return an exit code from
+// run instead of exiting the process, so that tests can call run.
+type exitPanic int
+
+func (c *cli) execute(kctx *kong.Context, stdout, stderr io.Writer) int {
+	cfg, err := loadConfig(c.Config)
+	if err != nil {
+		fmt.Fprintln(stderr, "dmarcd:", err)
+		return exitUsage
+	}
+	if c.Store != "" {
+		cfg.Store = c.Store
+	}
+	if c.LogLevel != "" {
+		cfg.Log.Level = c.LogLevel
+	}
+	if c.LogFormat != "" {
+		cfg.Log.Format = c.LogFormat
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{ctx: ctx, cfg: cfg, log: newLogger(cfg.Log, stderr), stdout: stdout, stderr: stderr}
+	err = kctx.Run(e)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "dmarcd:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "dmarcd:", err)
+	return exitFailure
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated with the config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run(e *env) error {
+	fmt.Fprintln(e.stdout, "dmarcd", version)
+	return nil
+}
+
+type migrateCmd struct{}
+
+func (migrateCmd) Run(e *env) error {
+	st, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	e.log.Info("store schema is up to date", "store", e.cfg.Store)
+	return nil
+}

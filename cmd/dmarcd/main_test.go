@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line in-process and returns its exit code and
+// output.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestIngestSamplesAndQuery(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "d.db")
+	code, out, errOut := runCLI(t, "ingest", "--store", db, "../../samples")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"aggregate reports stored", "example.com", "news.example.com", "DMARC pass"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ingest output lacks %q:\n%s", want, out)
+		}
+	}
+	// Again: everything is a duplicate.
+	code, out, _ = runCLI(t, "ingest", "--quiet", "--store", db, "../../samples")
+	if code != exitOK || !strings.Contains(out, "aggregate reports stored  0") {
+		t.Errorf("second ingest: exit %d\n%s", code, out)
+	}
+
+	code, out, errOut = runCLI(t, "query", "--store", db, "--format", "json", "SELECT domain, COUNT(*) AS n FROM reports GROUP BY domain ORDER BY domain")
+	if code != exitOK {
+		t.Fatalf("query: exit %d: %s", code, errOut)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("query json: %v\n%s", err, out)
+	}
+	if len(rows) != 2 || rows[0]["domain"] != "example.com" {
+		t.Errorf("query rows: %v", rows)
+	}
+	code, out, _ = runCLI(t, "query", "--store", db, "-f", "csv", "SELECT 1 AS a, 'x,y' AS b")
+	if code != exitOK || out != "a,b\n1,\"x,y\"\n" {
+		t.Errorf("csv: exit %d %q", code, out)
+	}
+	code, _, errOut = runCLI(t, "query", "--store", db, "DELETE FROM aggregate_reports")
+	if code != exitUsage {
+		t.Errorf("a write through query: exit %d (%s), want %d", code, errOut, exitUsage)
+	}
+	code, out, _ = runCLI(t, "domains", "--store", db, "news.example.com")
+	if code != exitOK || strings.Contains(out, "\nexample.com") || !strings.Contains(out, "news.example.com") {
+		t.Errorf("domains: exit %d\n%s", code, out)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	bad := filepath.Join(dir, "bad.xml")
+	os.WriteFile(bad, []byte("<feedback><report_metadata><org_name>x"), 0o644)
+	if code, out, _ := runCLI(t, "ingest", "--store", db, bad); code != exitQuarantined || !strings.Contains(out, "quarantined               1") {
+		t.Errorf("ingest of a broken report: exit %d, want %d\n%s", code, exitQuarantined, out)
+	}
+	if code, _, _ := runCLI(t, "ingest", "--store", db, filepath.Join(dir, "missing")); code != exitUsage {
+		t.Errorf("missing path: exit %d, want %d", code, exitUsage)
+	}
+	if code, _, _ := runCLI(t, "no-such-command"); code != exitUsage {
+		t.Errorf("unknown command: exit %d, want %d", code, exitUsage)
+	}
+	code, out, _ := runCLI(t, "--help")
+	if code != exitOK || !strings.Contains(out, "ingest") || !strings.Contains(out, "Exit codes") {
+		t.Errorf("--help: exit %d\n%s", code, out)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	dir := t.TempDir()
+	example, err := os.ReadFile("../../dmarcd.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfigBytes(t, dir, string(example)); err != nil {
+		t.Errorf("the example config does not load: %v", err)
+	}
+	_, err = loadConfigBytes(t, dir, "store = \"x.db\"\n[ingest]\nkeep_failure_bodies = true\n")
+	if err == nil || !strings.Contains(err.Error(), "ingest.keep_failure_bodies") {
+		t.Errorf("unknown key: got %v", err)
+	}
+	_, err = loadConfigBytes(t, dir, "[log]\nlevel = \"loud\"\n")
+	if err == nil {
+		t.Error("a bad log level was accepted")
+	}
+	path := filepath.Join(dir, "bad.toml")
+	os.WriteFile(path, []byte("stores = 1\n"), 0o644)
+	if code, _, errOut := runCLI(t, "--config", path, "version"); code != exitUsage || !strings.Contains(errOut, "unknown keys: stores") {
+		t.Errorf("unknown key through the command line: exit %d: %s", code, errOut)
+	}
+}
+
+func loadConfigBytes(t *testing.T, dir, text string) (Config, error) {
+	path := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig(path)
+}

@@ -1,0 +1,165 @@
+package ingest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/schema/sqlite"
+)
+
+func openStore(t testing.TB) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dmarcd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func scalar(t testing.TB, s *sqlite.Store, q string) int64 {
+	t.Helper()
+	var n int64
+	rows, err := s.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	rows.Next()
+	if err := rows.Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// TestCorpusTwice ingests the whole corpus twice: every report is stored
+// once, the second pass stores nothing, and what cannot be parsed is
+// quarantined, never dropped.
+func TestCorpusTwice(t *testing.T) {
+	dir := corpus.Dir(t)
+	inputs, err := Expand([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The corpus's own tables and schemas are not reports.
+	var reports []Input
+	kinds := map[string]string{}
+	for _, r := range corpus.Table(t, "MANIFEST.tsv") {
+		kinds[r["file"]] = r["kind"]
+	}
+	for _, in := range inputs {
+		rel, _ := filepath.Rel(dir, in.Name)
+		switch kinds[filepath.ToSlash(rel)] {
+		case "", "schema", "expected-json":
+			continue
+		}
+		reports = append(reports, in)
+	}
+	s := openStore(t)
+	in := New(s, Options{})
+	first, err := in.Files(context.Background(), reports, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first pass: %+v", first)
+
+	// What the corpus says: the distinct reports of its EXPECTED rows that
+	// parse (the same report in .xml, .gz and .zip is one report).
+	keys := map[string]bool{}
+	var wantMessages int64
+	for _, r := range corpus.Table(t, "EXPECTED.tsv") {
+		if r["status"] == "malformed" {
+			continue
+		}
+		k := r["org_name"] + "|" + r["email"] + "|" + r["report_id"] + "|" + r["domain"] + "|" + r["begin"] + "|" + r["end"]
+		if !keys[k] {
+			keys[k] = true
+			n, _ := strconv.ParseInt(r["sum_count"], 10, 64)
+			wantMessages += n
+		}
+	}
+	if got := scalar(t, s, "SELECT COUNT(*) FROM reports"); got != int64(len(keys)) {
+		t.Errorf("reports stored: %d, want %d distinct reports", got, len(keys))
+	}
+	if got := scalar(t, s, "SELECT SUM(count) FROM records"); got != wantMessages {
+		t.Errorf("messages: %d, want %d", got, wantMessages)
+	}
+	// The two LinkedIn files are one report, with LF and with CRLF.
+	forensic := len(corpus.Files(t, "forensic")) - 1
+	if got := scalar(t, s, "SELECT COUNT(*) FROM failures"); got != int64(forensic) {
+		t.Errorf("failure reports stored: %d, want %d", got, forensic)
+	}
+	if first.Quarantined == 0 {
+		t.Error("nothing quarantined: the corpus's malformed files must be")
+	}
+	if got := scalar(t, s, "SELECT COUNT(*) FROM quarantined"); got != int64(first.Quarantined) {
+		t.Errorf("quarantine holds %d, the run quarantined %d", got, first.Quarantined)
+	}
+
+	second, err := in.Files(context.Background(), reports, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Aggregate != 0 || second.Failure != 0 {
+		t.Errorf("second pass stored %d aggregate and %d failure reports, want none", second.Aggregate, second.Failure)
+	}
+	if second.Duplicates != first.Aggregate+first.Failure+first.Duplicates {
+		t.Errorf("second pass: %d duplicates, want %d", second.Duplicates, first.Aggregate+first.Failure+first.Duplicates)
+	}
+	if got := scalar(t, s, "SELECT COUNT(*) FROM reports"); got != int64(len(keys)) {
+		t.Errorf("after the second pass: %d reports", got)
+	}
+}
+
+// TestSamples ingests the repository's own samples: every file stores.
+func TestSamples(t *testing.T) {
+	inputs, err := Expand([]string{"../samples"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	sum, err := New(s, Options{}).Files(context.Background(), inputs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Quarantined != 0 || sum.Duplicates != 0 || sum.Aggregate+sum.Failure != len(inputs) {
+		t.Fatalf("samples: %+v", sum)
+	}
+}
+
+func TestMaildirAndStdin(t *testing.T) {
+	dir := t.TempDir()
+	md := filepath.Join(dir, "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(md, sub), 0o755)
+	}
+	os.WriteFile(filepath.Join(md, "new", "1.eml"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(md, "cur", "2.eml:2,S"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(md, "tmp", "3.eml"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(md, ".hidden"), []byte("x"), 0o644)
+	inputs, err := Expand([]string{md, "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, in := range inputs {
+		rel, _ := filepath.Rel(md, in.Name)
+		if in.Name == "-" {
+			rel = "-"
+		}
+		names = append(names, rel)
+	}
+	want := []string{"cur/2.eml:2,S", "new/1.eml", "-"}
+	if len(names) != len(want) {
+		t.Fatalf("inputs %q, want %q", names, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("inputs %q, want %q", names, want)
+		}
+	}
+}

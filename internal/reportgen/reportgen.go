@@ -1,0 +1,371 @@
+// Package reportgen writes realistic DMARC report corpora of any size:
+// aggregate reports from the large reporters, in the containers and
+// dialects they use (plain XML, gzip, zip, mail messages, RFC 9990
+// namespaces), and failure reports. Output is reproducible from a seed.
+//
+// It serves the samples of the repository, tests, and benchmarks.
+package reportgen
+
+import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Reporter is a mailbox provider that sends aggregate reports, with the
+// habits of its real reports.
+type Reporter struct {
+	OrgName   string
+	Email     string
+	Container string // "zip", "gzip", "xml"
+	RFC9990   bool   // writes the dmarc-2.0 namespace and RFC 9990 fields
+}
+
+// Reporters are modelled on what Google, Microsoft, Yahoo, GMX and others
+// send.
+var Reporters = []Reporter{
+	{OrgName: "google.com", Email: "noreply-dmarc-support@google.com", Container: "zip"},
+	{OrgName: "Outlook.com", Email: "dmarcreport@microsoft.com", Container: "gzip"},
+	{OrgName: "Yahoo", Email: "dmarchelp@yahooinc.com", Container: "gzip"},
+	{OrgName: "GMX", Email: "noreply-dmarc@gmx.net", Container: "gzip", RFC9990: true},
+	{OrgName: "Mail.Ru", Email: "dmarc_support@corp.mail.ru", Container: "gzip"},
+	{OrgName: "Fastmail Pty Ltd", Email: "dmarc-reports@fastmail.com", Container: "gzip"},
+	{OrgName: "WEB.DE", Email: "noreply-dmarc@web.de", Container: "xml", RFC9990: true},
+}
+
+// SourceClass says how a generated source behaves.
+type SourceClass int
+
+const (
+	// Ours: our own servers, aligned DKIM and SPF pass.
+	Ours SourceClass = iota
+	// ThirdParty: an authorized sender (a newsletter service), DKIM with
+	// our selector passes, SPF aligned only when it uses our domain.
+	ThirdParty
+	// Forwarder: mail forwarded by a list or mailbox; our DKIM survives,
+	// SPF fails.
+	Forwarder
+	// Spoofer: unauthenticated mail using our domain.
+	Spoofer
+)
+
+// Source is one sending address in the generated data.
+type Source struct {
+	IP    string
+	Class SourceClass
+	// Weight is its share of the domain's volume.
+	Weight float64
+}
+
+// Options say what to generate.
+type Options struct {
+	Seed    uint64
+	Domains []string
+	// Start is the first day; Days the number of days.
+	Start time.Time
+	Days  int
+	// MessagesPerDay is the mean mail volume of one domain at one
+	// reporter per day.
+	MessagesPerDay int
+	// Sources is the number of distinct source IPs per domain.
+	Sources int
+	// Selector is the DKIM selector our mail is signed with.
+	Selector string
+	// FailureReports is the number of failure report mails to write.
+	FailureReports int
+}
+
+// File is one generated file: a name and its bytes.
+type File struct {
+	Name string
+	Data []byte
+	// Records and Messages are what the file holds, for checks.
+	Reports  int
+	Records  int
+	Messages int64
+}
+
+// Generator produces files from Options.
+type Generator struct {
+	opt      Options
+	rng      *rand.Rand
+	sources  map[string][]Source
+	msgSeq   int
+	failures int
+}
+
+// New returns a generator. Zero options get defaults.
+func New(opt Options) *Generator {
+	if len(opt.Domains) == 0 {
+		opt.Domains = []string{"example.com"}
+	}
+	if opt.Start.IsZero() {
+		opt.Start = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if opt.Days == 0 {
+		opt.Days = 7
+	}
+	if opt.MessagesPerDay == 0 {
+		opt.MessagesPerDay = 1000
+	}
+	if opt.Sources == 0 {
+		opt.Sources = 12
+	}
+	if opt.Selector == "" {
+		opt.Selector = "s2026"
+	}
+	g := &Generator{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)), sources: map[string][]Source{}}
+	for _, d := range opt.Domains {
+		g.sources[d] = g.makeSources(opt.Sources)
+	}
+	return g
+}
+
+// makeSources draws n sources: a few of ours carry most of the mail.
+func (g *Generator) makeSources(n int) []Source {
+	out := make([]Source, 0, n)
+	for i := range n {
+		var s Source
+		switch {
+		case i < max(1, n/4):
+			s = Source{IP: g.ip("192.0.2.0/24"), Class: Ours, Weight: 20}
+		case i < max(2, n/3):
+			s = Source{IP: g.ip("198.51.100.0/24"), Class: ThirdParty, Weight: 6}
+		case i < max(3, n/2):
+			s = Source{IP: g.ip("203.0.113.0/24"), Class: Forwarder, Weight: 1}
+		default:
+			s = Source{IP: g.ip("100.64.0.0/10"), Class: Spoofer, Weight: 0.3}
+		}
+		if g.rng.IntN(5) == 0 {
+			s.IP = g.ip6()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (g *Generator) ip(prefix string) string {
+	p := netip.MustParsePrefix(prefix)
+	a := p.Addr().As4()
+	host := g.rng.Uint32() & (1<<(32-p.Bits()) - 1)
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
+}
+
+func (g *Generator) ip6() string {
+	var b [16]byte
+	copy(b[:], []byte{0x20, 0x01, 0x0d, 0xb8})
+	for i := 8; i < 16; i++ {
+		b[i] = byte(g.rng.UintN(256))
+	}
+	return netip.AddrFrom16(b).String()
+}
+
+// Files writes every report of the options: for each day, domain and
+// reporter one aggregate report in the reporter's container, then the
+// failure reports.
+func (g *Generator) Files() []File {
+	var files []File
+	for day := range g.opt.Days {
+		begin := g.opt.Start.AddDate(0, 0, day)
+		for _, domain := range g.opt.Domains {
+			for i, rep := range Reporters {
+				// Smaller reporters do not report every day.
+				if i > 2 && g.rng.IntN(3) == 0 {
+					continue
+				}
+				files = append(files, g.Aggregate(rep, domain, begin, g.opt.MessagesPerDay/(1+i)))
+			}
+		}
+	}
+	for i := range g.opt.FailureReports {
+		domain := g.opt.Domains[i%len(g.opt.Domains)]
+		files = append(files, g.Failure(domain, g.opt.Start.Add(time.Duration(i)*37*time.Minute)))
+	}
+	return files
+}
+
+// Aggregate writes one aggregate report of about messages mails, in the
+// reporter's container.
+func (g *Generator) Aggregate(rep Reporter, domain string, begin time.Time, messages int) File {
+	xmlData, records, total := g.AggregateXML(rep, domain, begin, messages)
+	end := begin.Add(24*time.Hour - time.Second)
+	base := fmt.Sprintf("%s!%s!%d!%d", strings.ToLower(strings.ReplaceAll(rep.OrgName, " ", "")), domain, begin.Unix(), end.Unix())
+	f := File{Reports: 1, Records: records, Messages: total}
+	switch rep.Container {
+	case "zip":
+		f.Name, f.Data = base+".eml", g.mail(rep, domain, base+".zip", "application/zip", zipped(base+".xml", xmlData))
+	case "gzip":
+		f.Name, f.Data = base+".eml", g.mail(rep, domain, base+".xml.gz", "application/gzip", gzipped(xmlData))
+	default:
+		f.Name, f.Data = base+".xml", xmlData
+	}
+	return f
+}
+
+// AggregateXML writes the XML of one report. It returns the number of
+// records and the sum of their counts.
+func (g *Generator) AggregateXML(rep Reporter, domain string, begin time.Time, messages int) ([]byte, int, int64) {
+	var b bytes.Buffer
+	end := begin.Add(24*time.Hour - time.Second)
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	if rep.RFC9990 {
+		b.WriteString(`<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0">` + "\n  <version>1.0</version>\n")
+	} else {
+		b.WriteString("<feedback>\n")
+	}
+	fmt.Fprintf(&b, "  <report_metadata>\n    <org_name>%s</org_name>\n    <email>%s</email>\n    <report_id>%d</report_id>\n    <date_range>\n      <begin>%d</begin>\n      <end>%d</end>\n    </date_range>\n",
+		esc(rep.OrgName), esc(rep.Email), g.rng.Uint64()>>1, begin.Unix(), end.Unix())
+	if rep.RFC9990 {
+		b.WriteString("    <generator>reportgen</generator>\n")
+	}
+	b.WriteString("  </report_metadata>\n")
+	fmt.Fprintf(&b, "  <policy_published>\n    <domain>%s</domain>\n    <adkim>r</adkim>\n    <aspf>r</aspf>\n    <p>none</p>\n    <sp>none</sp>\n", esc(domain))
+	if rep.RFC9990 {
+		b.WriteString("    <np>none</np>\n    <testing>n</testing>\n    <discovery_method>treewalk</discovery_method>\n")
+	} else {
+		b.WriteString("    <pct>100</pct>\n")
+	}
+	b.WriteString("  </policy_published>\n")
+
+	sources := g.sources[domain]
+	if sources == nil {
+		sources = g.makeSources(g.opt.Sources)
+		g.sources[domain] = sources
+	}
+	var weight float64
+	for _, s := range sources {
+		weight += s.Weight
+	}
+	records := 0
+	var total int64
+	for _, s := range sources {
+		n := int64(float64(messages) * s.Weight / weight * (0.5 + g.rng.Float64()))
+		if n == 0 {
+			if g.rng.IntN(2) == 0 {
+				continue
+			}
+			n = 1
+		}
+		g.record(&b, domain, s, n, rep.RFC9990)
+		records++
+		total += n
+	}
+	b.WriteString("</feedback>\n")
+	return b.Bytes(), records, total
+}
+
+func (g *Generator) record(b *bytes.Buffer, domain string, s Source, n int64, rfc9990 bool) {
+	dkimPass, spfPass := true, true
+	dkimDomain, spfDomain := domain, domain
+	switch s.Class {
+	case ThirdParty:
+		spfDomain = "bounces.mailer.example.net"
+		spfPass = true
+	case Forwarder:
+		spfDomain = "lists.example.org"
+		spfPass = false
+	case Spoofer:
+		dkimPass, spfPass = false, false
+		dkimDomain = ""
+	}
+	aligned := func(pass bool, d string) string {
+		if pass && d == domain {
+			return "pass"
+		}
+		return "fail"
+	}
+	dkimEval, spfEval := aligned(dkimPass, dkimDomain), aligned(spfPass, spfDomain)
+	fmt.Fprintf(b, "  <record>\n    <row>\n      <source_ip>%s</source_ip>\n      <count>%d</count>\n      <policy_evaluated>\n        <disposition>none</disposition>\n        <dkim>%s</dkim>\n        <spf>%s</spf>\n",
+		s.IP, n, dkimEval, spfEval)
+	if s.Class == Forwarder && !rfc9990 && g.rng.IntN(2) == 0 {
+		b.WriteString("        <reason>\n          <type>forwarded</type>\n        </reason>\n")
+	}
+	b.WriteString("      </policy_evaluated>\n    </row>\n")
+	envelope := spfDomain
+	if s.Class == Spoofer {
+		envelope = domain
+	}
+	fmt.Fprintf(b, "    <identifiers>\n      <header_from>%s</header_from>\n      <envelope_from>%s</envelope_from>\n    </identifiers>\n    <auth_results>\n", domain, envelope)
+	if dkimDomain != "" {
+		result := "pass"
+		if !dkimPass {
+			result = "fail"
+		}
+		fmt.Fprintf(b, "      <dkim>\n        <domain>%s</domain>\n        <selector>%s</selector>\n        <result>%s</result>\n      </dkim>\n", dkimDomain, g.opt.Selector, result)
+	}
+	spfResult := "pass"
+	if !spfPass {
+		spfResult = "softfail"
+	}
+	fmt.Fprintf(b, "      <spf>\n        <domain>%s</domain>\n", envelope)
+	if !rfc9990 {
+		b.WriteString("        <scope>mfrom</scope>\n")
+	}
+	fmt.Fprintf(b, "        <result>%s</result>\n      </spf>\n    </auth_results>\n  </record>\n", spfResult)
+}
+
+// Failure writes one RFC 9991 failure report mail about a spoofed message.
+func (g *Generator) Failure(domain string, at time.Time) File {
+	g.msgSeq++
+	g.failures++
+	src := g.ip("100.64.0.0/10")
+	orig := fmt.Sprintf("From: \"Billing\" <billing@%s>\r\nTo: someone@example.net\r\nSubject: Invoice %d overdue\r\nDate: %s\r\nMessage-ID: <%d.spoof@%s>\r\n",
+		domain, 1000+g.msgSeq, at.Format(time.RFC1123Z), g.rng.Uint64(), "spoofer.example")
+	var b bytes.Buffer
+	boundary := fmt.Sprintf("==boundary-%d==", g.msgSeq)
+	fmt.Fprintf(&b, "From: DMARC failure reports <dmarc-failure@receiver.example>\r\nTo: ruf@%s\r\nSubject: DMARC failure report for %s from IP %s\r\nDate: %s\r\nMessage-ID: <failure-%d@receiver.example>\r\nMIME-Version: 1.0\r\n",
+		domain, domain, src, at.Add(time.Minute).Format(time.RFC1123Z), g.msgSeq)
+	fmt.Fprintf(&b, "Content-Type: multipart/report; report-type=feedback-report; boundary=\"%s\"\r\n\r\n", boundary)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThis is a DMARC failure report for %s: a message from %s failed authentication.\r\n\r\n", boundary, domain, src)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nVersion: 1\r\nUser-Agent: reportgen/1.0\r\nAuth-Failure: dmarc\r\nIdentity-Alignment: none\r\nReported-Domain: %s\r\nSource-IP: %s\r\nOriginal-Mail-From: <billing@%s>\r\nArrival-Date: %s\r\nAuthentication-Results: receiver.example; dmarc=fail (p=none) header.from=%s; spf=fail smtp.mailfrom=%s; dkim=none\r\n\r\n",
+		boundary, domain, src, domain, at.Format(time.RFC1123Z), domain, domain)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n%s\r\n--%s--\r\n", boundary, orig, boundary)
+	return File{Name: fmt.Sprintf("failure-%s-%03d.eml", domain, g.failures), Data: b.Bytes(), Reports: 1}
+}
+
+// mail wraps an attachment in a report mail as the reporters send it.
+func (g *Generator) mail(rep Reporter, domain, filename, contentType string, attachment []byte) []byte {
+	g.msgSeq++
+	var b bytes.Buffer
+	boundary := fmt.Sprintf("_----------=_%d", g.rng.Uint64())
+	fmt.Fprintf(&b, "From: %s <%s>\r\nTo: dmarc-reports@%s\r\nSubject: Report Domain: %s Submitter: %s Report-ID: <%d>\r\nDate: Mon, 2 Nov 2026 08:00:00 +0000\r\nMessage-ID: <%d.%d@%s>\r\nMIME-Version: 1.0\r\n",
+		rep.OrgName, rep.Email, domain, domain, rep.OrgName, g.msgSeq, g.rng.Uint64(), g.msgSeq, "reports.example")
+	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n\r\n--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThis is an aggregate report from %s.\r\n\r\n", boundary, boundary, rep.OrgName)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: %s; name=\"%s\"\r\nContent-Disposition: attachment; filename=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n", boundary, contentType, filename, filename)
+	enc := base64.StdEncoding.EncodeToString(attachment)
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n--" + boundary + "--\r\n")
+	return b.Bytes()
+}
+
+func gzipped(data []byte) []byte {
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(data)
+	zw.Close()
+	return b.Bytes()
+}
+
+func zipped(name string, data []byte) []byte {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, _ := zw.Create(name)
+	io.Copy(w, bytes.NewReader(data))
+	zw.Close()
+	return b.Bytes()
+}
+
+var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;")
+
+func esc(s string) string { return xmlEscaper.Replace(s) }

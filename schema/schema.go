@@ -1,0 +1,33 @@
+// Package schema opens the store a DSN names: the embedded SQLite file (the
+// default) or, in a later release, ClickHouse. Each engine lives in its own
+// package (schema/sqlite, ...) with its versioned schema files beside it.
+package schema
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/schema/sqlite"
+)
+
+// DefaultDSN is the store used when none is given: a SQLite file in the
+// working directory.
+const DefaultDSN = "dmarcd.db"
+
+// Open opens the store named by dsn and brings its schema up to date:
+//
+//	PATH or sqlite:PATH           the embedded SQLite store
+func Open(ctx context.Context, dsn string) (dmarcd.Store, error) {
+	switch {
+	case dsn == "":
+		return sqlite.Open(ctx, DefaultDSN)
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"))
+	case strings.Contains(dsn, "://"):
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return nil, fmt.Errorf("opening store: unknown engine %q (want a file path or sqlite:PATH)", scheme)
+	}
+	return sqlite.Open(ctx, dsn)
+}

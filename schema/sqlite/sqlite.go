@@ -1,0 +1,154 @@
+// Package sqlite is the embedded store of dmarcd: one SQLite file, written
+// through modernc.org/sqlite (pure Go, so dmarcd builds with CGO_ENABLED=0
+// and runs on a fresh machine with no server).
+//
+// The file is in WAL mode: several processes may read it while the daemon
+// writes, and `dmarcd query` or any SQLite client can be pointed at it.
+// Users query the views created by the migrations in migrations/, which are
+// documented in docs/SQL.md.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/dmarcd/dmarcd"
+)
+
+// BusyTimeoutMillis is how long a writer waits for another writer's lock
+// (another dmarcd process on the same file) before failing.
+const BusyTimeoutMillis = 30_000
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the embedded store. It implements dmarcd.Store.
+type Store struct {
+	path string
+	db   *sql.DB // writes; one connection, SQLite has one writer
+	ro   *sql.DB // reads: Query, analysis
+}
+
+var _ dmarcd.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and brings its
+// schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("opening sqlite store: empty path")
+	}
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	s := &Store{path: path, db: db}
+	if err := s.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ro, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening sqlite store %s for reading: %w", path, err)
+	}
+	s.ro = ro
+	return s, nil
+}
+
+// dsn builds the modernc.org/sqlite connection string: WAL for concurrent
+// readers, a busy timeout for concurrent writers, IMMEDIATE transactions so
+// that two writers never deadlock upgrading a read lock.
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.Itoa(BusyTimeoutMillis)+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Migrate applies the migrations the file lacks, in order, each in a
+// transaction; PRAGMA user_version holds the number of the last one.
+func (s *Store) Migrate(ctx context.Context) error {
+	var current int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		return fmt.Errorf("reading schema version of %s: %w", s.path, err)
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		version, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with its number: %w", f, err)
+		}
+		if version <= current {
+			continue
+		}
+		text, err := migrations.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if err := s.apply(ctx, version, string(text)); err != nil {
+			return fmt.Errorf("migrating %s to schema version %d (%s): %w", s.path, version, f, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, version int, text string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, text); err != nil {
+		return err
+	}
+	// PRAGMA takes no bound parameters; version is an integer we parsed.
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(version)); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SchemaVersion returns the number of the last migration applied.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.ro.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
+	return v, err
+}
+
+// Query runs read-only SQL (the connection is query_only).
+func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return s.ro.QueryContext(ctx, query, args...)
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.ro != nil {
+		if e := s.ro.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
