@@ -30,7 +30,7 @@ func (c *ingestCmd) Run(e *env) error {
 	defer st.Close()
 	in := ingest.New(st, ingest.Options{KeepFailureBody: e.cfg.Ingest.KeepFailureBody, Logger: e.log})
 
-	var last time.Time
+	last := time.Now() // the first line comes after progressInterval
 	progress := func(s ingest.Summary) {
 		if c.Quiet || s.Total < 2 || time.Since(last) < progressInterval {
 			return
