@@ -1,0 +1,85 @@
+package advisor
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// WriteText writes recommendations for a terminal.
+func WriteText(w io.Writer, recs []*Recommendation) error {
+	for i, r := range recs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "%s: %s (%s -> %s)\n", r.Domain, strings.ToUpper(string(r.Action)), r.Current, r.Next)
+		for _, reason := range r.Reasons {
+			fmt.Fprintf(w, "  - %s\n", reason)
+		}
+		if r.Record != "" {
+			fmt.Fprintf(w, "  publish: %s. IN TXT %s\n", r.RecordName, quoteTXT(r.Record))
+		}
+		if r.LiveRecord != "" {
+			fmt.Fprintf(w, "  live:    %s\n", r.LiveRecord)
+		}
+		if r.Explanation != "" && r.Record != "" {
+			fmt.Fprintf(w, "  why pct and t=y: %s\n", r.Explanation)
+		}
+		writeEvidence(w, r, "  ")
+	}
+	return nil
+}
+
+func writeEvidence(w io.Writer, r *Recommendation, indent string) {
+	e := r.Evidence
+	fmt.Fprintf(w, "%sevidence %s..%s: %d days at %s, %d messages, DMARC pass %.1f%%, DKIM aligned %.1f%%, SPF aligned %.1f%%\n",
+		indent, e.Window.From, e.Window.To, e.DaysAtStep, r.Current, e.Messages, 100*e.DMARCPassRate, 100*e.DKIMAlignedRate, 100*e.SPFAlignedRate)
+	fmt.Fprintf(w, "%s  authorized sources: %d messages, %.1f%% pass DMARC\n", indent, e.AuthorizedMessages, 100*e.AuthorizedPassRate)
+	for _, f := range e.FailingAuthorized {
+		fmt.Fprintf(w, "%s  failing authorized source %s: %d of %d messages fail since %s (%s)\n", indent, sourceName(f.IP, f.PTR), f.Failing, f.Messages, f.Since, f.Why)
+	}
+	fmt.Fprintf(w, "%s  failing mail of forwarders: %d; of unknown sources (spoofing): %d\n", indent, e.ForwardedFailing, e.UnknownFailing)
+	if r.Next.Policy != "none" {
+		fmt.Fprintf(w, "%s  %s would have applied to about %d messages in the window (%d of them authorized)\n", indent, r.Next, e.NextWouldAffect, e.NextWouldAffectAuthorized)
+	}
+	if len(e.Reporters) > 0 {
+		names := make([]string, len(e.Reporters))
+		for i, rep := range e.Reporters {
+			names[i] = fmt.Sprintf("%s (%d)", rep.OrgName, rep.Messages)
+		}
+		fmt.Fprintf(w, "%s  reporters: %s\n", indent, strings.Join(names, ", "))
+	}
+}
+
+// WriteMarkdown writes recommendations as Markdown, for tickets and chat.
+func WriteMarkdown(w io.Writer, recs []*Recommendation) error {
+	for _, r := range recs {
+		fmt.Fprintf(w, "## %s: %s (%s → %s)\n\n", r.Domain, r.Action, r.Current, r.Next)
+		for _, reason := range r.Reasons {
+			fmt.Fprintf(w, "- %s\n", reason)
+		}
+		if r.Record != "" {
+			fmt.Fprintf(w, "\nPublish:\n\n```\n%s. IN TXT %s\n```\n\n%s\n", r.RecordName, quoteTXT(r.Record), r.Explanation)
+		}
+		fmt.Fprintln(w, "\n<details><summary>Evidence</summary>\n\n```")
+		writeEvidence(w, r, "")
+		fmt.Fprint(w, "```\n</details>\n\n")
+	}
+	return nil
+}
+
+// quoteTXT writes a TXT value as a zone file string, split into strings of
+// at most 255 bytes (RFC 1035 §3.3.14).
+func quoteTXT(v string) string {
+	const maxTXTString = 255
+	var parts []string
+	for len(v) > maxTXTString {
+		parts = append(parts, v[:maxTXTString])
+		v = v[maxTXTString:]
+	}
+	parts = append(parts, v)
+	for i, p := range parts {
+		parts[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,299 @@
+package advisor
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/schema/sqlite"
+)
+
+// now is the time of the synthetic decisions: the window is 2026-11-13 to
+// 2026-11-19.
+var now = time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+
+// traffic is one source's mail per day in a synthetic data set.
+type traffic struct {
+	ip        string
+	perDay    int64
+	pass      bool
+	failFrom  string // from this day on the source fails (empty: never)
+	dkimOnly  bool   // aligned DKIM passes, SPF fails (a forwarder)
+	fromDay   string // first day the source sends (empty: every day)
+	selector  string
+	dkimValid bool
+}
+
+// dataset writes reports of two reporters for each day of [from, to] as
+// published (p, pct, t) says, with the traffic split between them.
+type dataset struct {
+	domain    string
+	from, to  string
+	published func(day string) (p string, pct int, testing string)
+	sources   []traffic
+}
+
+func (ds dataset) store(t *testing.T) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	for d := day(ds.from); !d.After(day(ds.to)); d = d.AddDate(0, 0, 1) {
+		dayStr := d.Format(time.DateOnly)
+		p, pct, testing := ds.published(dayStr)
+		for i, org := range []string{"google.com", "Outlook.com"} {
+			r := &dmarcd.AggregateReport{
+				Metadata: dmarcd.ReportMetadata{OrgName: org, Email: "r@" + org, ReportID: fmt.Sprintf("%s-%d", dayStr, i),
+					DateBegin: d, DateEnd: d.Add(24*time.Hour - time.Second)},
+				Policy: dmarcd.PolicyPublished{Domain: ds.domain, P: p, Pct: pct, Testing: testing, ADKIM: "r", ASPF: "r"},
+			}
+			w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tr := range ds.sources {
+				if tr.fromDay != "" && dayStr < tr.fromDay {
+					continue
+				}
+				n := tr.perDay / 2
+				if i == 0 {
+					n = tr.perDay - n
+				}
+				pass := tr.pass && (tr.failFrom == "" || dayStr < tr.failFrom)
+				rec := dmarcd.Record{SourceIP: tr.ip, Count: n, Disposition: "none", DKIM: "fail", SPF: "fail", HeaderFrom: ds.domain}
+				if pass {
+					rec.DKIM, rec.SPF = "pass", "pass"
+				}
+				if tr.dkimOnly {
+					rec.DKIM, rec.SPF = "pass", "fail"
+				}
+				if tr.selector != "" {
+					res := "fail"
+					if tr.dkimValid {
+						res = "pass"
+					}
+					rec.DKIMResults = []dmarcd.DKIMResult{{Domain: ds.domain, Selector: tr.selector, Result: res}}
+				}
+				if err := w.Write(ctx, &rec); err != nil {
+					t.Fatal(err)
+				}
+				r.RecordCount++
+				r.MessageCount += n
+			}
+			if err := w.Commit(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return s
+}
+
+func constant(p string, pct int, testing string) func(string) (string, int, string) {
+	return func(string) (string, int, string) { return p, pct, testing }
+}
+
+func advisorFor(s analyze.Querier, live string) *Advisor {
+	return &Advisor{
+		Store:  s,
+		Lookup: func(context.Context, string) (string, error) { return live, nil },
+		Gates:  DefaultGates,
+		Classifier: func(d dmarcd.SenderDomain) *analyze.Classifier {
+			nets, _ := analyze.ParseNetworks(d.IPs)
+			return &analyze.Classifier{Networks: nets, Selectors: d.Selectors}
+		},
+		Now: func() time.Time { return now },
+	}
+}
+
+var example = dmarcd.SenderDomain{Name: "example.com", IPs: []string{"192.0.2.0/24", "198.51.100.7"}, RUA: []string{"dmarc@example.com"}}
+
+func TestRolloutDecisions(t *testing.T) {
+	ours := traffic{ip: "192.0.2.1", perDay: 1000, pass: true}
+	spoofer := traffic{ip: "100.64.0.1", perDay: 20}
+	cases := []struct {
+		name       string
+		ds         dataset
+		live       string
+		action     Action
+		next       string
+		record     string
+		reasonPart string
+	}{{
+		name:   "advance",
+		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 5, "y"), sources: []traffic{ours, spoofer}},
+		live:   "v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@example.com",
+		action: Advance, next: "quarantine 10%",
+		record:     "v=DMARC1; p=quarantine; pct=10; t=y; rua=mailto:dmarc@example.com",
+		reasonPart: "has held 19 days",
+	}, {
+		name: "hold for too few days",
+		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", sources: []traffic{ours, spoofer},
+			published: func(d string) (string, int, string) {
+				if d < "2026-11-17" {
+					return "none", -1, ""
+				}
+				return "quarantine", 5, "y"
+			}},
+		live:   "v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@example.com",
+		action: Hold, next: "quarantine 5%", reasonPart: "has held 3 days",
+	}, {
+		name: "hold for a failing legitimate source",
+		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("none", -1, ""),
+			sources: []traffic{ours, spoofer, {ip: "198.51.100.7", perDay: 100}}},
+		live:   "v=DMARC1; p=none; rua=mailto:dmarc@example.com",
+		action: Hold, next: "none", reasonPart: "198.51.100.7 fails DMARC for 700 of 700 messages",
+	}, {
+		name:   "hold for low volume",
+		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("none", -1, ""), sources: []traffic{{ip: "192.0.2.1", perDay: 10, pass: true}}},
+		live:   "v=DMARC1; p=none; rua=mailto:dmarc@example.com",
+		action: Hold, next: "none", reasonPart: "too little mail to decide: 70 messages",
+	}, {
+		name: "roll back after a new failure",
+		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 25, "y"),
+			sources: []traffic{ours, spoofer, {ip: "192.0.2.9", perDay: 200, pass: true, failFrom: "2026-11-18"}}},
+		live:   "v=DMARC1; p=quarantine; pct=25; t=y; sp=none; rua=mailto:dmarc@example.com",
+		action: Rollback, next: "quarantine 10%",
+		record:     "v=DMARC1; p=quarantine; pct=10; t=y; sp=none; rua=mailto:dmarc@example.com",
+		reasonPart: "192.0.2.9 started failing DMARC on 2026-11-18",
+	}, {
+		name:   "start without a record",
+		ds:     dataset{domain: "example.com", from: "2026-11-18", to: "2026-11-19", published: constant("none", -1, ""), sources: []traffic{ours}},
+		live:   "",
+		action: Start, next: "none", record: "v=DMARC1; p=none; rua=mailto:dmarc@example.com",
+	}, {
+		name:   "small volume skips meaningless percentages",
+		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("none", -1, ""), sources: []traffic{{ip: "192.0.2.1", perDay: 90, pass: true}}},
+		live:   "v=DMARC1; p=none; rua=mailto:dmarc@example.com; ri=3600",
+		action: Advance, next: "quarantine 10%",
+		record:     "v=DMARC1; p=quarantine; pct=10; t=y; rua=mailto:dmarc@example.com",
+		reasonPart: "quarantine 1% is skipped: 1% of 630 messages is fewer than 50",
+	}, {
+		name:   "quarantine 100 to reject 1",
+		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 100, ""), sources: []traffic{ours, spoofer}},
+		live:   "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com",
+		action: Advance, next: "reject 1%",
+		record: "v=DMARC1; p=reject; pct=1; t=y; rua=mailto:dmarc@example.com",
+	}, {
+		name:   "50 to 100 drops pct and t",
+		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("reject", 50, "y"), sources: []traffic{ours, spoofer}},
+		live:   "v=DMARC1; p=reject; pct=50; t=y; rua=mailto:dmarc@example.com",
+		action: Advance, next: "reject",
+		record: "v=DMARC1; p=reject; rua=mailto:dmarc@example.com",
+	}, {
+		name:   "done at reject",
+		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("reject", 100, ""), sources: []traffic{ours, spoofer}},
+		live:   "v=DMARC1; p=reject; rua=mailto:dmarc@example.com",
+		action: Done, next: "reject",
+	}, {
+		name: "forwarded mail does not hold the rollout",
+		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 5, "y"),
+			sources: []traffic{ours, spoofer, {ip: "203.0.113.5", perDay: 50, dkimOnly: true}}},
+		live:   "v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@example.com",
+		action: Advance, next: "quarantine 10%",
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := c.ds.store(t)
+			rec, err := advisorFor(s, c.live).Recommend(context.Background(), example)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Action != c.action || rec.Next.String() != c.next {
+				t.Fatalf("got %s to %s, want %s to %s; reasons: %q", rec.Action, rec.Next, c.action, c.next, rec.Reasons)
+			}
+			if rec.Record != c.record && c.record != "" {
+				t.Errorf("record %q, want %q", rec.Record, c.record)
+			}
+			if c.action == Hold && rec.Record != "" {
+				t.Errorf("hold with a record to publish: %q", rec.Record)
+			}
+			if c.reasonPart != "" && !strings.Contains(strings.Join(rec.Reasons, "\n"), c.reasonPart) {
+				t.Errorf("reasons %q lack %q", rec.Reasons, c.reasonPart)
+			}
+			if len(rec.Evidence.Reporters) == 0 {
+				t.Error("no reporters in the evidence")
+			}
+		})
+	}
+}
+
+func TestWouldAffect(t *testing.T) {
+	ds := dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 5, "y"),
+		sources: []traffic{{ip: "192.0.2.1", perDay: 1000, pass: true}, {ip: "100.64.0.1", perDay: 200}}}
+	rec, err := advisorFor(ds.store(t), "v=DMARC1; p=quarantine; pct=5; t=y").Recommend(context.Background(), example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1400 failing messages in the window; quarantine 10% of them.
+	if rec.Evidence.NextWouldAffect != 140 || rec.Evidence.NextWouldAffectAuthorized != 0 {
+		t.Errorf("would affect %d (%d authorized), want 140 (0)", rec.Evidence.NextWouldAffect, rec.Evidence.NextWouldAffectAuthorized)
+	}
+	if rec.Evidence.UnknownFailing != 1400 {
+		t.Errorf("unknown failing %d", rec.Evidence.UnknownFailing)
+	}
+}
+
+// TestCorpus runs the advisor over every domain of the real corpus, at the
+// day after its last report: no error, and a decision for each.
+func TestCorpus(t *testing.T) {
+	dir := corpus.Dir(t)
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var inputs []ingest.Input
+	for _, kind := range []string{"aggregate", "aggregate-dmarcbis"} {
+		for _, f := range corpus.Files(t, kind) {
+			in, err := ingest.Expand([]string{filepath.Join(dir, f)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, in...)
+		}
+	}
+	if _, err := ingest.New(s, ingest.Options{}).Files(context.Background(), inputs, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Query(context.Background(), `SELECT domain, MAX(date_end), MAX(p), MAX(COALESCE(pct, 100)) FROM reports GROUP BY domain`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type dom struct {
+		name, last, p string
+		pct           int
+	}
+	var doms []dom
+	for rows.Next() {
+		var d dom
+		rows.Scan(&d.name, &d.last, &d.p, &d.pct)
+		doms = append(doms, d)
+	}
+	rows.Close()
+	if len(doms) < 10 {
+		t.Fatalf("only %d domains in the corpus", len(doms))
+	}
+	for _, d := range doms {
+		last, _ := time.Parse(time.DateTime, d.last)
+		a := advisorFor(s, fmt.Sprintf("v=DMARC1; p=%s; pct=%d", d.p, d.pct))
+		a.Now = func() time.Time { return last.Add(24 * time.Hour) }
+		rec, err := a.Recommend(context.Background(), dmarcd.SenderDomain{Name: d.name})
+		if err != nil {
+			t.Fatalf("%s: %v", d.name, err)
+		}
+		if rec.Action == "" || len(rec.Reasons) == 0 {
+			t.Errorf("%s: no decision: %+v", d.name, rec)
+		}
+		t.Logf("%-22s %-8s %-16s -> %-16s %s", d.name, rec.Action, rec.Current, rec.Next, rec.Reasons[0])
+	}
+}

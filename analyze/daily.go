@@ -1,0 +1,152 @@
+package analyze
+
+import (
+	"context"
+	"fmt"
+)
+
+// Day is the compliance of one domain on one day.
+type Day struct {
+	Day         string // YYYY-MM-DD
+	Messages    int64
+	DMARCPass   int64
+	DKIMAligned int64
+	SPFAligned  int64
+	Quarantined int64 // disposition applied by receivers
+	Rejected    int64
+}
+
+// PassRate is the share of messages that passed DMARC, 0..1.
+func (d Day) PassRate() float64 { return ratio(d.DMARCPass, d.Messages) }
+
+// Window is a range of days, both ends included, as YYYY-MM-DD.
+type Window struct {
+	From, To string
+}
+
+// Daily returns the compliance of domain for each day of the window that
+// has reports, oldest first.
+func Daily(ctx context.Context, q Querier, domain string, w Window) ([]Day, error) {
+	rows, err := q.Query(ctx, `
+SELECT day, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned), SUM(spf_aligned), SUM(quarantined), SUM(rejected)
+FROM daily_domains
+WHERE domain = ? AND day >= ? AND day <= ?
+GROUP BY day
+ORDER BY day`, domain, w.From, w.To)
+	if err != nil {
+		return nil, fmt.Errorf("reading daily compliance of %s: %w", domain, err)
+	}
+	defer rows.Close()
+	var out []Day
+	for rows.Next() {
+		var d Day
+		var day dayText
+		if err := rows.Scan(&day, &d.Messages, &d.DMARCPass, &d.DKIMAligned, &d.SPFAligned, &d.Quarantined, &d.Rejected); err != nil {
+			return nil, fmt.Errorf("reading daily compliance of %s: %w", domain, err)
+		}
+		d.Day = string(day)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Total sums days.
+func Total(days []Day) Day {
+	var t Day
+	for _, d := range days {
+		t.Messages += d.Messages
+		t.DMARCPass += d.DMARCPass
+		t.DKIMAligned += d.DKIMAligned
+		t.SPFAligned += d.SPFAligned
+		t.Quarantined += d.Quarantined
+		t.Rejected += d.Rejected
+	}
+	if len(days) > 0 {
+		t.Day = days[0].Day + ".." + days[len(days)-1].Day
+	}
+	return t
+}
+
+// PublishedDay is the policy receivers saw published on one day, as their
+// reports say (policy_published), with the reports' volume.
+type PublishedDay struct {
+	Day      string
+	P        string
+	Pct      int // 100 when the reports carry no pct
+	Testing  string
+	Messages int64
+}
+
+// Published returns, per day of the window, the policy most of the day's
+// reported mail was evaluated under, oldest first. The advisor reads how
+// long a domain has been at its current step from it: receivers report what
+// they saw, so no history of our own is needed.
+func Published(ctx context.Context, q Querier, domain string, w Window) ([]PublishedDay, error) {
+	rows, err := q.Query(ctx, `
+SELECT day, p, pct, testing, SUM(message_count)
+FROM reports
+WHERE domain = ? AND day >= ? AND day <= ?
+GROUP BY day, p, pct, testing
+ORDER BY day`, domain, w.From, w.To)
+	if err != nil {
+		return nil, fmt.Errorf("reading the published policy of %s: %w", domain, err)
+	}
+	defer rows.Close()
+	var out []PublishedDay
+	for rows.Next() {
+		var d PublishedDay
+		var day dayText
+		var pct *int64
+		if err := rows.Scan(&day, &d.P, &pct, &d.Testing, &d.Messages); err != nil {
+			return nil, fmt.Errorf("reading the published policy of %s: %w", domain, err)
+		}
+		d.Day = string(day)
+		d.Pct = 100
+		if pct != nil {
+			d.Pct = int(*pct)
+		}
+		// Keep the policy with the most mail per day.
+		if n := len(out); n > 0 && out[n-1].Day == d.Day {
+			if d.Messages > out[n-1].Messages {
+				out[n-1] = d
+			}
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Reporter is one organisation that sent reports about a domain.
+type Reporter struct {
+	OrgName  string
+	Reports  int64
+	Messages int64
+	LastDay  string
+}
+
+// Reporters returns who reported on domain in the window, the most mail
+// first.
+func Reporters(ctx context.Context, q Querier, domain string, w Window) ([]Reporter, error) {
+	rows, err := q.Query(ctx, `
+SELECT org_name, SUM(reports), SUM(messages), MAX(day)
+FROM daily_reporters
+WHERE domain = ? AND day >= ? AND day <= ?
+GROUP BY org_name
+ORDER BY SUM(messages) DESC, org_name`, domain, w.From, w.To)
+	if err != nil {
+		return nil, fmt.Errorf("reading the reporters of %s: %w", domain, err)
+	}
+	defer rows.Close()
+	var out []Reporter
+	for rows.Next() {
+		var r Reporter
+		var last dayText
+		if err := rows.Scan(&r.OrgName, &r.Reports, &r.Messages, &last); err != nil {
+			return nil, fmt.Errorf("reading the reporters of %s: %w", domain, err)
+		}
+		r.LastDay = string(last)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
