@@ -12,6 +12,7 @@ import (
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/synth"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
@@ -19,87 +20,15 @@ import (
 // 2026-11-19.
 var now = time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 
-// traffic is one source's mail per day in a synthetic data set.
-type traffic struct {
-	ip        string
-	perDay    int64
-	pass      bool
-	failFrom  string // from this day on the source fails (empty: never)
-	dkimOnly  bool   // aligned DKIM passes, SPF fails (a forwarder)
-	fromDay   string // first day the source sends (empty: every day)
-	selector  string
-	dkimValid bool
-}
-
-// dataset writes reports of two reporters for each day of [from, to] as
-// published (p, pct, t) says, with the traffic split between them.
-type dataset struct {
-	domain    string
-	from, to  string
-	published func(day string) (p string, pct int, testing string)
-	sources   []traffic
-}
-
-func (ds dataset) store(t *testing.T) *sqlite.Store {
+func store(t *testing.T, ds synth.Dataset) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	ctx := context.Background()
-	for d := day(ds.from); !d.After(day(ds.to)); d = d.AddDate(0, 0, 1) {
-		dayStr := d.Format(time.DateOnly)
-		p, pct, testing := ds.published(dayStr)
-		for i, org := range []string{"google.com", "Outlook.com"} {
-			r := &dmarcd.AggregateReport{
-				Metadata: dmarcd.ReportMetadata{OrgName: org, Email: "r@" + org, ReportID: fmt.Sprintf("%s-%d", dayStr, i),
-					DateBegin: d, DateEnd: d.Add(24*time.Hour - time.Second)},
-				Policy: dmarcd.PolicyPublished{Domain: ds.domain, P: p, Pct: pct, Testing: testing, ADKIM: "r", ASPF: "r"},
-			}
-			w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, tr := range ds.sources {
-				if tr.fromDay != "" && dayStr < tr.fromDay {
-					continue
-				}
-				n := tr.perDay / 2
-				if i == 0 {
-					n = tr.perDay - n
-				}
-				pass := tr.pass && (tr.failFrom == "" || dayStr < tr.failFrom)
-				rec := dmarcd.Record{SourceIP: tr.ip, Count: n, Disposition: "none", DKIM: "fail", SPF: "fail", HeaderFrom: ds.domain}
-				if pass {
-					rec.DKIM, rec.SPF = "pass", "pass"
-				}
-				if tr.dkimOnly {
-					rec.DKIM, rec.SPF = "pass", "fail"
-				}
-				if tr.selector != "" {
-					res := "fail"
-					if tr.dkimValid {
-						res = "pass"
-					}
-					rec.DKIMResults = []dmarcd.DKIMResult{{Domain: ds.domain, Selector: tr.selector, Result: res}}
-				}
-				if err := w.Write(ctx, &rec); err != nil {
-					t.Fatal(err)
-				}
-				r.RecordCount++
-				r.MessageCount += n
-			}
-			if err := w.Commit(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	ds.Write(t, s)
 	return s
-}
-
-func constant(p string, pct int, testing string) func(string) (string, int, string) {
-	return func(string) (string, int, string) { return p, pct, testing }
 }
 
 func advisorFor(s analyze.Querier, live string) *Advisor {
@@ -118,11 +47,11 @@ func advisorFor(s analyze.Querier, live string) *Advisor {
 var example = dmarcd.SenderDomain{Name: "example.com", IPs: []string{"192.0.2.0/24", "198.51.100.7"}, RUA: []string{"dmarc@example.com"}}
 
 func TestRolloutDecisions(t *testing.T) {
-	ours := traffic{ip: "192.0.2.1", perDay: 1000, pass: true}
-	spoofer := traffic{ip: "100.64.0.1", perDay: 20}
+	ours := synth.Traffic{IP: "192.0.2.1", PerDay: 1000, Pass: true}
+	spoofer := synth.Traffic{IP: "100.64.0.1", PerDay: 20}
 	cases := []struct {
 		name       string
-		ds         dataset
+		ds         synth.Dataset
 		live       string
 		action     Action
 		next       string
@@ -130,80 +59,80 @@ func TestRolloutDecisions(t *testing.T) {
 		reasonPart string
 	}{{
 		name:   "advance",
-		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 5, "y"), sources: []traffic{ours, spoofer}},
+		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("quarantine", 5, "y"), Sources: []synth.Traffic{ours, spoofer}},
 		live:   "v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@example.com",
 		action: Advance, next: "quarantine 10%",
 		record:     "v=DMARC1; p=quarantine; pct=10; t=y; rua=mailto:dmarc@example.com",
 		reasonPart: "has held 19 days",
 	}, {
 		name: "hold for too few days",
-		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", sources: []traffic{ours, spoofer},
-			published: func(d string) (string, int, string) {
+		ds: synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Sources: []synth.Traffic{ours, spoofer},
+			Published: func(d string) synth.Policy {
 				if d < "2026-11-17" {
-					return "none", -1, ""
+					return synth.Policy{P: "none", Pct: -1}
 				}
-				return "quarantine", 5, "y"
+				return synth.Policy{P: "quarantine", Pct: 5, Testing: "y"}
 			}},
 		live:   "v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@example.com",
 		action: Hold, next: "quarantine 5%", reasonPart: "has held 3 days",
 	}, {
 		name: "hold for a failing legitimate source",
-		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("none", -1, ""),
-			sources: []traffic{ours, spoofer, {ip: "198.51.100.7", perDay: 100}}},
+		ds: synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("none", -1, ""),
+			Sources: []synth.Traffic{ours, spoofer, {IP: "198.51.100.7", PerDay: 100}}},
 		live:   "v=DMARC1; p=none; rua=mailto:dmarc@example.com",
 		action: Hold, next: "none", reasonPart: "198.51.100.7 fails DMARC for 700 of 700 messages",
 	}, {
 		name:   "hold for low volume",
-		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("none", -1, ""), sources: []traffic{{ip: "192.0.2.1", perDay: 10, pass: true}}},
+		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("none", -1, ""), Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 10, Pass: true}}},
 		live:   "v=DMARC1; p=none; rua=mailto:dmarc@example.com",
 		action: Hold, next: "none", reasonPart: "too little mail to decide: 70 messages",
 	}, {
 		name: "roll back after a new failure",
-		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 25, "y"),
-			sources: []traffic{ours, spoofer, {ip: "192.0.2.9", perDay: 200, pass: true, failFrom: "2026-11-18"}}},
+		ds: synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("quarantine", 25, "y"),
+			Sources: []synth.Traffic{ours, spoofer, {IP: "192.0.2.9", PerDay: 200, Pass: true, FailFrom: "2026-11-18"}}},
 		live:   "v=DMARC1; p=quarantine; pct=25; t=y; sp=none; rua=mailto:dmarc@example.com",
 		action: Rollback, next: "quarantine 10%",
 		record:     "v=DMARC1; p=quarantine; pct=10; t=y; sp=none; rua=mailto:dmarc@example.com",
 		reasonPart: "192.0.2.9 started failing DMARC on 2026-11-18",
 	}, {
 		name:   "start without a record",
-		ds:     dataset{domain: "example.com", from: "2026-11-18", to: "2026-11-19", published: constant("none", -1, ""), sources: []traffic{ours}},
+		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-18", To: "2026-11-19", Published: synth.Constant("none", -1, ""), Sources: []synth.Traffic{ours}},
 		live:   "",
 		action: Start, next: "none", record: "v=DMARC1; p=none; rua=mailto:dmarc@example.com",
 	}, {
 		name:   "small volume skips meaningless percentages",
-		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("none", -1, ""), sources: []traffic{{ip: "192.0.2.1", perDay: 90, pass: true}}},
+		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("none", -1, ""), Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 90, Pass: true}}},
 		live:   "v=DMARC1; p=none; rua=mailto:dmarc@example.com; ri=3600",
 		action: Advance, next: "quarantine 10%",
 		record:     "v=DMARC1; p=quarantine; pct=10; t=y; rua=mailto:dmarc@example.com",
 		reasonPart: "quarantine 1% is skipped: 1% of 630 messages is fewer than 50",
 	}, {
 		name:   "quarantine 100 to reject 1",
-		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 100, ""), sources: []traffic{ours, spoofer}},
+		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("quarantine", 100, ""), Sources: []synth.Traffic{ours, spoofer}},
 		live:   "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com",
 		action: Advance, next: "reject 1%",
 		record: "v=DMARC1; p=reject; pct=1; t=y; rua=mailto:dmarc@example.com",
 	}, {
 		name:   "50 to 100 drops pct and t",
-		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("reject", 50, "y"), sources: []traffic{ours, spoofer}},
+		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("reject", 50, "y"), Sources: []synth.Traffic{ours, spoofer}},
 		live:   "v=DMARC1; p=reject; pct=50; t=y; rua=mailto:dmarc@example.com",
 		action: Advance, next: "reject",
 		record: "v=DMARC1; p=reject; rua=mailto:dmarc@example.com",
 	}, {
 		name:   "done at reject",
-		ds:     dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("reject", 100, ""), sources: []traffic{ours, spoofer}},
+		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("reject", 100, ""), Sources: []synth.Traffic{ours, spoofer}},
 		live:   "v=DMARC1; p=reject; rua=mailto:dmarc@example.com",
 		action: Done, next: "reject",
 	}, {
 		name: "forwarded mail does not hold the rollout",
-		ds: dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 5, "y"),
-			sources: []traffic{ours, spoofer, {ip: "203.0.113.5", perDay: 50, dkimOnly: true}}},
+		ds: synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("quarantine", 5, "y"),
+			Sources: []synth.Traffic{ours, spoofer, {IP: "203.0.113.5", PerDay: 50, DKIMOnly: true}}},
 		live:   "v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@example.com",
 		action: Advance, next: "quarantine 10%",
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := c.ds.store(t)
+			s := store(t, c.ds)
 			rec, err := advisorFor(s, c.live).Recommend(context.Background(), example)
 			if err != nil {
 				t.Fatal(err)
@@ -228,9 +157,9 @@ func TestRolloutDecisions(t *testing.T) {
 }
 
 func TestWouldAffect(t *testing.T) {
-	ds := dataset{domain: "example.com", from: "2026-11-01", to: "2026-11-19", published: constant("quarantine", 5, "y"),
-		sources: []traffic{{ip: "192.0.2.1", perDay: 1000, pass: true}, {ip: "100.64.0.1", perDay: 200}}}
-	rec, err := advisorFor(ds.store(t), "v=DMARC1; p=quarantine; pct=5; t=y").Recommend(context.Background(), example)
+	ds := synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("quarantine", 5, "y"),
+		Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 1000, Pass: true}, {IP: "100.64.0.1", PerDay: 200}}}
+	rec, err := advisorFor(store(t, ds), "v=DMARC1; p=quarantine; pct=5; t=y").Recommend(context.Background(), example)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 // Package schema opens the store a DSN names: the embedded SQLite file (the
-// default) or, in a later release, ClickHouse. Each engine lives in its own
-// package (schema/sqlite, ...) with its versioned schema files beside it.
+// default) or a ClickHouse server. Each engine lives in its own package
+// (schema/sqlite, schema/clickhouse) with its versioned schema files beside
+// it.
 package schema
 
 import (
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/schema/clickhouse"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
@@ -18,16 +20,23 @@ const DefaultDSN = "dmarcd.db"
 
 // Open opens the store named by dsn and brings its schema up to date:
 //
-//	PATH or sqlite:PATH           the embedded SQLite store
+//	PATH or sqlite:PATH                              the embedded SQLite store
+//	clickhouse://USER:PASS@HOST:PORT/DATABASE        a ClickHouse server (native TCP)
 func Open(ctx context.Context, dsn string) (dmarcd.Store, error) {
 	switch {
 	case dsn == "":
 		return sqlite.Open(ctx, DefaultDSN)
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"))
+	case strings.HasPrefix(dsn, clickhouse.Scheme):
+		s, err := clickhouse.Open(ctx, dsn)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return s, nil
 	case strings.Contains(dsn, "://"):
 		scheme, _, _ := strings.Cut(dsn, "://")
-		return nil, fmt.Errorf("opening store: unknown engine %q (want a file path or sqlite:PATH)", scheme)
+		return nil, fmt.Errorf("opening store: unknown engine %q (want a file path, sqlite:PATH or clickhouse://...)", scheme)
 	}
 	return sqlite.Open(ctx, dsn)
 }

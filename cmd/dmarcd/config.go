@@ -7,17 +7,53 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/advisor/alert"
 )
 
 // Config is the daemon's configuration file (TOML). dmarcd.example.toml in
 // the repository documents every key. Unknown keys are refused, so that a
 // misspelt setting is an error and not a silent default.
 type Config struct {
-	// Store is the DSN of the store: a SQLite file path or sqlite:PATH.
-	Store   string        `toml:"store"`
-	Log     LogConfig     `toml:"log"`
-	Ingest  IngestConfig  `toml:"ingest"`
-	Metrics MetricsConfig `toml:"metrics"`
+	// Store is the DSN of the store: a SQLite file path or sqlite:PATH,
+	// or clickhouse://USER:PASS@HOST:PORT/DATABASE.
+	Store string `toml:"store"`
+	// RetentionMonths is how many months of reports the ClickHouse store
+	// keeps before the current one: the daemon drops older monthly
+	// partitions once a day. 0 keeps everything. The SQLite store keeps
+	// everything.
+	RetentionMonths int           `toml:"retention_months"`
+	Log             LogConfig     `toml:"log"`
+	Ingest          IngestConfig  `toml:"ingest"`
+	Metrics         MetricsConfig `toml:"metrics"`
+	// Mailboxes are the IMAP accounts that dmarcd run and dmarcd poll
+	// read: [[mailbox]] tables.
+	Mailboxes []MailboxConfig `toml:"mailbox"`
+	// Domains are the sender domains dmarcd advises on: [[domain]] tables.
+	Domains []dmarcd.SenderDomain `toml:"domain"`
+	DNS     DNSConfig             `toml:"dns"`
+	// Keys is the DKIM key store and its rotation (keys.go).
+	Keys KeysConfig `toml:"keys"`
+	// Signer is the signing relay and milter (signer.go).
+	Signer SignerConfig `toml:"signer"`
+	// Sending, Advisor, Alerts, Slack and Schedule: advise.go.
+	Sending  SendingConfig  `toml:"sending"`
+	Advisor  advisor.Gates  `toml:"advisor"`
+	Alerts   AlertsConfig   `toml:"alerts"`
+	Slack    SlackConfig    `toml:"slack"`
+	Schedule ScheduleConfig `toml:"schedule"`
+}
+
+// DNSConfig sets how dmarcd asks DNS (checks, the advisor, reverse DNS of
+// sources).
+type DNSConfig struct {
+	// Resolver is the address (host:port) of the recursive resolver to
+	// ask; empty for the first nameserver of /etc/resolv.conf.
+	Resolver string `toml:"resolver"`
+	// TimeoutSeconds bounds one DNS query.
+	TimeoutSeconds int `toml:"timeout_seconds"`
 }
 
 // LogConfig sets up log/slog.
@@ -42,8 +78,14 @@ type MetricsConfig struct {
 // defaultConfig is the configuration without a file.
 func defaultConfig() Config {
 	return Config{
-		Store: "dmarcd.db",
-		Log:   LogConfig{Level: "info", Format: "text"},
+		Store:    "dmarcd.db",
+		Log:      LogConfig{Level: "info", Format: "text"},
+		DNS:      DNSConfig{TimeoutSeconds: 5},
+		Keys:     defaultKeysConfig(),
+		Signer:   defaultSignerConfig(),
+		Advisor:  advisor.DefaultGates,
+		Alerts:   defaultAlertsConfig(),
+		Schedule: ScheduleConfig{Weekly: alert.DefaultWeeklySpec, TimeZone: "UTC"},
 	}
 }
 
@@ -82,5 +124,17 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
 	}
-	return nil
+	if c.RetentionMonths < 0 {
+		return fmt.Errorf("config: retention_months %d: want 0 (keep everything) or more", c.RetentionMonths)
+	}
+	if err := c.Keys.validate(); err != nil {
+		return err
+	}
+	if err := c.Signer.validate(); err != nil {
+		return err
+	}
+	if err := c.validateAdvise(); err != nil {
+		return err
+	}
+	return validateMailboxes(c.Mailboxes)
 }

@@ -42,7 +42,15 @@ type cli struct {
 	Ingest  ingestCmd  `cmd:"" help:"Store the reports found in files, folders, Maildir folders or standard input (-)."`
 	Query   queryCmd   `cmd:"" help:"Run SQL over the stored reports (views: reports, records, dkim_signatures, failures, quarantined, daily_*)."`
 	Domains domainsCmd `cmd:"" help:"Print per-domain DMARC compliance from the stored reports."`
+	Domain  domainCmd  `cmd:"" help:"Set up a sender domain: print the SPF, DKIM and DMARC records to publish (domain add)."`
+	Check   checkCmd   `cmd:"" help:"Check the live DNS of a sender domain: SPF limits, DMARC (RFC 9989), DKIM selectors, report authorization, drift. Exit 1 on errors."`
+	Advise  adviseCmd  `cmd:"" help:"Print the rollout recommendation per domain (advance, hold or roll back, with evidence and the exact DMARC record to publish) and the DKIM keys due."`
+	Alerts  alertsCmd  `cmd:"" help:"Show the alerts firing now, or run the alert checks once (--check) and post them to Slack."`
 	Migrate migrateCmd `cmd:"" help:"Create or upgrade the store's schema (every command does so on open)."`
+	RunCmd  runCmd     `cmd:"" name:"run" help:"Run the daemon: read the configured IMAP mailboxes (IDLE, or polling) and serve /metrics until SIGINT or SIGTERM."`
+	Poll    pollCmd    `cmd:"" help:"Read the configured IMAP mailboxes once (--once) and exit, for cron."`
+	Keys    keysCmd    `cmd:"" help:"Manage DKIM signing keys: generate, import, list, publish (dns), rotate, advance, retire."`
+	Signer  signerCmd  `cmd:"" help:"Run the DKIM signer: the SMTP relay and/or the milter of the [signer] table, until SIGINT or SIGTERM."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 

@@ -1,0 +1,177 @@
+package alert
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/synth"
+	"github.com/dmarcd/dmarcd/schema/sqlite"
+)
+
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var domains = []Domain{{SenderDomain: dmarcd.SenderDomain{Name: "example.com"}}}
+
+func engine(s *sqlite.Store, now *time.Time) *Engine {
+	return &Engine{
+		State: s,
+		Detectors: []Detector{
+			FailingSources(s, domains), PassRate(s, domains), SilentReporters(s, domains), QuarantineGrowth(s, 5),
+		},
+		Now: func() time.Time { return *now },
+	}
+}
+
+func kinds(as []dmarcd.Alert) []string {
+	var out []string
+	for _, a := range as {
+		k := string(a.Kind) + ":" + a.Subject
+		if a.Resolved {
+			k += ":resolved"
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+func check(t *testing.T, e *Engine) []string {
+	t.Helper()
+	told, err := e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kinds(told)
+}
+
+var ours = synth.Traffic{IP: "192.0.2.1", PerDay: 1000, Pass: true}
+
+func TestQuietOnHealthyData(t *testing.T) {
+	s := openStore(t)
+	synth.Dataset{Domain: "example.com", From: "2026-10-20", To: "2026-11-19",
+		Sources: []synth.Traffic{ours, {IP: "100.64.0.9", PerDay: 10}}}.Write(t, s)
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	if got := check(t, engine(s, &now)); len(got) != 0 {
+		t.Errorf("alerts on healthy data: %v", got)
+	}
+}
+
+// TestFailingSourceLifecycle: a new failing source is told once, not
+// repeated while it fails, resolved when it stops, and not told again when
+// it flaps inside the suppression window.
+func TestFailingSourceLifecycle(t *testing.T) {
+	s := openStore(t)
+	ours := synth.Traffic{IP: "192.0.2.1", PerDay: 5000, Pass: true} // the pass rate stays high
+	synth.Dataset{Domain: "example.com", From: "2026-10-20", To: "2026-11-19",
+		Sources: []synth.Traffic{ours, {IP: "203.0.113.66", PerDay: 400, From: "2026-11-19", Until: "2026-11-20"}}}.Write(t, s)
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	e := engine(s, &now)
+	if got := check(t, e); strings.Join(got, ",") != "failing-source:203.0.113.66" {
+		t.Fatalf("first check: %v", got)
+	}
+	if got := check(t, e); len(got) != 0 {
+		t.Fatalf("second check repeated: %v", got)
+	}
+	// The next day's reports still show it failing: no repeat.
+	synth.Dataset{Domain: "example.com", From: "2026-11-20", To: "2026-11-20",
+		Sources: []synth.Traffic{ours, {IP: "203.0.113.66", PerDay: 400}}, Reporters: []synth.Reporter{{OrgName: "Yahoo"}}}.Write(t, s)
+	now = now.Add(24 * time.Hour)
+	if got := check(t, e); len(got) != 0 {
+		t.Fatalf("still failing, repeated: %v", got)
+	}
+	// Two days without it: resolved, once.
+	synth.Dataset{Domain: "example.com", From: "2026-11-21", To: "2026-11-22", Sources: []synth.Traffic{ours}}.Write(t, s)
+	now = now.Add(48 * time.Hour)
+	if got := check(t, e); strings.Join(got, ",") != "failing-source:203.0.113.66:resolved" {
+		t.Fatalf("resolution: %v", got)
+	}
+	if got := check(t, e); len(got) != 0 {
+		t.Fatalf("resolution repeated: %v", got)
+	}
+	// The history holds both events.
+	rows, err := s.Query(context.Background(), `SELECT state FROM alerts ORDER BY at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var states []string
+	for rows.Next() {
+		var st string
+		rows.Scan(&st)
+		states = append(states, st)
+	}
+	if strings.Join(states, ",") != "firing,resolved" {
+		t.Errorf("history %v", states)
+	}
+}
+
+func TestSuppressionWindow(t *testing.T) {
+	s := openStore(t)
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	firing := true
+	e := &Engine{State: s, Now: func() time.Time { return now }, Suppress: 24 * time.Hour,
+		Detectors: []Detector{func(context.Context, time.Time) ([]dmarcd.Alert, error) {
+			if !firing {
+				return nil, nil
+			}
+			return []dmarcd.Alert{{Domain: "example.com", Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true, Title: "low"}}, nil
+		}}}
+	steps := []struct {
+		advance time.Duration
+		firing  bool
+		want    string
+	}{
+		{0, true, "pass-rate:dmarc"},
+		{time.Hour, false, "pass-rate:dmarc:resolved"},
+		{time.Hour, true, ""}, // flapping inside the window: suppressed
+		{time.Hour, false, ""},
+		{30 * time.Hour, true, "pass-rate:dmarc"}, // after the window: told again
+	}
+	for i, st := range steps {
+		now = now.Add(st.advance)
+		firing = st.firing
+		if got := strings.Join(check(t, e), ","); got != st.want {
+			t.Errorf("step %d: %q, want %q", i, got, st.want)
+		}
+	}
+}
+
+func TestPassRateAndSilentReporter(t *testing.T) {
+	s := openStore(t)
+	synth.Dataset{Domain: "example.com", From: "2026-10-20", To: "2026-11-19",
+		Sources: []synth.Traffic{ours, {IP: "100.64.0.9", PerDay: 300}},
+		Reporters: []synth.Reporter{{OrgName: "google.com", Share: 0.6}, {OrgName: "Yahoo", Share: 0.3, Until: "2026-11-14"},
+			{OrgName: "Tiny", Share: 0.01, Until: "2026-11-10"}}}.Write(t, s)
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	got := strings.Join(check(t, engine(s, &now)), ",")
+	// 300 of 1300 fail: 76.9% < 90%. Yahoo (large) went silent; Tiny is
+	// too small to matter.
+	if got != "pass-rate:dmarc,reporter-silent:Yahoo" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestQuarantineGrowth(t *testing.T) {
+	s := openStore(t)
+	now := time.Now().UTC()
+	for i := range 7 {
+		q := dmarcd.Quarantined{Origin: dmarcd.Origin{Source: "test", ReceivedAt: now.Add(-time.Hour)}, Reason: "bad", Raw: []byte{byte(i)}}
+		if err := s.Quarantine(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(check(t, engine(s, &now)), ","); got != "ingest-health:quarantine" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -1,0 +1,297 @@
+package alert
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/analyze"
+)
+
+// Thresholds say when a domain's data is worth an alert. Each sender domain
+// may set its own ([domain.alerts] in the config); DefaultThresholds
+// otherwise.
+type Thresholds struct {
+	// FailingSourceMessages: a new source is told about when more of its
+	// mail than this failed DMARC.
+	FailingSourceMessages int64 `toml:"failing_source_messages"`
+	// NewSourceDays: a source first seen within this many days is new.
+	NewSourceDays int `toml:"new_source_days"`
+	// BaselineDays is how far back "seen before" and "used to report"
+	// look.
+	BaselineDays int `toml:"baseline_days"`
+	// PassRate is the least DMARC pass rate over PassRateDays, 0..1,
+	// when the domain had at least PassRateMinMessages.
+	PassRate            float64 `toml:"pass_rate"`
+	PassRateDays        int     `toml:"pass_rate_days"`
+	PassRateMinMessages int64   `toml:"pass_rate_min_messages"`
+	// SilentDays: a large reporter with no report for this many days is
+	// silent. LargeReporterShare is the share of the domain's reported
+	// mail that makes a reporter large.
+	SilentDays         int     `toml:"silent_days"`
+	LargeReporterShare float64 `toml:"large_reporter_share"`
+}
+
+// DefaultThresholds apply where the config sets none.
+var DefaultThresholds = Thresholds{
+	FailingSourceMessages: 50,
+	NewSourceDays:         2,
+	BaselineDays:          30,
+	PassRate:              0.90,
+	PassRateDays:          7,
+	PassRateMinMessages:   100,
+	SilentDays:            3,
+	LargeReporterShare:    0.05,
+}
+
+// withDefaults fills the zero fields of t from DefaultThresholds.
+func (t Thresholds) withDefaults() Thresholds { return t.Over(DefaultThresholds) }
+
+// Over fills the zero fields of t from d: a domain's own thresholds over
+// the configured defaults.
+func (t Thresholds) Over(d Thresholds) Thresholds {
+	if t.FailingSourceMessages == 0 {
+		t.FailingSourceMessages = d.FailingSourceMessages
+	}
+	if t.NewSourceDays == 0 {
+		t.NewSourceDays = d.NewSourceDays
+	}
+	if t.BaselineDays == 0 {
+		t.BaselineDays = d.BaselineDays
+	}
+	if t.PassRate == 0 {
+		t.PassRate = d.PassRate
+	}
+	if t.PassRateDays == 0 {
+		t.PassRateDays = d.PassRateDays
+	}
+	if t.PassRateMinMessages == 0 {
+		t.PassRateMinMessages = d.PassRateMinMessages
+	}
+	if t.SilentDays == 0 {
+		t.SilentDays = d.SilentDays
+	}
+	if t.LargeReporterShare == 0 {
+		t.LargeReporterShare = d.LargeReporterShare
+	}
+	return t
+}
+
+// Domain is a sender domain as the report detectors see it.
+type Domain struct {
+	dmarcd.SenderDomain
+	Thresholds Thresholds
+	// Classifier tells the class of its sources; nil for a plain one.
+	Classifier *analyze.Classifier
+}
+
+// days returns the window of the n days that end yesterday (reports cover
+// whole days and arrive the day after).
+func days(now time.Time, n int) analyze.Window {
+	end := now.AddDate(0, 0, -1)
+	return analyze.Window{From: end.AddDate(0, 0, 1-n).Format(time.DateOnly), To: end.Format(time.DateOnly)}
+}
+
+// FailingSources alerts on sources not seen before whose mail fails DMARC.
+func FailingSources(q analyze.Querier, domains []Domain) Detector {
+	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		var out []dmarcd.Alert
+		for _, d := range domains {
+			t := d.Thresholds.withDefaults()
+			cl := d.Classifier
+			if cl == nil {
+				cl = &analyze.Classifier{}
+			}
+			w := days(now, t.BaselineDays)
+			recent := days(now, t.NewSourceDays).From
+			sources, err := cl.Sources(ctx, q, d.Name, w)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range sources {
+				if s.Failing() == 0 || s.LastDay < recent {
+					continue
+				}
+				out = append(out, dmarcd.Alert{
+					Domain: d.Name, Kind: dmarcd.AlertFailingSource, Subject: s.IP,
+					Onset: s.FirstDay >= recent && s.Failing() > t.FailingSourceMessages,
+					Title: fmt.Sprintf("New source %s fails DMARC for %s", sourceName(s), d.Name),
+					Text: fmt.Sprintf("%d of %d messages from %s failed DMARC since %s. Class: %s (%s).",
+						s.Failing(), s.Messages, sourceName(s), s.FirstDay, s.Class, s.Why),
+					Facts: []dmarcd.Fact{
+						{Label: "Failing", Value: fmt.Sprint(s.Failing())},
+						{Label: "Messages", Value: fmt.Sprint(s.Messages)},
+						{Label: "Class", Value: string(s.Class)},
+						{Label: "First seen", Value: s.FirstDay},
+					},
+					Action: sourceAction(s.Class, d.Name),
+				})
+			}
+		}
+		return out, nil
+	}
+}
+
+func sourceName(s analyze.Source) string {
+	if s.PTR != "" {
+		return s.IP + " (" + s.PTR + ")"
+	}
+	return s.IP
+}
+
+func sourceAction(c analyze.Class, domain string) string {
+	switch c {
+	case analyze.Authorized:
+		return "This source is yours: make its mail pass DMARC (sign it with a key of " + domain + ", or add it to SPF with an aligned envelope sender) before the policy tightens."
+	case analyze.Forwarder:
+		return "A forwarder or list: its mail fails because the forwarding breaks authentication. Nothing to fix on your side; keep DKIM signing so that forwarded mail keeps passing."
+	}
+	return "If this source sends for you, authorize it (dmarcd domain add " + domain + " --ip ...); otherwise it is spoofing, which the DMARC policy will stop as the rollout advances."
+}
+
+// PassRate alerts when a domain's DMARC pass rate over the rolling window
+// falls below its threshold.
+func PassRate(q analyze.Querier, domains []Domain) Detector {
+	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		var out []dmarcd.Alert
+		for _, d := range domains {
+			t := d.Thresholds.withDefaults()
+			w := days(now, t.PassRateDays)
+			daily, err := analyze.Daily(ctx, q, d.Name, w)
+			if err != nil {
+				return nil, err
+			}
+			total := analyze.Total(daily)
+			if total.Messages < t.PassRateMinMessages || total.PassRate() >= t.PassRate {
+				continue
+			}
+			out = append(out, dmarcd.Alert{
+				Domain: d.Name, Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true,
+				Title: fmt.Sprintf("DMARC pass rate of %s is %.1f%%", d.Name, 100*total.PassRate()),
+				Text: fmt.Sprintf("%.1f%% of %d messages passed DMARC from %s to %s; the threshold is %.1f%%.",
+					100*total.PassRate(), total.Messages, w.From, w.To, 100*t.PassRate),
+				Facts: []dmarcd.Fact{
+					{Label: "Pass rate", Value: fmt.Sprintf("%.1f%%", 100*total.PassRate())},
+					{Label: "Messages", Value: fmt.Sprint(total.Messages)},
+					{Label: "Failing", Value: fmt.Sprint(total.Messages - total.DMARCPass)},
+				},
+				Action: "Look at the failing sources (dmarcd advise --domain " + d.Name + "): a source of yours failing is urgent, spoofing is not.",
+			})
+		}
+		return out, nil
+	}
+}
+
+// SilentReporters alerts when a large reporter that sent reports for a
+// domain stopped: its reports may go elsewhere (a changed rua=) or be
+// refused by the report mailbox.
+func SilentReporters(q analyze.Querier, domains []Domain) Detector {
+	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		var out []dmarcd.Alert
+		for _, d := range domains {
+			t := d.Thresholds.withDefaults()
+			recent := days(now, t.SilentDays)
+			base := analyze.Window{From: days(now, t.BaselineDays).From, To: day(recent.From).AddDate(0, 0, -1).Format(time.DateOnly)}
+			before, err := analyze.Reporters(ctx, q, d.Name, base)
+			if err != nil {
+				return nil, err
+			}
+			lately, err := analyze.Reporters(ctx, q, d.Name, recent)
+			if err != nil {
+				return nil, err
+			}
+			active := map[string]bool{}
+			for _, r := range lately {
+				active[r.OrgName] = true
+			}
+			var total int64
+			for _, r := range before {
+				total += r.Messages
+			}
+			for _, r := range before {
+				if active[r.OrgName] || total == 0 || float64(r.Messages)/float64(total) < t.LargeReporterShare {
+					continue
+				}
+				out = append(out, dmarcd.Alert{
+					Domain: d.Name, Kind: dmarcd.AlertReporterSilent, Subject: r.OrgName, Onset: true,
+					Title: fmt.Sprintf("%s stopped sending reports for %s", r.OrgName, d.Name),
+					Text: fmt.Sprintf("%s reported %d messages in %d reports up to %s, and nothing since.",
+						r.OrgName, r.Messages, r.Reports, r.LastDay),
+					Facts:  []dmarcd.Fact{{Label: "Last report", Value: r.LastDay}, {Label: "Messages reported", Value: fmt.Sprint(r.Messages)}},
+					Action: "Check that the DMARC record's rua= still points at your report mailbox, that the mailbox accepts mail, and that dmarcd's poller logs in (dmarcd check " + d.Name + ").",
+				})
+			}
+		}
+		return out, nil
+	}
+}
+
+// KeysDue alerts on DKIM keys due for rotation and on rotation steps that
+// are ready.
+func KeysDue(advise func(ctx context.Context) ([]advisor.KeyAdvice, error)) Detector {
+	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		advice, err := advise(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []dmarcd.Alert
+		for _, a := range advice {
+			k := a.Key
+			switch {
+			case a.RotationDue:
+				out = append(out, dmarcd.Alert{
+					Domain: k.Domain, Kind: dmarcd.AlertKeyDue, Subject: k.Selector, Onset: true,
+					Title:  fmt.Sprintf("DKIM key %s of %s is due for rotation", k.Selector, k.Domain),
+					Text:   a.Reason,
+					Facts:  []dmarcd.Fact{{Label: "Created", Value: k.Created.Format(time.DateOnly)}, {Label: "State", Value: string(k.State)}},
+					Action: "Start the rotation: dmarcd keys rotate --domain " + k.Domain,
+				})
+			case a.Ready && a.Next != "":
+				out = append(out, dmarcd.Alert{
+					Domain: k.Domain, Kind: dmarcd.AlertKeyDue, Subject: k.Selector + ":" + string(a.Next), Onset: true,
+					Title:  fmt.Sprintf("DKIM key %s of %s can move to %s", k.Selector, k.Domain, a.Next),
+					Text:   a.Reason,
+					Facts:  []dmarcd.Fact{{Label: "State", Value: string(k.State)}, {Label: "Next", Value: string(a.Next)}},
+					Action: "dmarcd keys advance --domain " + k.Domain + " --selector " + k.Selector,
+				})
+			}
+		}
+		return out, nil
+	}
+}
+
+// QuarantineGrowth alerts when more than max inputs were quarantined in the
+// last day: a reporter changed its format, or the poller reads mail that is
+// not reports.
+func QuarantineGrowth(q analyze.Querier, max int64) Detector {
+	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		since := now.Add(-24 * time.Hour).UTC().Format(time.DateTime)
+		rows, err := q.Query(ctx, `SELECT COUNT(*) FROM quarantined WHERE received_at >= ?`, since)
+		if err != nil {
+			return nil, fmt.Errorf("counting quarantined input: %w", err)
+		}
+		defer rows.Close()
+		var n int64
+		if rows.Next() {
+			if err := rows.Scan(&n); err != nil {
+				return nil, err
+			}
+		}
+		if n <= max {
+			return nil, rows.Err()
+		}
+		return []dmarcd.Alert{{
+			Kind: dmarcd.AlertIngest, Subject: "quarantine", Onset: true,
+			Title:  fmt.Sprintf("%d inputs quarantined in the last day", n),
+			Text:   fmt.Sprintf("%d inputs could not be parsed since %s UTC; the threshold is %d.", n, since, max),
+			Action: "See why: dmarcd query \"SELECT received_at, source, reason FROM quarantined ORDER BY received_at DESC LIMIT 20\"",
+		}}, rows.Err()
+	}
+}
+
+func day(s string) time.Time {
+	t, _ := time.Parse(time.DateOnly, s)
+	return t
+}

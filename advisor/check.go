@@ -1,0 +1,349 @@
+package advisor
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dmarcd/dmarcd"
+)
+
+// Severity says how much a finding matters.
+type Severity string
+
+const (
+	// SeverityError: receivers do not get what the domain means (an SPF
+	// permerror, no DMARC record applies, a key that does not verify).
+	SeverityError Severity = "error"
+	// SeverityWarning: it works today, but loses reports, protection or
+	// mail in some receivers.
+	SeverityWarning Severity = "warning"
+	// SeverityInfo: worth knowing, nothing to fix.
+	SeverityInfo Severity = "info"
+)
+
+// Finding is one result of a check: what is wrong (or worth knowing), at
+// which DNS name, and what to do about it.
+type Finding struct {
+	Severity Severity `json:"severity"`
+	// Code is stable, for scripts: "spf-lookups", "dmarc-pct-without-t", ...
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Name is the DNS name concerned, for example "_dmarc.example.com".
+	Name   string `json:"name,omitempty"`
+	Advice string `json:"advice,omitempty"`
+}
+
+// HasErrors reports whether any finding is an error.
+func HasErrors(fs []Finding) bool {
+	for _, f := range fs {
+		if f.Severity == SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+func findingsAt(fs []Finding, name string) []Finding {
+	for i := range fs {
+		if fs[i].Name == "" {
+			fs[i].Name = name
+		}
+	}
+	return fs
+}
+
+// CheckOptions are what Check compares the live DNS with.
+type CheckOptions struct {
+	// Ours are our own sending addresses and includes, for the drift
+	// from the records the wizard writes.
+	Ours SPFAdditions
+	// DKIM are the key records of our selectors: each must be published
+	// and carry the same public key. Selectors of the domain's other
+	// senders (SenderDomain.Selectors) are checked for existence only.
+	DKIM []DKIMPublicKey
+	// IntendedPolicy is where the rollout is heading (optional): a
+	// subdomain or non-existent-domain policy weaker than it is warned
+	// about.
+	IntendedPolicy dmarcd.Policy
+}
+
+// Check checks the DNS of a sender domain: SPF syntax and limits (RFC
+// 7208), DMARC policy discovery by the tree walk and the record's syntax
+// (RFC 9989), the authorization of external report addresses (RFC 7489
+// §7.1), the DKIM key records of the selectors, and the drift from what
+// the wizard (PlanDomain) writes. DNS failures are error findings; the
+// error is for a name that is not a domain name and a cancelled context.
+func Check(ctx context.Context, r DNS, d dmarcd.SenderDomain, opts CheckOptions) ([]Finding, error) {
+	domain := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d.Name), "."))
+	if _, ok := checkDomainName(domain); !ok {
+		return nil, fmt.Errorf("%q is not a domain name", d.Name)
+	}
+	var fs []Finding
+	dnsFailure := func(name string, err error) {
+		fs = append(fs, Finding{Severity: SeverityError, Code: "dns", Name: name, Message: err.Error(),
+			Advice: "check again later; if it persists, check the resolver ([dns] resolver) and the domain's name servers"})
+	}
+
+	// SPF.
+	spf, spfFindings, err := AnalyzeSPF(ctx, r, domain)
+	switch {
+	case err != nil:
+		dnsFailure(domain, err)
+	default:
+		fs = append(fs, spfFindings...)
+		if spf != nil && spf.Lookups <= SPFMaxLookups && spf.VoidLookups <= SPFMaxVoidLookups {
+			msg := fmt.Sprintf("SPF of %s: %d of %d DNS lookups, %d of %d void lookups", domain, spf.Lookups, SPFMaxLookups, spf.VoidLookups, SPFMaxVoidLookups)
+			if len(spf.Costs) > 0 {
+				msg += "; costs: " + CostSummary(spf.Costs)
+			}
+			fs = append(fs, Finding{Severity: SeverityInfo, Code: "spf-lookups-ok", Name: domain, Message: msg})
+		}
+	}
+
+	// DMARC: discovery, then the record.
+	disc, err := Discover(ctx, r, domain)
+	if disc != nil {
+		fs = append(fs, disc.Findings...)
+	}
+	if err != nil {
+		dnsFailure("_dmarc."+domain, err)
+	}
+	if err == nil && disc.Record == nil {
+		fs = append(fs, Finding{Severity: SeverityError, Code: "dmarc-missing", Name: "_dmarc." + domain,
+			Message: fmt.Sprintf("no DMARC policy applies to %s: neither it nor its parents publish a single valid DMARC record (tree walk: %s)", domain, walkText(disc)),
+			Advice:  "publish the DMARC record that `dmarcd domain add " + domain + "` prints (p=none with reports, the start of the rollout)"})
+	}
+	if err == nil && disc.Record != nil {
+		policyName := "_dmarc." + disc.PolicyDomain
+		_, recFindings, _ := ParseDMARC(disc.Text)
+		fs = append(fs, findingsAt(recFindings, policyName)...)
+		fs = append(fs, Finding{Severity: SeverityInfo, Code: "dmarc-found", Name: policyName,
+			Message: fmt.Sprintf("DMARC policy of %s: %q at %s (applies %s; organizational domain %s)", domain, disc.Text, policyName, disc.Applied(), disc.OrgDomain)})
+		if want := opts.IntendedPolicy; want != "" {
+			if sp := disc.Record.SubdomainEffective(); disc.Record.SubdomainPolicy != "" && dmarcPolicyRank(sp) < dmarcPolicyRank(want) {
+				fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-sp-below-rollout", Name: policyName,
+					Message: fmt.Sprintf("sp=%s is weaker than the policy the rollout heads for (%s): subdomains stay open to forgery", sp, want),
+					Advice:  "remove sp, or raise it with the rollout"})
+			}
+			if np := disc.Record.NonexistentEffective(); disc.Record.NonexistentPolicy != "" && dmarcPolicyRank(np) < dmarcPolicyRank(want) {
+				fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-np-below-rollout", Name: policyName,
+					Message: fmt.Sprintf("np=%s is weaker than the policy the rollout heads for (%s): names that do not exist stay open to forgery", np, want),
+					Advice:  "remove np, or set np=reject"})
+			}
+		}
+		// Report addresses in other organizations must authorize the
+		// reports (RFC 7489 §7.1); the domain is the policy domain.
+		auths, err := CheckReportAuthorization(ctx, r, disc.PolicyDomain, slices.Concat(disc.Record.RUA, disc.Record.RUF))
+		if err != nil {
+			dnsFailure(policyName, err)
+		}
+		for _, a := range auths {
+			if a.External && !a.Authorized {
+				fs = append(fs, Finding{Severity: SeverityError, Code: "dmarc-report-unauthorized", Name: a.Name,
+					Message: fmt.Sprintf("%s is in another organization than %s, and %s has no v=DMARC1 record: receivers send no reports to it (RFC 7489 §7.1)", a.Address, disc.PolicyDomain, a.Name),
+					Advice:  fmt.Sprintf("publish TXT \"v=DMARC1\" at %s (in the zone of %s), or report to an address in %s", a.Name, a.ReportDomain, disc.OrgDomain)})
+			}
+		}
+	}
+
+	// DKIM.
+	for _, k := range opts.DKIM {
+		fs = append(fs, checkDKIM(ctx, r, domain, k.Selector, k.Value)...)
+	}
+	for _, sel := range d.Selectors {
+		if slices.ContainsFunc(opts.DKIM, func(k DKIMPublicKey) bool { return strings.EqualFold(k.Selector, sel) }) {
+			continue
+		}
+		fs = append(fs, checkDKIM(ctx, r, domain, sel, "")...)
+	}
+
+	// Drift from the wizard's records (SPF and DMARC: DKIM and report
+	// authorizations are checked above).
+	plan, err := PlanDomain(ctx, r, DomainSetup{Domain: d, Ours: opts.Ours, DKIM: opts.DKIM})
+	if err != nil {
+		fs = append(fs, Finding{Severity: SeverityInfo, Code: "drift-unknown", Name: domain,
+			Message: "the records the wizard would write cannot be worked out, so drift is not checked: " + err.Error()})
+	} else {
+		diffs, err := Drift(ctx, r, plan)
+		if err != nil {
+			dnsFailure(domain, err)
+		}
+		for _, diff := range diffs {
+			if diff.Purpose != PurposeSPF && diff.Purpose != PurposeDMARC {
+				continue
+			}
+			fs = append(fs, Finding{Severity: SeverityWarning, Code: "drift-" + diff.Purpose, Name: diff.Name, Message: diff.String(),
+				Advice: "publish the record `dmarcd domain add " + domain + "` prints, or update the [[domain]] configuration to what is meant"})
+		}
+	}
+	return fs, ctx.Err()
+}
+
+func walkText(d *Discovery) string {
+	var names []string
+	for _, s := range d.Steps {
+		names = append(names, "_dmarc."+s.Domain)
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkDKIM checks the key record of a selector: published, parsable, and
+// carrying the public key of want (a key record value) when want is given.
+func checkDKIM(ctx context.Context, r DNS, domain, selector, want string) []Finding {
+	name := strings.ToLower(selector) + "._domainkey." + domain
+	ours := want != ""
+	txts, err := r.TXT(ctx, name)
+	if err != nil && !IsNotFound(err) {
+		return []Finding{{Severity: SeverityError, Code: "dns", Name: name, Message: err.Error(), Advice: "check again later"}}
+	}
+	if len(txts) == 0 {
+		sev, advice := SeverityWarning, "remove the selector from the configuration if the sender no longer uses it"
+		if ours {
+			sev, advice = SeverityError, "publish the DKIM record that `dmarcd domain add "+domain+"` prints"
+		}
+		return []Finding{{Severity: sev, Code: "dkim-missing", Name: name,
+			Message: fmt.Sprintf("DKIM selector %s of %s is not published: signatures with it fail", selector, domain), Advice: advice}}
+	}
+	if len(txts) > 1 {
+		return []Finding{{Severity: SeverityError, Code: "dkim-multiple", Name: name,
+			Message: fmt.Sprintf("%s holds %d TXT records; verifiers may take any of them (RFC 6376 §6.1.2)", name, len(txts)),
+			Advice:  "keep one key record"}}
+	}
+	got, fs, err := parseDKIMKey(txts[0])
+	fs = findingsAt(fs, name)
+	if err != nil {
+		return append(fs, Finding{Severity: SeverityError, Code: "dkim-invalid", Name: name,
+			Message: fmt.Sprintf("the DKIM key record of selector %s does not parse: %v; signatures with it fail", selector, err),
+			Advice:  "publish the key record again"})
+	}
+	if ours {
+		exp, _, err := parseDKIMKey(want)
+		switch {
+		case err != nil:
+			fs = append(fs, Finding{Severity: SeverityError, Code: "dkim-expected-invalid", Name: name,
+				Message: fmt.Sprintf("our key record of selector %s does not parse: %v", selector, err)})
+		case exp.KeyType != got.KeyType || exp.PublicKey != got.PublicKey:
+			fs = append(fs, Finding{Severity: SeverityError, Code: "dkim-mismatch", Name: name,
+				Message: fmt.Sprintf("the key published for selector %s (k=%s) is not ours (k=%s): mail we sign with it fails DKIM", selector, got.KeyType, exp.KeyType),
+				Advice:  "publish the DKIM record that `dmarcd domain add " + domain + "` prints"})
+		default:
+			fs = append(fs, Finding{Severity: SeverityInfo, Code: "dkim-ok", Name: name,
+				Message: fmt.Sprintf("DKIM selector %s publishes our key (k=%s)", selector, got.KeyType)})
+		}
+	}
+	return fs
+}
+
+// dkimKey is a parsed DKIM key record (RFC 6376 §3.6.1).
+type dkimKey struct {
+	KeyType   string // rsa or ed25519
+	PublicKey string // p=, base64 without white space; "" when revoked
+	Bits      int    // RSA modulus size
+	Flags     string // t=
+}
+
+// parseDKIMKey reads a DKIM key record: a tag-list (RFC 6376 §3.2) with
+// v=DKIM1 first if present, k=rsa (the default) or ed25519 (RFC 8463), and
+// p=, the public key. The findings are about a weak or revoked key.
+func parseDKIMKey(txt string) (dkimKey, []Finding, error) {
+	k := dkimKey{KeyType: "rsa"}
+	var fs []Finding
+	seen := map[string]bool{}
+	first := true
+	hasP := false
+	for _, part := range strings.Split(txt, ";") {
+		part = strings.Trim(part, " \t\r\n")
+		if part == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(part, "=")
+		if !ok {
+			return k, nil, fmt.Errorf("%q is not a tag=value pair (RFC 6376 §3.2)", part)
+		}
+		name = strings.Trim(name, " \t\r\n")
+		value = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+				return -1
+			}
+			return r
+		}, value)
+		// Tags are case-sensitive, and may not repeat (RFC 6376 §3.2).
+		if seen[name] {
+			return k, nil, fmt.Errorf("the tag %s appears twice, which makes the record invalid (RFC 6376 §3.2)", name)
+		}
+		seen[name] = true
+		switch name {
+		case "v":
+			if !first || value != "DKIM1" {
+				return k, nil, fmt.Errorf("v= must be the first tag and be DKIM1 (RFC 6376 §3.6.1)")
+			}
+		case "k":
+			if value != "rsa" && value != "ed25519" {
+				return k, nil, fmt.Errorf("key type k=%s is not rsa or ed25519 (RFC 6376 §3.6.1, RFC 8463)", value)
+			}
+			k.KeyType = value
+		case "p":
+			hasP = true
+			k.PublicKey = value
+		case "t":
+			k.Flags = value
+		}
+		first = false
+	}
+	if !hasP {
+		return k, nil, fmt.Errorf("no p= tag: the record carries no key (RFC 6376 §3.6.1)")
+	}
+	if k.PublicKey == "" {
+		fs = append(fs, Finding{Severity: SeverityWarning, Code: "dkim-revoked", Message: "the key is revoked (empty p=): signatures with it fail (RFC 6376 §3.6.1)"})
+		return k, fs, nil
+	}
+	der, err := base64.StdEncoding.DecodeString(k.PublicKey)
+	if err != nil {
+		return k, nil, fmt.Errorf("p= is not base64: %v", err)
+	}
+	switch k.KeyType {
+	case "ed25519":
+		// The raw 32-octet key, not DER (RFC 8463 §4.2).
+		if len(der) != ed25519.PublicKeySize {
+			return k, nil, fmt.Errorf("an ed25519 key is %d octets, p= has %d (RFC 8463 §4.2)", ed25519.PublicKeySize, len(der))
+		}
+	default:
+		var pub *rsa.PublicKey
+		if key, err := x509.ParsePKIXPublicKey(der); err == nil {
+			rk, ok := key.(*rsa.PublicKey)
+			if !ok {
+				return k, nil, fmt.Errorf("p= holds a %T key, not RSA", key)
+			}
+			pub = rk
+		} else if rk, err2 := x509.ParsePKCS1PublicKey(der); err2 == nil {
+			pub = rk
+		} else {
+			return k, nil, fmt.Errorf("p= is not an RSA public key: %v", err)
+		}
+		k.Bits = pub.N.BitLen()
+		switch {
+		case k.Bits < dkimMinRSABits:
+			return k, nil, fmt.Errorf("the RSA key has %d bits; verifiers refuse keys under %d (RFC 8301 §3.2)", k.Bits, dkimMinRSABits)
+		case k.Bits < dkimRecommendedRSABits:
+			fs = append(fs, Finding{Severity: SeverityWarning, Code: "dkim-weak-key",
+				Message: fmt.Sprintf("the RSA key has %d bits; signers SHOULD use at least %d (RFC 8301 §3.2)", k.Bits, dkimRecommendedRSABits),
+				Advice:  "rotate to a 2048-bit key"})
+		}
+	}
+	if slices.Contains(strings.Split(k.Flags, ":"), "y") {
+		fs = append(fs, Finding{Severity: SeverityInfo, Code: "dkim-testing", Message: "t=y: the domain is testing DKIM, and verifiers may treat failures as no signature (RFC 6376 §3.6.1)"})
+	}
+	return k, fs, nil
+}
+
+// RSA key sizes of DKIM, RFC 8301 §3.2.
+const (
+	dkimMinRSABits         = 1024
+	dkimRecommendedRSABits = 2048
+)

@@ -1,0 +1,148 @@
+package advisor
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/dmarcd/dmarcd"
+)
+
+func TestCheckWellConfigured(t *testing.T) {
+	srv, r := serve(t, ownDomainZone())
+	in := ownSetup
+	in.DKIM = []DKIMPublicKey{{Selector: "s1", Value: rsaKeyRecord(t, 2048)}, {Selector: "s2", Value: ed25519KeyRecord(t)}}
+	p, err := PlanDomain(context.Background(), r, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(srv, p)
+	fs, err := Check(context.Background(), r, in.Domain, CheckOptions{Ours: in.Ours, DKIM: in.DKIM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if f.Severity != SeverityInfo && f.Code != "dmarc-missing-rua" {
+			t.Errorf("unexpected finding on the wizard's records: %+v", f)
+		}
+	}
+	for _, code := range []string{"spf-lookups-ok", "dmarc-found", "dkim-ok"} {
+		if findFinding(fs, code) == nil {
+			t.Errorf("no %s finding: %v", code, findingCodes(fs))
+		}
+	}
+	if f := findFinding(fs, "spf-lookups-ok"); !strings.Contains(f.Message, "4 of 10 DNS lookups") || !strings.Contains(f.Message, "include:_spf.google.com 2") {
+		t.Errorf("SPF summary %q", f.Message)
+	}
+}
+
+func TestCheckFindsProblems(t *testing.T) {
+	ours := rsaKeyRecord(t, 2048)
+	z := overLimitZone()
+	z.txt("_dmarc.example.com", "v=DMARC1; p=quarantine; pct=10; sp=none; ri=3600; rua=mailto:dmarc@reports.example.net")
+	z.txt("s1._domainkey.example.com", rsaKeyRecord(t, 2048)) // not ours
+	z.txt("weak._domainkey.example.com", rsaKeyRecord(t, 1024))
+	z.txt("bad._domainkey.example.com", "v=DKIM1; k=rsa; p=bm90IGEga2V5")
+	_, r := serve(t, z)
+	d := dmarcd.SenderDomain{Name: "example.com", IPs: []string{"192.0.2.1"}, RUA: []string{"dmarc@reports.example.net"}, Selectors: []string{"weak", "bad", "gone"}}
+	fs, err := Check(context.Background(), r, d, CheckOptions{
+		DKIM:           []DKIMPublicKey{{Selector: "s1", Value: ours}, {Selector: "s3", Value: ours}},
+		IntendedPolicy: dmarcd.PolicyReject,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Severity{
+		"spf-lookups":               SeverityError,
+		"dmarc-pct-without-t":       SeverityWarning,
+		"dmarc-weak-sp":             SeverityWarning,
+		"dmarc-sp-below-rollout":    SeverityWarning,
+		"dmarc-removed-ri":          SeverityWarning,
+		"dmarc-report-unauthorized": SeverityError,
+		"dkim-mismatch":             SeverityError,
+		"dkim-weak-key":             SeverityWarning,
+		"dkim-invalid":              SeverityError,
+		"drift-unknown":             SeverityInfo, // the SPF merge is over the limit
+	}
+	for code, sev := range want {
+		f := findFinding(fs, code)
+		if f == nil || f.Severity != sev || f.Name == "" || f.Message == "" {
+			t.Errorf("finding %s (%s): %+v; all: %v", code, sev, f, findingCodes(fs))
+		}
+	}
+	var missing []string
+	for _, f := range fs {
+		if f.Code == "dkim-missing" {
+			missing = append(missing, string(f.Severity)+" "+f.Name)
+		}
+	}
+	if strings.Join(missing, ", ") != "error s3._domainkey.example.com, warning gone._domainkey.example.com" {
+		t.Errorf("dkim-missing: %q; want ours an error, another sender's a warning", missing)
+	}
+	if f := findFinding(fs, "dmarc-report-unauthorized"); f.Name != "example.com._report._dmarc.reports.example.net" || !strings.Contains(f.Advice, "v=DMARC1") {
+		t.Errorf("report authorization finding %+v", f)
+	}
+	if !HasErrors(fs) {
+		t.Error("HasErrors = false")
+	}
+}
+
+func TestCheckDriftAndMissingDMARC(t *testing.T) {
+	z := ownDomainZone()
+	_, r := serve(t, z)
+	fs, err := Check(context.Background(), r, ownSetup.Domain, CheckOptions{Ours: ownSetup.Ours})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := findFinding(fs, "dmarc-missing"); f == nil || f.Severity != SeverityError || !strings.Contains(f.Message, "_dmarc.example.com, _dmarc.com") {
+		t.Errorf("dmarc-missing: %+v", f)
+	}
+	// The live SPF record lacks our servers.
+	if f := findFinding(fs, "drift-spf"); f == nil || !strings.Contains(f.Message, "ip4:192.0.2.10") {
+		t.Errorf("drift-spf: %+v; all %v", f, findingCodes(fs))
+	}
+	if f := findFinding(fs, "drift-dmarc"); f == nil {
+		t.Errorf("no drift-dmarc: %v", findingCodes(fs))
+	}
+}
+
+func TestParseDKIMKey(t *testing.T) {
+	good := []string{
+		rsaKeyRecord(t, 2048),
+		ed25519KeyRecord(t),
+		"k=rsa; p=" + strings.TrimPrefix(rsaKeyRecord(t, 2048), "v=DKIM1; k=rsa; p="),
+		"v=DKIM1; p=",
+	}
+	for _, txt := range good {
+		if _, _, err := parseDKIMKey(txt); err != nil {
+			t.Errorf("parseDKIMKey(%.40q...): %v", txt, err)
+		}
+	}
+	bad := map[string]string{
+		"v=DKIM1; k=rsa":                               "no p=",
+		"k=rsa; v=DKIM1; p=AAAA":                       "first tag",
+		"v=DKIM1; k=dsa; p=AAAA":                       "not rsa or ed25519",
+		"v=DKIM1; p=!!!":                               "base64",
+		"v=DKIM1; k=ed25519; p=AAAA":                   "32 octets",
+		"v=DKIM1; p=AAAA; p=AAAA":                      "twice",
+		"v=DKIM1; junk":                                "tag=value",
+		"v=DKIM1; k=rsa; p=" + strings.Repeat("A", 40): "not an RSA public key",
+	}
+	for txt, want := range bad {
+		if _, _, err := parseDKIMKey(txt); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseDKIMKey(%q): %v; want an error saying %q", txt, err, want)
+		}
+	}
+	if _, fs, _ := parseDKIMKey("v=DKIM1; p="); findFinding(fs, "dkim-revoked") == nil {
+		t.Error("a revoked key gives no finding")
+	}
+}
+
+func FuzzParseDKIMKey(f *testing.F) {
+	for _, s := range []string{"v=DKIM1; k=rsa; p=", "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "k=rsa; t=y:s; p=MIIBIjAN"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, txt string) {
+		parseDKIMKey(txt)
+	})
+}

@@ -1,0 +1,190 @@
+// Package slack posts dmarcd's alerts and weekly recommendations to Slack,
+// through an incoming webhook or a bot token and channel
+// (github.com/slack-go/slack), as Block Kit messages that read well on a
+// phone: the domain and what happened first, the numbers, what to do.
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor/alert"
+)
+
+// PostTimeout bounds one post to Slack.
+const PostTimeout = 30 * time.Second
+
+// maxSectionText is Slack's bound on the text of a section block.
+const maxSectionText = 3000
+
+// maxBlocks is Slack's bound on the blocks of one message.
+const maxBlocks = 50
+
+// Options say where to post: a webhook URL, or a bot token and a channel.
+type Options struct {
+	WebhookURL string
+	Token      string
+	Channel    string
+	// APIURL replaces Slack's API address (for tests: slacktest).
+	APIURL string
+}
+
+// Notifier posts notifications. It implements alert.Poster.
+type Notifier struct {
+	opts   Options
+	client *slack.Client
+	http   *http.Client
+}
+
+// New returns a notifier for the options.
+func New(o Options) (*Notifier, error) {
+	n := &Notifier{opts: o, http: &http.Client{Timeout: PostTimeout}}
+	switch {
+	case o.WebhookURL != "" && o.Token != "":
+		return nil, errors.New("slack: set either webhook_url or token and channel, not both")
+	case o.WebhookURL != "":
+	case o.Token != "" && o.Channel != "":
+		opts := []slack.Option{slack.OptionHTTPClient(n.http)}
+		if o.APIURL != "" {
+			opts = append(opts, slack.OptionAPIURL(o.APIURL))
+		}
+		n.client = slack.New(o.Token, opts...)
+	default:
+		return nil, errors.New("slack: set webhook_url, or token and channel")
+	}
+	return n, nil
+}
+
+// Post posts one notification of the outbox.
+func (n *Notifier) Post(ctx context.Context, note dmarcd.Notification) error {
+	var text string
+	var blocks []slack.Block
+	switch note.Kind {
+	case alert.KindAlert:
+		var a dmarcd.Alert
+		if err := json.Unmarshal(note.Payload, &a); err != nil {
+			return fmt.Errorf("slack: notification %s: %w", note.ID, err)
+		}
+		text, blocks = AlertBlocks(a)
+	case alert.KindWeekly:
+		var w alert.Weekly
+		if err := json.Unmarshal(note.Payload, &w); err != nil {
+			return fmt.Errorf("slack: notification %s: %w", note.ID, err)
+		}
+		text, blocks = WeeklyBlocks(w)
+	default:
+		return fmt.Errorf("slack: notification %s of unknown kind %q", note.ID, note.Kind)
+	}
+	return n.post(ctx, text, blocks)
+}
+
+func (n *Notifier) post(ctx context.Context, text string, blocks []slack.Block) error {
+	if len(blocks) > maxBlocks {
+		blocks = append(blocks[:maxBlocks-1], section("…and more: see `dmarcd advise`"))
+	}
+	var err error
+	if n.client != nil {
+		_, _, err = n.client.PostMessageContext(ctx, n.opts.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+	} else {
+		err = slack.PostWebhookCustomHTTPContext(ctx, n.opts.WebhookURL, n.http,
+			&slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}})
+	}
+	var rl *slack.RateLimitedError
+	if errors.As(err, &rl) {
+		return &alert.RateLimited{RetryAfter: rl.RetryAfter}
+	}
+	if err != nil {
+		return fmt.Errorf("posting to slack: %w", err)
+	}
+	return nil
+}
+
+// AlertBlocks renders an alert: the fallback text (for notifications on a
+// phone's lock screen) and the blocks.
+func AlertBlocks(a dmarcd.Alert) (string, []slack.Block) {
+	icon := ":rotating_light:"
+	if a.Resolved {
+		icon = ":white_check_mark:"
+	}
+	domain := a.Domain
+	if domain == "" {
+		domain = "dmarcd"
+	}
+	title := fmt.Sprintf("%s %s", icon, a.Title)
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(title, 150), true, false)),
+		slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,
+			fmt.Sprintf("*%s* · %s · %s", domain, a.Kind, a.At.UTC().Format("Mon 2 Jan 15:04 UTC")), false, false)),
+		section(a.Text),
+	}
+	if len(a.Facts) > 0 {
+		var fields []*slack.TextBlockObject
+		for _, f := range a.Facts {
+			fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("*%s*\n%s", f.Label, f.Value), false, false))
+		}
+		if len(fields) > 10 { // Slack's bound on section fields
+			fields = fields[:10]
+		}
+		blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
+	}
+	if a.Action != "" && !a.Resolved {
+		blocks = append(blocks, section("*What to do:* "+a.Action))
+	}
+	return title, blocks
+}
+
+// WeeklyBlocks renders the weekly recommendation: per domain the current
+// step, the decision with its reasons, the record to publish and the keys
+// due.
+func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
+	title := fmt.Sprintf("DMARC rollout: week of %s", w.At.UTC().Format("2 Jan 2006"))
+	blocks := []slack.Block{slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, title, false, false))}
+	for _, r := range w.Recommendations {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%s*: %s (%s → %s)\n", r.Domain, strings.ToUpper(string(r.Action)), r.Current, r.Next)
+		for _, reason := range r.Reasons {
+			fmt.Fprintf(&b, "• %s\n", reason)
+		}
+		e := r.Evidence
+		fmt.Fprintf(&b, "_%d messages, %.1f%% pass DMARC, %.1f%% of authorized mail passes, %d days at this step_",
+			e.Messages, 100*e.DMARCPassRate, 100*e.AuthorizedPassRate, e.DaysAtStep)
+		blocks = append(blocks, slack.NewDividerBlock(), section(b.String()))
+		if r.Record != "" {
+			blocks = append(blocks, section(fmt.Sprintf("Publish `%s` TXT:\n```%s```", r.RecordName, r.Record)))
+		}
+	}
+	var keys strings.Builder
+	for _, k := range w.Keys {
+		if k.RotationDue || k.Ready {
+			fmt.Fprintf(&keys, "• *%s* selector `%s` (%s): %s\n", k.Key.Domain, k.Key.Selector, k.Key.State, k.Reason)
+		}
+	}
+	if keys.Len() > 0 {
+		blocks = append(blocks, slack.NewDividerBlock(), section("*DKIM keys due*\n"+keys.String()))
+	}
+	return title, blocks
+}
+
+func section(text string) slack.Block {
+	return slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, clip(text, maxSectionText), false, false), nil, nil)
+}
+
+// clip bounds s to n bytes at a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && s[n]&0xc0 == 0x80 {
+		n--
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,230 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack/slacktest"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/advisor/alert"
+	"github.com/dmarcd/dmarcd/schema/sqlite"
+)
+
+// fakeSlack is slacktest's server with chat.postMessage captured and
+// failures injected: each entry of fail answers one call with that status
+// (429 with Retry-After).
+type fakeSlack struct {
+	*slacktest.Server
+	mu     sync.Mutex
+	fail   []int
+	posted []map[string]string
+	calls  int
+}
+
+func newFakeSlack(t *testing.T, fail ...int) *fakeSlack {
+	f := &fakeSlack{fail: fail}
+	capture := func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.calls++
+		if len(f.fail) > 0 {
+			code := f.fail[0]
+			f.fail = f.fail[1:]
+			if code == http.StatusTooManyRequests {
+				w.Header().Set("Retry-After", "7")
+			}
+			w.WriteHeader(code)
+			return
+		}
+		f.posted = append(f.posted, map[string]string{"channel": r.Form.Get("channel"), "text": r.Form.Get("text"), "blocks": r.Form.Get("blocks")})
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true,"channel":"C1","ts":"1.0"}`)
+	}
+	// Handlers registered before slacktest's own replace them.
+	f.Server = slacktest.NewTestServer(func(c slacktest.Customize) { c.Handle("/chat.postMessage", capture) })
+	f.Start()
+	t.Cleanup(f.Stop)
+	return f
+}
+
+func (f *fakeSlack) messages() []map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]map[string]string(nil), f.posted...)
+}
+
+func openStore(t *testing.T) *sqlite.Store {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestAlertsPostedOnce: an alert and its resolution reach Slack once each,
+// through the outbox, as Block Kit messages.
+func TestAlertsPostedOnce(t *testing.T) {
+	f := newFakeSlack(t)
+	s := openStore(t)
+	n, err := New(Options{Token: "xoxb-test", Channel: "C1", APIURL: f.GetAPIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	firing := true
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	e := &alert.Engine{State: s, Now: func() time.Time { return now }, Detectors: []alert.Detector{
+		func(context.Context, time.Time) ([]dmarcd.Alert, error) {
+			if !firing {
+				return nil, nil
+			}
+			return []dmarcd.Alert{{Domain: "example.com", Kind: dmarcd.AlertFailingSource, Subject: "203.0.113.66", Onset: true,
+				Title: "New source 203.0.113.66 fails DMARC for example.com", Text: "400 of 400 messages failed DMARC.",
+				Facts: []dmarcd.Fact{{Label: "Failing", Value: "400"}}, Action: "Authorize it or let the policy stop it."}}, nil
+		}}}
+	out := &alert.Outbox{State: s, Poster: n}
+	run := func() {
+		if _, err := e.Check(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := out.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	run() // nothing new
+	firing = false
+	now = now.Add(time.Hour)
+	run()
+	run()
+	msgs := f.messages()
+	if len(msgs) != 2 {
+		t.Fatalf("posted %d messages, want 2: %v", len(msgs), msgs)
+	}
+	if !strings.Contains(msgs[0]["text"], "New source 203.0.113.66") || !strings.Contains(msgs[0]["blocks"], `"type":"header"`) ||
+		!strings.Contains(msgs[0]["blocks"], "What to do") || msgs[0]["channel"] != "C1" {
+		t.Errorf("alert message: %v", msgs[0])
+	}
+	if !strings.Contains(msgs[1]["text"], "Resolved") {
+		t.Errorf("follow-up: %v", msgs[1])
+	}
+}
+
+// TestOutageLosesNothing: Slack fails (500, then 429 with Retry-After);
+// the outbox waits as asked and delivers every message in order.
+func TestOutageLosesNothing(t *testing.T) {
+	f := newFakeSlack(t, 500, 500, 429)
+	s := openStore(t)
+	n, err := New(Options{Token: "xoxb-test", Channel: "C1", APIURL: f.GetAPIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	w := alert.Weekly{At: at, Recommendations: []*advisor.Recommendation{{Domain: "example.com", Action: advisor.Advance,
+		Current: dmarcd.RolloutStep{Policy: "quarantine", Percent: 5}, Next: dmarcd.RolloutStep{Policy: "quarantine", Percent: 10},
+		Reasons: []string{"quarantine 5% has held 14 days"}, RecordName: "_dmarc.example.com", Record: "v=DMARC1; p=quarantine; pct=10; t=y"}}}
+	if err := alert.QueueWeekly(ctx, s, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := alert.QueueWeekly(ctx, s, w); err != nil { // the same week again: kept once
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	out := &alert.Outbox{State: s, Poster: n, Sleep: func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}}
+	delivered, err := out.Flush(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if delivered != 1 || f.calls != 4 {
+		t.Fatalf("delivered %d in %d calls, want 1 in 4", delivered, f.calls)
+	}
+	if len(waits) != 3 || waits[0] != alert.InitialBackoff || waits[1] != 2*alert.InitialBackoff || waits[2] != 7*time.Second {
+		t.Errorf("waits %v: want backoff, backoff doubled, then Retry-After", waits)
+	}
+	msgs := f.messages()
+	if !strings.Contains(msgs[0]["blocks"], "p=quarantine; pct=10; t=y") {
+		t.Errorf("weekly message lacks the record: %v", msgs[0])
+	}
+	if delivered, _ := out.Flush(ctx); delivered != 0 {
+		t.Errorf("flushed again: %d", delivered)
+	}
+}
+
+// TestWeeklyScheduleWithInjectedClock: the Monday 08:00 schedule in a time
+// zone fires at the right instants, and the message it queues reaches
+// Slack through a webhook.
+func TestWeeklyScheduleWithInjectedClock(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	n, err := New(Options{WebhookURL: hook.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	sched, err := alert.ParseSchedule(alert.DefaultWeeklySpec, "Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} // a Wednesday
+	ctx, cancel := context.WithCancel(context.Background())
+	var fired []time.Time
+	sched.Run(ctx, clock, func(ctx context.Context, at time.Time) {
+		fired = append(fired, at)
+		if err := alert.QueueWeekly(ctx, s, alert.Weekly{At: at}); err != nil {
+			t.Error(err)
+		}
+		if _, err := (&alert.Outbox{State: s, Poster: n}).Flush(ctx); err != nil {
+			t.Error(err)
+		}
+		if len(fired) == 2 {
+			cancel()
+		}
+	})
+	// Monday 30 Nov 2026 08:00 CET is 07:00 UTC; then 7 Dec.
+	want := []string{"2026-11-30T07:00:00Z", "2026-12-07T07:00:00Z"}
+	for i, w := range want {
+		if i >= len(fired) || fired[i].UTC().Format(time.RFC3339) != w {
+			t.Fatalf("fired at %v, want %v", fired, want)
+		}
+	}
+	if len(bodies) != 2 {
+		t.Fatalf("webhook got %d posts, want 2", len(bodies))
+	}
+	var msg map[string]any
+	if err := json.Unmarshal([]byte(bodies[0]), &msg); err != nil || !strings.Contains(msg["text"].(string), "week of 30 Nov 2026") {
+		t.Errorf("weekly webhook body: %s", bodies[0])
+	}
+}
+
+// fakeClock jumps to the time waited for.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	return ch
+}

@@ -1,0 +1,102 @@
+package dmarcd
+
+import (
+	"context"
+	"time"
+)
+
+// AlertKind names what an alert is about.
+type AlertKind string
+
+// The kinds of alerts.
+const (
+	// AlertFailingSource: a source not seen before sends mail as the
+	// domain that fails DMARC, above a threshold.
+	AlertFailingSource AlertKind = "failing-source"
+	// AlertPassRate: the domain's DMARC pass rate over a rolling window
+	// fell below its threshold.
+	AlertPassRate AlertKind = "pass-rate"
+	// AlertReporterSilent: a large reporter that sent reports for the
+	// domain stopped.
+	AlertReporterSilent AlertKind = "reporter-silent"
+	// AlertKeyDue: a DKIM key is due for rotation, or a rotation step is.
+	AlertKeyDue AlertKind = "key-due"
+	// AlertDNSDrift: a published record is no longer what dmarcd
+	// recommended.
+	AlertDNSDrift AlertKind = "dns-drift"
+	// AlertIngest: ingest is unhealthy (a mailbox login fails, the
+	// quarantine grows).
+	AlertIngest AlertKind = "ingest-health"
+)
+
+// Alert is one condition worth telling a person about. An alert is
+// identified by (Domain, Kind, Subject): it is told once when it starts and
+// once when it resolves.
+type Alert struct {
+	Domain  string    `json:"domain"`
+	Kind    AlertKind `json:"kind"`
+	Subject string    `json:"subject"` // the source IP, the reporter, the selector, the mailbox ...
+	// Title is one line; Text says what happened with the numbers;
+	// Action what to do.
+	Title  string `json:"title"`
+	Text   string `json:"text"`
+	Facts  []Fact `json:"facts,omitempty"`
+	Action string `json:"action,omitempty"`
+	// Onset says the condition is new enough to start an alert; an alert
+	// already firing stays firing while its condition is seen at all.
+	Onset bool `json:"-"`
+	// Resolved marks the follow-up telling that the condition is gone.
+	Resolved bool      `json:"resolved,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// Fact is a labelled figure of an alert.
+type Fact struct {
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// Key identifies the alert across checks.
+func (a Alert) Key() string { return a.Domain + "|" + string(a.Kind) + "|" + a.Subject }
+
+// AlertEvent is one change in the life of an alert, kept in the store as
+// its history: firing, then resolved.
+type AlertEvent struct {
+	At      time.Time
+	Key     string
+	Domain  string
+	Kind    AlertKind
+	Subject string
+	State   string // AlertFiring or AlertResolved
+	Title   string
+	Text    string
+}
+
+// Alert event states.
+const (
+	AlertFiring   = "firing"
+	AlertResolved = "resolved"
+)
+
+// Notification is a message waiting to be posted (an alert, its follow-up,
+// a weekly recommendation). It is kept until delivered, so that an outage
+// of the chat service delays it and loses nothing.
+type Notification struct {
+	ID      string
+	Created time.Time
+	Kind    string // "alert" or "weekly"
+	Payload []byte // JSON
+}
+
+// AlertStore keeps alert history and the notification outbox. Both are
+// append-only, so that every store engine keeps them the same way.
+type AlertStore interface {
+	AddAlertEvent(ctx context.Context, e AlertEvent) error
+	// AlertStates returns the latest event of each alert.
+	AlertStates(ctx context.Context) ([]AlertEvent, error)
+	AddNotification(ctx context.Context, n Notification) error
+	// PendingNotifications returns the notifications not delivered yet,
+	// oldest first.
+	PendingNotifications(ctx context.Context) ([]Notification, error)
+	MarkDelivered(ctx context.Context, id string, at time.Time) error
+}

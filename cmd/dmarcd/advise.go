@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/advisor/alert"
+	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/signer/keystore"
+)
+
+type adviseCmd struct {
+	Domain []string `help:"Only these domains (repeatable); default every [[domain]] of the config, or every domain with reports." placeholder:"DOMAIN"`
+	Format string   `help:"Output: text, json or markdown." enum:"text,json,markdown" default:"text" short:"f"`
+}
+
+// Run prints the weekly recommendation: per domain the rollout step, the
+// evidence, the record to publish; and the DKIM keys due.
+func (c *adviseCmd) Run(e *env) error {
+	st, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w, err := weekly(e, st, c.Domain, time.Now())
+	if err != nil {
+		return err
+	}
+	switch c.Format {
+	case "json":
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(w)
+	case "markdown":
+		if err := advisor.WriteMarkdown(e.stdout, w.Recommendations); err != nil {
+			return err
+		}
+		return writeKeyAdvice(e.stdout, w.Keys, "## DKIM keys\n\n", "- ")
+	}
+	if err := advisor.WriteText(e.stdout, w.Recommendations); err != nil {
+		return err
+	}
+	return writeKeyAdvice(e.stdout, w.Keys, "\nDKIM keys:\n", "  ")
+}
+
+func writeKeyAdvice(w io.Writer, keys []advisor.KeyAdvice, heading, bullet string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	fmt.Fprint(w, heading)
+	for _, k := range keys {
+		state := string(k.Key.State)
+		if k.Ready && k.Next != "" {
+			state += " -> " + string(k.Next) + " (ready: dmarcd keys advance)"
+		}
+		if k.RotationDue {
+			state += " [rotation due]"
+		}
+		fmt.Fprintf(w, "%s%s %s: %s. %s\n", bullet, k.Key.Domain, k.Key.Selector, state, k.Reason)
+	}
+	return nil
+}
+
+// weekly computes the content of the weekly recommendation: the same
+// objects `dmarcd advise` prints, Slack receives and the web page shows.
+func weekly(e *env, st dmarcd.Store, only []string, now time.Time) (alert.Weekly, error) {
+	w := alert.Weekly{At: now}
+	a, err := newAdvisor(e, st)
+	if err != nil {
+		return w, err
+	}
+	domains, err := adviseDomains(e, st, only)
+	if err != nil {
+		return w, err
+	}
+	for _, d := range domains {
+		rec, err := a.Recommend(e.ctx, d)
+		if err != nil {
+			return w, err
+		}
+		w.Recommendations = append(w.Recommendations, rec)
+	}
+	w.Keys, err = keyAdvice(e, st)
+	return w, err
+}
+
+// adviseDomains are the domains to advise on: the ones asked for, else the
+// configured ones, else every domain of the stored reports.
+func adviseDomains(e *env, st dmarcd.Store, only []string) ([]dmarcd.SenderDomain, error) {
+	if len(only) > 0 {
+		out := make([]dmarcd.SenderDomain, len(only))
+		for i, name := range only {
+			out[i] = configuredDomain(e.cfg, name)
+		}
+		return out, nil
+	}
+	if len(e.cfg.Domains) > 0 {
+		return e.cfg.Domains, nil
+	}
+	compliance, err := analyze.Domains(e.ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dmarcd.SenderDomain, len(compliance))
+	for i, c := range compliance {
+		out[i] = dmarcd.SenderDomain{Name: c.Domain}
+	}
+	return out, nil
+}
+
+// newAdvisor builds the rollout advisor of the configuration.
+func newAdvisor(e *env, st dmarcd.Store) (*advisor.Advisor, error) {
+	r, err := newResolver(e.cfg.DNS)
+	if err != nil {
+		return nil, err
+	}
+	classifiers, err := newClassifiers(e, r)
+	if err != nil {
+		return nil, err
+	}
+	return &advisor.Advisor{Store: st, Lookup: advisor.LookupDMARC(r), Gates: e.cfg.Advisor, Classifier: classifiers}, nil
+}
+
+// newClassifiers returns, per sender domain, the classifier of its
+// sources: our servers and the domain's, our selectors and the domain's,
+// reverse DNS through the resolver.
+func newClassifiers(e *env, r *advisor.Resolver) (func(dmarcd.SenderDomain) *analyze.Classifier, error) {
+	ours, err := analyze.ParseNetworks(e.cfg.Sending.IPs)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := storedKeys(e.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(d dmarcd.SenderDomain) *analyze.Classifier {
+		nets, _ := analyze.ParseNetworks(d.IPs) // validated with the config
+		selectors := slices.Clone(d.Selectors)
+		for _, k := range keys {
+			if strings.EqualFold(k.Domain, d.Name) {
+				selectors = append(selectors, k.Selector)
+			}
+		}
+		return &analyze.Classifier{Networks: append(slices.Clone(ours), nets...), Selectors: selectors, Resolver: ptrResolver{r}}
+	}, nil
+}
+
+// storedKeys lists the key store's keys; none when there is no key store.
+func storedKeys(cfg Config) ([]dmarcd.Key, error) {
+	if cfg.Keys.Dir == "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(cfg.Keys.Dir); err != nil {
+		return nil, nil
+	}
+	ks, err := keystore.Open(cfg.Keys.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return ks.List()
+}
+
+// keyAdvice is the rotation advice for the stored keys.
+func keyAdvice(e *env, st dmarcd.Store) ([]advisor.KeyAdvice, error) {
+	keys, err := storedKeys(e.cfg)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	a := &advisor.KeyAdvisor{Policy: e.cfg.Keys.policy(), Lookup: txtLookup(e.cfg.DNS), Store: st}
+	return a.Advise(e.ctx, keys)
+}
+
+// ptrResolver adapts the advisor's resolver to the analysis.
+type ptrResolver struct{ r *advisor.Resolver }
+
+func (p ptrResolver) PTR(ctx context.Context, ip string) ([]string, error) {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return nil, err
+	}
+	return p.r.PTR(ctx, addr)
+}

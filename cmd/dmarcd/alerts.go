@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/advisor/alert"
+	"github.com/dmarcd/dmarcd/advisor/slack"
+	imapingest "github.com/dmarcd/dmarcd/ingest/imap"
+)
+
+// mailboxFailuresBeforeAlert: a mailbox whose polls fail this many times in
+// a row (a refused login at once) is an ingest-health alert.
+const mailboxFailuresBeforeAlert = 3
+
+type alertsCmd struct {
+	Check bool `help:"Run the alert checks once now: record what starts and resolves, post it to Slack when configured, and print it."`
+}
+
+// Run prints the alerts firing now and the recent history, or runs the
+// checks once with --check.
+func (c *alertsCmd) Run(e *env) error {
+	st, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	as, ok := st.(dmarcd.AlertStore)
+	if !ok {
+		return errors.New("alerts: this store keeps no alert history")
+	}
+	if c.Check {
+		eng, err := newAlertEngine(e, st, as, nil)
+		if err != nil {
+			return err
+		}
+		told, err := eng.Check(e.ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range told {
+			state := "FIRING"
+			if a.Resolved {
+				state = "RESOLVED"
+			}
+			fmt.Fprintf(e.stdout, "%s %s %s %s: %s\n", state, a.Domain, a.Kind, a.Subject, a.Title)
+		}
+		if len(told) == 0 {
+			fmt.Fprintln(e.stdout, "nothing new")
+		}
+		return flushOutbox(e, as)
+	}
+	states, err := as.AlertStates(e.ctx)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, s := range states {
+		if s.State == dmarcd.AlertFiring {
+			fmt.Fprintf(e.stdout, "firing since %s: %s %s %s: %s\n", s.At.Format(time.DateTime), s.Domain, s.Kind, s.Subject, s.Title)
+			n++
+		}
+	}
+	if n == 0 {
+		fmt.Fprintln(e.stdout, "no alert is firing (history: dmarcd query 'SELECT * FROM alerts ORDER BY at DESC')")
+	}
+	return nil
+}
+
+// newAlertEngine builds the alert checks of the configuration. pollers may
+// be nil (no daemon: no mailbox health).
+func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*imapingest.Poller) (*alert.Engine, error) {
+	r, err := newResolver(e.cfg.DNS)
+	if err != nil {
+		return nil, err
+	}
+	classify, err := newClassifiers(e, r)
+	if err != nil {
+		return nil, err
+	}
+	var domains []alert.Domain
+	for _, d := range e.cfg.Domains {
+		domains = append(domains, alert.Domain{SenderDomain: d, Thresholds: e.cfg.Alerts.thresholds(d.Name), Classifier: classify(d)})
+	}
+	detectors := []alert.Detector{
+		alert.FailingSources(st, domains),
+		alert.PassRate(st, domains),
+		alert.SilentReporters(st, domains),
+		alert.QuarantineGrowth(st, e.cfg.Alerts.QuarantinePerDay),
+		alert.KeysDue(func(ctx context.Context) ([]advisor.KeyAdvice, error) { return keyAdvice(e, st) }),
+		alert.DNSDrift(r, e.cfg.Domains, ourSPF(e.cfg.Sending), func(d dmarcd.SenderDomain) ([]advisor.DKIMPublicKey, error) {
+			return dkimKeys(e.cfg, d.Name)
+		}),
+	}
+	if pollers != nil {
+		detectors = append(detectors, mailboxHealth(pollers))
+	}
+	return &alert.Engine{State: as, Detectors: detectors, Logger: e.log,
+		Suppress: time.Duration(e.cfg.Alerts.SuppressHours) * time.Hour}, nil
+}
+
+// mailboxHealth alerts on mailboxes that cannot be read: a refused login,
+// or failures in a row.
+func mailboxHealth(pollers []*imapingest.Poller) alert.Detector {
+	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		var out []dmarcd.Alert
+		for _, p := range pollers {
+			h := p.Health()
+			login := h.LastErrorKind == imapingest.ErrAuth || h.LastErrorKind == imapingest.ErrCredentials
+			if !login && h.Failures < mailboxFailuresBeforeAlert {
+				continue
+			}
+			what := fmt.Sprintf("%d attempts in a row failed", h.Failures)
+			if login {
+				what = "the login is refused"
+			}
+			out = append(out, dmarcd.Alert{
+				Kind: dmarcd.AlertIngest, Subject: "mailbox:" + h.Mailbox, Onset: true,
+				Title:  fmt.Sprintf("Mailbox %s cannot be read: %s", h.Mailbox, what),
+				Text:   fmt.Sprintf("The last attempt, at %s, failed: %s", h.LastErrorAt.UTC().Format(time.DateTime), h.LastError),
+				Facts:  []dmarcd.Fact{{Label: "Error kind", Value: h.LastErrorKind}, {Label: "Failures", Value: fmt.Sprint(h.Failures)}},
+				Action: "Check the mailbox's credentials (password or OAuth token) and that the server is reachable; reports pile up in the mailbox meanwhile, none is lost.",
+			})
+		}
+		return out, nil
+	}
+}
+
+// newPoster returns the Slack notifier of the configuration, nil when Slack
+// is not configured.
+func newPoster(cfg SlackConfig) (alert.Poster, error) {
+	if !cfg.enabled() {
+		return nil, nil
+	}
+	webhook, token, err := cfg.secrets()
+	if err != nil {
+		return nil, err
+	}
+	return slack.New(slack.Options{WebhookURL: webhook, Token: token, Channel: cfg.Channel})
+}
+
+// flushOutbox posts the pending notifications, when Slack is configured.
+func flushOutbox(e *env, as dmarcd.AlertStore) error {
+	poster, err := newPoster(e.cfg.Slack)
+	if err != nil || poster == nil {
+		return err
+	}
+	n, err := (&alert.Outbox{State: as, Poster: poster, Logger: e.log}).Flush(e.ctx)
+	if n > 0 {
+		e.log.Info("posted to slack", "notifications", n)
+	}
+	return err
+}
+
+// runAlerts checks for alerts at the configured interval and posts what
+// the checks queue, until ctx ends. The outbox is flushed on its own, so
+// that a Slack outage never holds the checks back.
+func runAlerts(ctx context.Context, e *env, eng *alert.Engine, as dmarcd.AlertStore) {
+	interval := time.Duration(e.cfg.Alerts.CheckIntervalMinutes) * time.Minute
+	flush := make(chan struct{}, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-flush:
+			}
+			if err := flushOutbox(e, as); err != nil && ctx.Err() == nil {
+				e.log.Error("posting notifications failed", "err", err)
+			}
+		}
+	}()
+	for {
+		if _, err := eng.Check(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("alert checks failed", "err", err)
+		}
+		select {
+		case flush <- struct{}{}:
+		default: // a flush is running: it reads the outbox again after
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
+}
+
+// runWeekly queues the weekly recommendation at each time of the schedule
+// and posts it.
+func runWeekly(ctx context.Context, e *env, st dmarcd.Store, as dmarcd.AlertStore) error {
+	sched, err := alert.ParseSchedule(e.cfg.Schedule.Weekly, e.cfg.Schedule.TimeZone)
+	if err != nil {
+		return err
+	}
+	e.log.Info("weekly recommendation scheduled", "schedule", sched.String(), "next", sched.Next(time.Now()))
+	return sched.Run(ctx, alert.RealClock, func(ctx context.Context, at time.Time) {
+		w, err := weekly(e, st, nil, at)
+		if err == nil {
+			err = alert.QueueWeekly(ctx, as, w)
+		}
+		if err == nil {
+			err = flushOutbox(e, as)
+		}
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("weekly recommendation failed", "err", err)
+		}
+	})
+}
+
+// ourSPF is what our own servers add to every sender domain's SPF record.
+func ourSPF(c SendingConfig) advisor.SPFAdditions {
+	return advisor.SPFAdditions{IPs: c.IPs, Includes: c.SPFIncludes}
+}

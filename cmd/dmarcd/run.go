@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dmarcd/dmarcd"
+	imapingest "github.com/dmarcd/dmarcd/ingest/imap"
+)
+
+// Bounds of the /metrics HTTP server.
+const (
+	metricsReadHeaderTimeout = 10 * time.Second
+	metricsShutdownTimeout   = 5 * time.Second
+)
+
+type runCmd struct{}
+
+// Run reads every mailbox until SIGINT or SIGTERM, and serves /metrics.
+func (runCmd) Run(e *env) error {
+	if len(e.cfg.Mailboxes) == 0 && len(e.cfg.Domains) == 0 {
+		return &exitError{code: exitUsage, err: errors.New("run: the config file has no [[mailbox]] to read and no [[domain]] to watch (see dmarcd.example.toml)")}
+	}
+	st, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := imapingest.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	pollers, err := newPollers(e, st, metrics)
+	if err != nil {
+		return err
+	}
+
+	var srv *http.Server
+	if e.cfg.Metrics.Listen != "" {
+		ln, err := net.Listen("tcp", e.cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: metricsReadHeaderTimeout}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("metrics server failed", "error", err)
+			}
+		}()
+		e.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+
+	e.log.Info("dmarcd running", "mailboxes", len(pollers), "domains", len(e.cfg.Domains), "store", e.cfg.Store)
+	var wg sync.WaitGroup
+	for _, p := range pollers {
+		wg.Go(func() { p.Run(e.ctx) })
+	}
+	if as, ok := st.(dmarcd.AlertStore); ok && len(e.cfg.Domains) > 0 {
+		eng, err := newAlertEngine(e, st, as, pollers)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { runAlerts(e.ctx, e, eng, as) })
+		wg.Go(func() {
+			if err := runWeekly(e.ctx, e, st, as); err != nil && e.ctx.Err() == nil {
+				e.log.Error("weekly schedule stopped", "err", err)
+			}
+		})
+	}
+	wg.Wait() // the pollers return when SIGINT or SIGTERM cancels e.ctx
+
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}
+	e.log.Info("dmarcd stopped")
+	return nil
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dmarcd/dmarcd/signer"
+	"github.com/dmarcd/dmarcd/signer/keystore"
+)
+
+// MaxSignerMessageBytes is the largest signer.max_message_bytes accepted.
+const MaxSignerMessageBytes = 1 << 30
+
+// SignerConfig is the [signer] table: the signing SMTP relay and milter
+// that `dmarcd signer` runs.
+type SignerConfig struct {
+	// SMTPListen is the relay's address (host:port), empty for no relay.
+	SMTPListen string `toml:"smtp_listen"`
+	// TLSCertFile and TLSKeyFile offer STARTTLS; AUTH is only offered over
+	// TLS.
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+	// AllowedNetworks may relay without authentication (CIDRs or
+	// addresses).
+	AllowedNetworks []string `toml:"allowed_networks"`
+	// UsersFile holds "name:bcrypt-hash" lines of the users who may relay
+	// after AUTH PLAIN over TLS.
+	UsersFile string `toml:"users_file"`
+	// NextHop (host:port) takes the signed mail; NextHopTLS is
+	// "opportunistic", "required" or "none".
+	NextHop    string `toml:"next_hop"`
+	NextHopTLS string `toml:"next_hop_tls"`
+	// MilterListen is the milter's address: host:port, or unix:/path; empty
+	// for no milter.
+	MilterListen string `toml:"milter_listen"`
+	// Unsigned says what happens to mail for a domain without a key:
+	// "pass" (unsigned) or "refuse".
+	Unsigned string `toml:"unsigned"`
+	// MaxMessageBytes bounds a message.
+	MaxMessageBytes int64 `toml:"max_message_bytes"`
+	// MetricsListen is the address of the signer's /metrics, empty for none.
+	MetricsListen string `toml:"metrics_listen"`
+}
+
+func defaultSignerConfig() SignerConfig {
+	return SignerConfig{
+		AllowedNetworks: []string{"127.0.0.0/8", "::1/128"},
+		NextHopTLS:      string(signer.NextHopOpportunistic),
+		Unsigned:        string(signer.UnsignedPass),
+		MaxMessageBytes: signer.DefaultMaxMessageBytes,
+	}
+}
+
+func (s *SignerConfig) validate() error {
+	switch signer.UnsignedPolicy(s.Unsigned) {
+	case signer.UnsignedPass, signer.UnsignedRefuse:
+	default:
+		return fmt.Errorf("config: signer.unsigned %q: want pass or refuse", s.Unsigned)
+	}
+	switch signer.NextHopTLS(s.NextHopTLS) {
+	case signer.NextHopOpportunistic, signer.NextHopRequireTLS, signer.NextHopNoTLS:
+	default:
+		return fmt.Errorf("config: signer.next_hop_tls %q: want opportunistic, required or none", s.NextHopTLS)
+	}
+	if s.MaxMessageBytes <= 0 || s.MaxMessageBytes > MaxSignerMessageBytes {
+		return fmt.Errorf("config: signer.max_message_bytes = %d: want 1 to %d", s.MaxMessageBytes, MaxSignerMessageBytes)
+	}
+	if _, err := signer.ParseNetworks(s.AllowedNetworks); err != nil {
+		return fmt.Errorf("config: signer.allowed_networks: %w", err)
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		return errors.New("config: signer.tls_cert_file and signer.tls_key_file go together")
+	}
+	if s.UsersFile != "" && s.TLSCertFile == "" {
+		return errors.New("config: signer.users_file needs signer.tls_cert_file and tls_key_file: AUTH is only offered over TLS")
+	}
+	if s.SMTPListen != "" {
+		if _, _, err := net.SplitHostPort(s.SMTPListen); err != nil {
+			return fmt.Errorf("config: signer.smtp_listen %q: want host:port", s.SMTPListen)
+		}
+		if _, _, err := net.SplitHostPort(s.NextHop); err != nil {
+			return fmt.Errorf("config: signer.next_hop %q: the relay needs a next hop as host:port", s.NextHop)
+		}
+	}
+	if s.MilterListen != "" && !strings.HasPrefix(s.MilterListen, "unix:") {
+		if _, _, err := net.SplitHostPort(s.MilterListen); err != nil {
+			return fmt.Errorf("config: signer.milter_listen %q: want host:port or unix:/path", s.MilterListen)
+		}
+	}
+	return nil
+}
+
+type signerCmd struct {
+	KeysDir string `help:"Key store folder; overrides keys.dir of the config file." env:"DMARCD_KEYS_DIR" placeholder:"DIR" type:"path"`
+}
+
+// Run runs the relay and/or the milter of the [signer] table until SIGINT
+// or SIGTERM.
+func (c *signerCmd) Run(e *env) error {
+	cfg := e.cfg.Signer
+	if cfg.SMTPListen == "" && cfg.MilterListen == "" {
+		return &exitError{code: exitUsage, err: errors.New("the config file sets neither signer.smtp_listen nor signer.milter_listen: nothing to run")}
+	}
+	dir := e.cfg.Keys.Dir
+	if c.KeysDir != "" {
+		dir = c.KeysDir
+	}
+	st, err := keystore.Open(dir)
+	if err != nil {
+		return err
+	}
+	ring, err := signer.NewKeyring(st, signer.DefaultReloadInterval, e.log)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	metrics, err := signer.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	s := &signer.Signer{Keys: ring, Unsigned: signer.UnsignedPolicy(cfg.Unsigned)}
+
+	errc := make(chan error, 3)
+	var closers []func() error
+	defer func() {
+		for _, c := range closers {
+			_ = c()
+		}
+	}()
+	if cfg.SMTPListen != "" {
+		rc := signer.RelayConfig{Signer: s, NextHop: cfg.NextHop, NextHopTLS: signer.NextHopTLS(cfg.NextHopTLS),
+			MaxMessageBytes: cfg.MaxMessageBytes, Log: e.log, Metrics: metrics}
+		if rc.Allowed, err = signer.ParseNetworks(cfg.AllowedNetworks); err != nil {
+			return err
+		}
+		if cfg.TLSCertFile != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+			if err != nil {
+				return fmt.Errorf("signer TLS certificate: %w", err)
+			}
+			rc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		if cfg.UsersFile != "" {
+			if rc.Users, err = signer.ReadUsers(cfg.UsersFile); err != nil {
+				return err
+			}
+		}
+		relay, err := signer.NewRelay(rc)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.SMTPListen)
+		if err != nil {
+			return fmt.Errorf("signer.smtp_listen: %w", err)
+		}
+		closers = append(closers, relay.Close)
+		go func() { errc <- relay.Serve(ln) }()
+		e.log.Info("signing relay listening", "addr", ln.Addr().String(), "next_hop", cfg.NextHop, "auth", len(rc.Users) > 0)
+	}
+	if cfg.MilterListen != "" {
+		m, err := signer.NewMilter(signer.MilterConfig{Signer: s, MaxMessageBytes: cfg.MaxMessageBytes, Log: e.log, Metrics: metrics})
+		if err != nil {
+			return err
+		}
+		network, addr := "tcp", cfg.MilterListen
+		if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+			network, addr = "unix", p
+		}
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			return fmt.Errorf("signer.milter_listen: %w", err)
+		}
+		closers = append(closers, m.Close)
+		go func() { errc <- m.Serve(ln) }()
+		e.log.Info("signing milter listening", "addr", cfg.MilterListen)
+	}
+	if cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("signer.metrics_listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: metricsReadHeaderTimeout}
+		closers = append(closers, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)
+			defer cancel()
+			return srv.Shutdown(ctx)
+		})
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	select {
+	case <-e.ctx.Done():
+		e.log.Info("signer stopping")
+		return nil
+	case err := <-errc:
+		return err
+	}
+}

@@ -1,0 +1,257 @@
+// Package testserver starts throwaway servers for tests: each runs in the
+// foreground from its own temporary folder, on a loopback port, and is
+// stopped when the test ends. Where a server's binary is missing the test
+// is skipped, or fails when CI=true, so that CI never passes by skipping.
+// It is for tests only.
+package testserver
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// ClickHouseServer is the binary ClickHouse runs from; Debian's
+// clickhouse-server package installs it (18.16 on Debian 12).
+const ClickHouseServer = "/usr/sbin/clickhouse-server"
+
+// Limits of starting and stopping a throwaway ClickHouse. It answers in
+// about 0.2 s and stops in under 2 s on the machines here.
+const (
+	clickHouseStartTimeout = 30 * time.Second
+	clickHouseStopTimeout  = 10 * time.Second
+	clickHousePollInterval = 50 * time.Millisecond
+	// clickHouseStartAttempts covers losing a free port to another process
+	// between finding it and the server binding it.
+	clickHouseStartAttempts = 3
+)
+
+const clickHouseConfig = `<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <console>1</console>
+        <level>warning</level>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <tcp_port>{tcp}</tcp_port>
+    <http_port>{http}</http_port>
+    <path>{dir}/data/</path>
+    <tmp_path>{dir}/tmp/</tmp_path>
+    <user_files_path>{dir}/user_files/</user_files_path>
+    <format_schema_path>{dir}/format_schemas/</format_schema_path>
+    <users_config>{dir}/users.xml</users_config>
+    <timezone>UTC</timezone>
+    <mark_cache_size>268435456</mark_cache_size>
+    <uncompressed_cache_size>268435456</uncompressed_cache_size>
+</yandex>
+`
+
+// The default user, passwordless and limited to loopback, and an "analyst"
+// user with the read-only profile that docs/SQL.md describes.
+const clickHouseUsers = `<?xml version="1.0"?>
+<yandex>
+    <profiles>
+        <default></default>
+        <readonly>
+            <readonly>1</readonly>
+        </readonly>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+        <analyst>
+            <password>analyst</password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>readonly</profile>
+            <quota>default</quota>
+        </analyst>
+    </users>
+    <quotas>
+        <default></default>
+    </quotas>
+</yandex>
+`
+
+// ClickHouse starts a throwaway ClickHouse server for the test and returns
+// the DSN of a database of its own in it, with a name no other test uses:
+// clickhouse://default:@127.0.0.1:PORT/test_xxxxxxxx. The database does not
+// exist yet (the store creates it). The server is stopped and its folder
+// removed when the test ends. The same server also has a user "analyst"
+// (password "analyst") with the read-only profile.
+func ClickHouse(t testing.TB) (dsn string) {
+	t.Helper()
+	if _, err := os.Stat(ClickHouseServer); err != nil {
+		clickHouseMissing(t, "ClickHouse server not installed (%v): apt-get install clickhouse-server clickhouse-client", err)
+	}
+	var port int
+	var err error
+	for range clickHouseStartAttempts {
+		if port, err = startClickHouse(t); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("starting ClickHouse: %v", err)
+	}
+	return fmt.Sprintf("clickhouse://default:@127.0.0.1:%d/%s", port, clickHouseDatabaseName())
+}
+
+// ClickHouseDatabase returns dsn with another, unused database name: a
+// second database on the same server.
+func ClickHouseDatabase(dsn string) string {
+	i := len(dsn) - 1
+	for i >= 0 && dsn[i] != '/' {
+		i--
+	}
+	return dsn[:i+1] + clickHouseDatabaseName()
+}
+
+func clickHouseDatabaseName() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "test_" + hex.EncodeToString(b)
+}
+
+// clickHouseMissing skips the test with the reason, or fails it when CI=true.
+func clickHouseMissing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and a server the test needs is missing: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// startClickHouse runs one server and waits until it answers. It returns
+// its native TCP port.
+func startClickHouse(t testing.TB) (int, error) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "clickhouse-test-")
+	if err != nil {
+		return 0, err
+	}
+	tcp, err := clickHouseFreePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return 0, err
+	}
+	http, err := clickHouseFreePort()
+	if err != nil {
+		os.RemoveAll(dir)
+		return 0, err
+	}
+	config := clickHouseConfig
+	for k, v := range map[string]string{"{tcp}": strconv.Itoa(tcp), "{http}": strconv.Itoa(http), "{dir}": dir} {
+		config = strings.ReplaceAll(config, k, v)
+	}
+	for name, text := range map[string]string{"config.xml": config, "users.xml": clickHouseUsers} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			os.RemoveAll(dir)
+			return 0, err
+		}
+	}
+	cmd := exec.Command(ClickHouseServer, "--config-file="+filepath.Join(dir, "config.xml"))
+	cmd.Dir = dir
+	var out clickHouseOutput
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return 0, fmt.Errorf("running %s: %w", ClickHouseServer, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(clickHouseStopTimeout):
+			cmd.Process.Kill()
+			<-exited
+		}
+		os.RemoveAll(dir)
+	}
+
+	deadline := time.Now().Add(clickHouseStartTimeout)
+	for {
+		if clickHouseAnswers(tcp) {
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err // for stop
+			stop()
+			return 0, fmt.Errorf("clickhouse-server exited (%v): %s", err, out.String())
+		case <-time.After(clickHousePollInterval):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return 0, fmt.Errorf("clickhouse-server did not answer on port %d within %v: %s", tcp, clickHouseStartTimeout, out.String())
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			if s := out.String(); s != "" {
+				t.Logf("clickhouse-server output:\n%s", s)
+			}
+		}
+	})
+	return tcp, nil
+}
+
+// clickHouseAnswers says whether the server on port runs queries: clickhouse-client
+// where it is installed, else a TCP connection (the server listens once it
+// has loaded its tables).
+func clickHouseAnswers(port int) bool {
+	if client, err := exec.LookPath("clickhouse-client"); err == nil {
+		return exec.Command(client, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "-q", "SELECT 1").Run() == nil
+	}
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// clickHouseFreePort finds a loopback port no one listens on.
+func clickHouseFreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// clickHouseOutput collects a server's output while it runs.
+type clickHouseOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *clickHouseOutput) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *clickHouseOutput) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

@@ -1,0 +1,224 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+)
+
+// Inserts name their columns: the driver needs the list on 18.16.
+const insertReport = `INSERT INTO aggregate_reports (
+	report_key, reporter, report_id, domain, day, date_begin, date_end,
+	org_name, email, extra_contact_info, errors, generator, version, namespace,
+	adkim, aspf, p, sp, np, pct, fo, testing, discovery_method,
+	extensions, record_count, message_count, stored_records, tolerations,
+	source, part, message_id, received_at)`
+
+const insertRecords = `INSERT INTO aggregate_records (
+	report_key, domain, day, org_name, report_id, date_begin, date_end, p, pct,
+	seq, source_ip, count, disposition, dkim, spf, reasons,
+	envelope_to, envelope_from, header_from,
+	dkim_domains, dkim_selectors, dkim_results, dkim_human,
+	spf_domains, spf_scopes, spf_results, spf_human, extensions)`
+
+// reportHeader is what every record row repeats of its report.
+type reportHeader struct {
+	key       dmarcd.ReportKey
+	digest    string
+	day       time.Time
+	begin     time.Time
+	end       time.Time
+	orgName   string
+	reportID  string
+	p         string
+	pct       *int16
+	reportStr string // key.String(), for errors
+}
+
+func newHeader(r *dmarcd.AggregateReport) reportHeader {
+	k := r.Key()
+	begin := time.Unix(k.DateBegin, 0).UTC()
+	h := reportHeader{
+		key: k, digest: k.Digest(),
+		day:   time.Date(begin.Year(), begin.Month(), begin.Day(), 0, 0, 0, 0, time.UTC),
+		begin: begin, end: time.Unix(k.DateEnd, 0).UTC(),
+		orgName: r.Metadata.OrgName, reportID: r.Metadata.ReportID, p: r.Policy.P,
+		reportStr: k.String(),
+	}
+	if r.Policy.Pct != dmarcd.PctAbsent {
+		pct := int16(r.Policy.Pct)
+		h.pct = &pct
+	}
+	return h
+}
+
+// exists says whether a report row with the key is stored. It reads
+// without FINAL: any copy is enough.
+func (s *Store) exists(ctx context.Context, h reportHeader) (bool, error) {
+	var n uint64
+	err := s.conn.QueryRow(ctx,
+		"SELECT count() FROM aggregate_reports WHERE domain = ? AND day = toDate(?) AND report_key = ?",
+		h.key.Domain, h.day.Format(time.DateOnly), h.digest).Scan(&n)
+	return n > 0, err
+}
+
+// BeginAggregate refuses a report stored before (dmarcd.ErrDuplicate) and
+// returns a writer that inserts its records in batches and its row at
+// Commit. Two writers racing with the same report both store it; the views
+// count it once (see migrations/0001_reports.sql).
+func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o dmarcd.Origin) (dmarcd.RecordWriter, error) {
+	h := newHeader(r)
+	dup, err := s.exists(ctx, h)
+	if err != nil {
+		return nil, fmt.Errorf("looking for aggregate report %s: %w", h.reportStr, err)
+	}
+	if dup {
+		return nil, dmarcd.ErrDuplicate
+	}
+	hdr := *r
+	return &recordWriter{s: s, h: h, report: &hdr, origin: o}, nil
+}
+
+// recordRow is one buffered record, in the column order of insertRecords
+// after the report's columns.
+type recordRow struct {
+	seq                                                uint32
+	sourceIP                                           string
+	count                                              uint64
+	disposition, dkim, spf, reasons                    string
+	envelopeTo, envelopeFrom, headerFrom               string
+	dkimDomains, dkimSelectors, dkimResults, dkimHuman []string
+	spfDomains, spfScopes, spfResults, spfHuman        []string
+	extensions                                         []string
+}
+
+type recordWriter struct {
+	s      *Store
+	h      reportHeader
+	report *dmarcd.AggregateReport
+	origin dmarcd.Origin
+	buf    []recordRow
+	seq    uint32
+	done   bool
+}
+
+func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
+	if w.done {
+		return fmt.Errorf("report %s: write after commit or abort", w.h.reportStr)
+	}
+	w.seq++
+	row := recordRow{
+		seq: w.seq, sourceIP: rec.SourceIP, count: uint64(max(rec.Count, 0)),
+		disposition: rec.Disposition, dkim: rec.DKIM, spf: rec.SPF, reasons: "[]",
+		envelopeTo: rec.EnvelopeTo, envelopeFrom: rec.EnvelopeFrom, headerFrom: rec.HeaderFrom,
+		extensions: nonNil(rec.Extensions),
+	}
+	if len(rec.Reasons) > 0 {
+		b, err := json.Marshal(rec.Reasons)
+		if err != nil {
+			return fmt.Errorf("storing record %d of report %s: %w", w.seq, w.h.reportStr, err)
+		}
+		row.reasons = string(b)
+	}
+	n := len(rec.DKIMResults)
+	row.dkimDomains, row.dkimSelectors, row.dkimResults, row.dkimHuman = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, d := range rec.DKIMResults {
+		row.dkimDomains[i], row.dkimSelectors[i], row.dkimResults[i], row.dkimHuman[i] = d.Domain, d.Selector, d.Result, d.HumanResult
+	}
+	n = len(rec.SPFResults)
+	row.spfDomains, row.spfScopes, row.spfResults, row.spfHuman = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, p := range rec.SPFResults {
+		row.spfDomains[i], row.spfScopes[i], row.spfResults[i], row.spfHuman[i] = p.Domain, p.Scope, p.Result, p.HumanResult
+	}
+	w.buf = append(w.buf, row)
+	if len(w.buf) >= w.s.opts.BatchRecords {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+// flush inserts the buffered records in one batch. They stay invisible
+// until the report row is written.
+func (w *recordWriter) flush(ctx context.Context) error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	first, last := w.buf[0].seq, w.buf[len(w.buf)-1].seq
+	b, err := w.s.conn.PrepareBatch(ctx, insertRecords)
+	if err != nil {
+		return fmt.Errorf("storing records %d-%d of report %s: %w", first, last, w.h.reportStr, err)
+	}
+	h := w.h
+	for i := range w.buf {
+		r := &w.buf[i]
+		err := b.Append(h.digest, h.key.Domain, h.day, h.orgName, h.reportID, h.begin, h.end, h.p, h.pct,
+			r.seq, r.sourceIP, r.count, r.disposition, r.dkim, r.spf, r.reasons,
+			r.envelopeTo, r.envelopeFrom, r.headerFrom,
+			r.dkimDomains, r.dkimSelectors, r.dkimResults, r.dkimHuman,
+			r.spfDomains, r.spfScopes, r.spfResults, r.spfHuman, r.extensions)
+		if err != nil {
+			b.Abort()
+			return fmt.Errorf("storing record %d of report %s: %w", r.seq, w.h.reportStr, err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("storing records %d-%d of report %s: %w", first, last, w.h.reportStr, err)
+	}
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// Commit inserts the remaining records, then the report row, which makes
+// the report visible. When the connection fails after the server took the
+// row, the caller sees an error and retries: BeginAggregate then finds the
+// report and says ErrDuplicate.
+func (w *recordWriter) Commit(ctx context.Context, r *dmarcd.AggregateReport) error {
+	if w.done {
+		return fmt.Errorf("report %s: commit after commit or abort", w.h.reportStr)
+	}
+	w.done = true
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	h, o := w.h, w.origin
+	b, err := w.s.conn.PrepareBatch(ctx, insertReport)
+	if err != nil {
+		return fmt.Errorf("committing report %s: %w", h.reportStr, err)
+	}
+	err = b.Append(h.digest, h.key.Reporter, r.Metadata.ReportID, h.key.Domain, h.day, h.begin, h.end,
+		r.Metadata.OrgName, r.Metadata.Email, r.Metadata.ExtraContactInfo, nonNil(r.Metadata.Errors),
+		r.Metadata.Generator, r.Version, r.Namespace,
+		r.Policy.ADKIM, r.Policy.ASPF, r.Policy.P, r.Policy.SP, r.Policy.NP, h.pct, r.Policy.FO,
+		r.Policy.Testing, r.Policy.DiscoveryMethod,
+		nonNil(r.Extensions), uint64(max(r.RecordCount, 0)), uint64(max(r.MessageCount, 0)), uint64(w.seq),
+		nonNil(r.Tolerations), o.Source, o.Part, o.MessageID, o.ReceivedAt.UTC())
+	if err != nil {
+		b.Abort()
+		return fmt.Errorf("committing report %s: %w", h.reportStr, err)
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("committing report %s: %w", h.reportStr, err)
+	}
+	return nil
+}
+
+// Abort drops the buffered records. Batches inserted already stay, without
+// a report row: no view counts them, and a later attempt at the same report
+// writes the same (report_key, seq) rows, which FINAL collapses.
+func (w *recordWriter) Abort() error {
+	w.done = true
+	w.buf = nil
+	return nil
+}
+
+// nonNil gives an empty slice for nil: the driver wants a slice for an
+// Array column.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,194 @@
+// Package clickhouse is the dmarcd store for users who outgrow one machine:
+// reports kept in a ClickHouse server, written and read over the native TCP
+// protocol (github.com/ClickHouse/clickhouse-go/v2; its HTTP protocol does
+// not work with the ClickHouse 18.16 of Debian 12).
+//
+// The schema in migrations/ works on 18.16 and on current releases. Users
+// query the same views as in the embedded store (docs/SQL.md, section
+// "ClickHouse", lists the differences). A report is stored once and counts
+// once in every view, even before ClickHouse merges the copies that a retry
+// or two racing writers can leave: see migrations/0001_reports.sql.
+package clickhouse
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/dmarcd/dmarcd"
+)
+
+// DefaultBatchRecords is how many records the writer buffers before it
+// inserts them in one batch. ClickHouse wants few, large inserts (each one
+// makes a part on disk); 10,000 records are a few MB.
+const DefaultBatchRecords = 10_000
+
+// DefaultPort is ClickHouse's native TCP port, used when the DSN names a
+// host without one.
+const DefaultPort = 9000
+
+// Scheme starts the DSN of a ClickHouse store:
+// clickhouse://USER:PASS@HOST:PORT/DATABASE.
+const Scheme = "clickhouse://"
+
+// Options tune a Store; the zero value is the default.
+type Options struct {
+	// BatchRecords is the number of records per insert;
+	// DefaultBatchRecords when 0.
+	BatchRecords int
+	// Logger receives one line per schema migration and retention drop.
+	Logger *slog.Logger
+}
+
+// Store is the ClickHouse store. It implements dmarcd.Store.
+type Store struct {
+	database string
+	conn     driver.Conn // writes: batches and DDL
+	ro       *sql.DB     // reads: Query
+	opts     Options
+	log      *slog.Logger
+}
+
+var _ dmarcd.Store = (*Store)(nil)
+
+// databaseName is what dmarcd accepts as a database name: it is spliced
+// into CREATE DATABASE, which takes no bound parameters.
+var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Open connects to the server named by dsn
+// (clickhouse://USER:PASS@HOST:PORT/DATABASE, with the query parameters of
+// clickhouse-go such as dial_timeout=10s or secure=true), creates the
+// database when it is missing, and brings the schema up to date.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	return OpenOptions(ctx, dsn, Options{})
+}
+
+// OpenOptions is Open with options.
+func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.BatchRecords <= 0 {
+		opts.BatchRecords = DefaultBatchRecords
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := ch.ParseDSN(dsn)
+	if err != nil {
+		// The error of ParseDSN redacts the password.
+		return nil, fmt.Errorf("opening clickhouse store: %w (want %sUSER:PASS@HOST:PORT/DATABASE)", err, Scheme)
+	}
+	if cfg.Protocol != ch.Native {
+		return nil, fmt.Errorf("opening clickhouse store: only the native TCP protocol is supported")
+	}
+	for i, addr := range cfg.Addr {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			cfg.Addr[i] = net.JoinHostPort(strings.Trim(addr, "[]"), strconv.Itoa(DefaultPort))
+		}
+	}
+	database := cfg.Auth.Database
+	if database == "" {
+		database = "default"
+	}
+	if !databaseName.MatchString(database) {
+		return nil, fmt.Errorf("opening clickhouse store: database name %q: want letters, digits and _", database)
+	}
+	where := strings.Join(cfg.Addr, ",") + "/" + database
+	if err := createDatabase(ctx, *cfg, database); err != nil {
+		return nil, fmt.Errorf("opening clickhouse store %s: %w", where, err)
+	}
+	cfg.Auth.Database = database
+	conn, err := ch.Open(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening clickhouse store %s: %w", where, err)
+	}
+	s := &Store{database: database, conn: conn, opts: opts, log: log}
+	if err := s.Migrate(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	roCfg := *cfg
+	if roCfg.Settings, err = readOnlySettings(ctx, conn, cfg.Settings); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("opening clickhouse store %s for reading: %w", where, err)
+	}
+	s.ro = ch.OpenDB(&roCfg)
+	return s, nil
+}
+
+// createDatabase creates the database unless it exists. It asks first, so
+// that a user who may not create databases (an analyst) can open an
+// existing one.
+func createDatabase(ctx context.Context, cfg ch.Options, database string) error {
+	cfg.Auth.Database = "" // the user's default database
+	conn, err := ch.Open(&cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", database).Scan(&n); err != nil {
+		return fmt.Errorf("looking for database %s: %w", database, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+database+"`"); err != nil {
+		return fmt.Errorf("creating database %s: %w", database, err)
+	}
+	return nil
+}
+
+// readOnlySettings returns the settings for the connections of Query: the
+// server's readonly=2 (reads only; settings may change), unless the user is
+// read-only already. A user with readonly=1 (the analyst profile of
+// docs/SQL.md) may not change any setting, not even readonly: the profile
+// sets what it needs.
+//
+// It also turns on enable_optimize_predicate_expression (off by default in
+// 18.16, on in current releases): it pushes a query's WHERE into the
+// daily_* views, so that "WHERE domain = ..." reads that domain's rollup
+// rows instead of grouping all of them first (ten times faster at 10
+// million records).
+func readOnlySettings(ctx context.Context, conn driver.Conn, base ch.Settings) (ch.Settings, error) {
+	var readonly string
+	if err := conn.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'readonly'").Scan(&readonly); err != nil {
+		return nil, err
+	}
+	out := ch.Settings{}
+	for k, v := range base {
+		out[k] = v
+	}
+	if readonly == "0" {
+		out["readonly"] = 2
+		if _, ok := out["enable_optimize_predicate_expression"]; !ok {
+			out["enable_optimize_predicate_expression"] = 1
+		}
+	}
+	return out, nil
+}
+
+// Database is the name of the database the store uses.
+func (s *Store) Database() string { return s.database }
+
+// Query runs read-only SQL over the views.
+func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return s.ro.QueryContext(ctx, query, args...)
+}
+
+// Close closes the connections.
+func (s *Store) Close() error {
+	err := s.conn.Close()
+	if s.ro != nil {
+		err = errors.Join(err, s.ro.Close())
+	}
+	return err
+}

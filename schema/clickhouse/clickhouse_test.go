@@ -1,0 +1,500 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/testserver"
+)
+
+func openTemp(t testing.TB, opts Options) (*Store, string) {
+	t.Helper()
+	dsn := testserver.ClickHouse(t)
+	s, err := OpenOptions(context.Background(), dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dsn
+}
+
+func testReport(id string) *dmarcd.AggregateReport {
+	return &dmarcd.AggregateReport{
+		Metadata: dmarcd.ReportMetadata{
+			OrgName: "google.com", Email: "noreply-dmarc-support@google.com", ReportID: id,
+			DateBegin: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+			DateEnd:   time.Date(2026, 11, 1, 23, 59, 59, 0, time.UTC),
+		},
+		Policy: dmarcd.PolicyPublished{Domain: "example.com", ADKIM: "r", ASPF: "r", P: "quarantine", SP: "none", Pct: 5, Testing: "y"},
+	}
+}
+
+func testRecords() []dmarcd.Record {
+	return []dmarcd.Record{
+		{SourceIP: "192.0.2.1", Count: 10, Disposition: "none", DKIM: "pass", SPF: "pass", HeaderFrom: "example.com",
+			DKIMResults: []dmarcd.DKIMResult{{Domain: "example.com", Selector: "s1", Result: "pass"}, {Domain: "esp.example", Selector: "k2", Result: "pass"}},
+			SPFResults:  []dmarcd.SPFResult{{Domain: "example.com", Scope: "mfrom", Result: "pass"}}},
+		{SourceIP: "2001:db8::1", Count: 3, Disposition: "quarantine", DKIM: "fail", SPF: "fail", HeaderFrom: "example.com",
+			Reasons: []dmarcd.PolicyOverride{{Type: "sampled_out"}}},
+	}
+}
+
+// write begins a report and writes its records, without committing.
+func write(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) (dmarcd.RecordWriter, error) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "test", ReceivedAt: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	r.RecordCount, r.MessageCount = 0, 0
+	for i := range recs {
+		if err := w.Write(ctx, &recs[i]); err != nil {
+			t.Fatal(err)
+		}
+		r.RecordCount++
+		r.MessageCount += recs[i].Count
+	}
+	return w, nil
+}
+
+func store(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) error {
+	t.Helper()
+	w, err := write(t, s, r, recs)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	return w.Commit(context.Background(), r)
+}
+
+// queryString runs q and renders its rows as in the sqlite tests: columns
+// joined by |, rows ended by a newline; days as YYYY-MM-DD, times as
+// YYYY-MM-DD HH:MM:SS, arrays as JSON.
+func queryString(t testing.TB, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.Query(context.Background(), q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	types, _ := rows.ColumnTypes()
+	var out strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(types))
+		ptrs := make([]any, len(types))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range vals {
+			if i > 0 {
+				out.WriteByte('|')
+			}
+			out.WriteString(render(v, types[i].DatabaseTypeName()))
+		}
+		out.WriteByte('\n')
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out.String()
+}
+
+func render(v any, typ string) string {
+	switch v := v.(type) {
+	case time.Time:
+		if typ == "Date" {
+			return v.Format(time.DateOnly)
+		}
+		return v.UTC().Format(time.DateTime)
+	case *time.Time:
+		if v == nil {
+			return "<nil>"
+		}
+		return render(*v, typ)
+	case []string:
+		b, _ := json.Marshal(v)
+		return string(b)
+	case *int16:
+		if v == nil {
+			return "<nil>"
+		}
+		return fmt.Sprint(*v)
+	}
+	return fmt.Sprint(v)
+}
+
+func TestStoreOnce(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store(t, s, testReport("r1"), testRecords()); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Fatalf("second store: got %v, want ErrDuplicate", err)
+	}
+	// Same id, another day: another report.
+	r := testReport("r1")
+	r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, 1)
+	if err := store(t, s, r, testRecords()); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, s, `SELECT COUNT(*), SUM(count) FROM records`); got != "4|26\n" {
+		t.Errorf("records: %q", got)
+	}
+}
+
+func TestAbortLeavesNothing(t *testing.T) {
+	// A batch of one record: the aborted report has records in the table.
+	s, _ := openTemp(t, Options{BatchRecords: 1})
+	ctx := context.Background()
+	w, err := s.BeginAggregate(ctx, testReport("r1"), dmarcd.Origin{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := testRecords()
+	if err := w.Write(ctx, &recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, s, `SELECT count() FROM aggregate_records`); got != "1\n" {
+		t.Errorf("the aborted batch is not in the table: %q", got)
+	}
+	for _, q := range []string{
+		`SELECT COUNT(*) FROM reports`, `SELECT COUNT(*) FROM records`, `SELECT COUNT(*) FROM dkim_signatures`,
+		`SELECT COUNT(*) FROM daily_domains`, `SELECT COUNT(*) FROM daily_sources`,
+		`SELECT COUNT(*) FROM daily_selectors`, `SELECT COUNT(*) FROM daily_reporters`,
+	} {
+		if got := queryString(t, s, q); got != "0\n" {
+			t.Errorf("after abort, %s: %q", q, got)
+		}
+	}
+	// The aborted report can be stored afterwards, and counts once.
+	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+		t.Fatal(err)
+	}
+	checkOnce(t, s)
+}
+
+// checkOnce checks that every view shows testReport("r1") with
+// testRecords() exactly once.
+func checkOnce(t *testing.T, s *Store) {
+	t.Helper()
+	for _, c := range []struct{ query, want string }{
+		{`SELECT org_name, report_id, domain, date_begin, date_end, day, p, sp, pct, testing, record_count, message_count FROM reports`,
+			"google.com|r1|example.com|2026-11-01 00:00:00|2026-11-01 23:59:59|2026-11-01|quarantine|none|5|y|2|13\n"},
+		{`SELECT org_name, report_id, domain, source_ip, count, disposition, dkim, spf, dmarc_pass, header_from, dkim_domains, dkim_selectors, dkim_results, reasons FROM records ORDER BY seq`,
+			"google.com|r1|example.com|192.0.2.1|10|none|pass|pass|1|example.com|[\"example.com\",\"esp.example\"]|[\"s1\",\"k2\"]|[\"pass\",\"pass\"]|[]\n" +
+				"google.com|r1|example.com|2001:db8::1|3|quarantine|fail|fail|0|example.com|[]|[]|[]|[{\"type\":\"sampled_out\",\"comment\":\"\"}]\n"},
+		{`SELECT dkim_domain, selector, result, count FROM dkim_signatures ORDER BY selector`,
+			"esp.example|k2|pass|10\nexample.com|s1|pass|10\n"},
+		{`SELECT day, domain, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, rejected FROM daily_domains`,
+			"2026-11-01|example.com|13|10|10|10|3|0\n"},
+		{`SELECT day, domain, org_name, reports, messages FROM daily_reporters`, "2026-11-01|example.com|google.com|1|13\n"},
+		{`SELECT selector, messages, passed FROM daily_selectors ORDER BY selector`, "k2|10|10\ns1|10|10\n"},
+		{`SELECT source_ip, messages, dmarc_pass FROM daily_sources ORDER BY source_ip`, "192.0.2.1|10|10\n2001:db8::1|3|0\n"},
+	} {
+		if got := queryString(t, s, c.query); got != c.want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+		}
+	}
+}
+
+func TestViews(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+		t.Fatal(err)
+	}
+	checkOnce(t, s)
+	// The rollups hold it once, so the views read them: no day is
+	// unsettled.
+	if got := queryString(t, s, `SELECT count() FROM rollup_unsettled`); got != "0\n" {
+		t.Errorf("unsettled days after a clean store: %q", got)
+	}
+	// An absent pct is NULL, as in SQLite.
+	r := testReport("r2")
+	r.Policy.Pct = dmarcd.PctAbsent
+	if err := store(t, s, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, s, `SELECT pct, record_count FROM reports WHERE report_id = 'r2'`); got != "<nil>|0\n" {
+		t.Errorf("absent pct: %q", got)
+	}
+}
+
+// TestDuplicatesBeforeMerge stores the same report twice, as two writers
+// racing past the existence check would (both begin before either
+// commits), and checks that every view counts it once before ClickHouse
+// merges anything, and after.
+func TestDuplicatesBeforeMerge(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	w1, err := write(t, s, testReport("r1"), testRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := write(t, s, testReport("r1"), testRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r := testReport("r1")
+	r.RecordCount, r.MessageCount = 2, 13
+	if err := w1.Commit(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Commit(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, s, `SELECT count(), sum(messages) FROM rollup_domains`); got != "2|26\n" {
+		t.Errorf("the rollup table should hold both copies before a merge: %q", got)
+	}
+	checkOnce(t, s)
+	if err := s.conn.Exec(ctx, "OPTIMIZE TABLE aggregate_records FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.conn.Exec(ctx, "OPTIMIZE TABLE aggregate_reports FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	checkOnce(t, s)
+	// A third copy now finds it.
+	if err := store(t, s, testReport("r1"), testRecords()); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Errorf("third store: got %v, want ErrDuplicate", err)
+	}
+}
+
+// TestConcurrentDuplicates stores the same reports from two stores at once,
+// as two dmarcd processes would: each report counts once, whichever won.
+func TestConcurrentDuplicates(t *testing.T) {
+	s1, dsn := openTemp(t, Options{})
+	s2, err := Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	const reports = 30
+	var wg sync.WaitGroup
+	stored := make([]int, 2)
+	for i, s := range []*Store{s1, s2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range reports {
+				err := store(t, s, testReport(fmt.Sprint(j)), testRecords())
+				if err == nil {
+					stored[i]++
+				} else if !errors.Is(err, dmarcd.ErrDuplicate) {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("stored %d + %d of %d reports (a sum above %[3]d means the writers raced)", stored[0], stored[1], reports)
+	if stored[0]+stored[1] < reports {
+		t.Errorf("stored %d + %d, want at least %d in all", stored[0], stored[1], reports)
+	}
+	for _, c := range []struct{ query, want string }{
+		{`SELECT COUNT(*), SUM(message_count) FROM reports`, fmt.Sprintf("%d|%d\n", reports, reports*13)},
+		{`SELECT COUNT(*), SUM(count) FROM records`, fmt.Sprintf("%d|%d\n", 2*reports, reports*13)},
+		{`SELECT SUM(messages), SUM(dmarc_pass), SUM(quarantined) FROM daily_domains`, fmt.Sprintf("%d|%d|%d\n", reports*13, reports*10, reports*3)},
+		{`SELECT SUM(messages) FROM daily_sources`, fmt.Sprintf("%d\n", reports*13)},
+		{`SELECT SUM(reports), SUM(messages) FROM daily_reporters`, fmt.Sprintf("%d|%d\n", reports, reports*13)},
+		{`SELECT SUM(messages), SUM(passed) FROM daily_selectors`, fmt.Sprintf("%d|%d\n", reports*20, reports*20)},
+	} {
+		if got := queryString(t, s1, c.query); got != c.want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+		}
+	}
+}
+
+func TestQueryIsReadOnly(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	ctx := context.Background()
+	if rows, err := s.Query(ctx, `DROP TABLE aggregate_reports`); err == nil {
+		rows.Close()
+		t.Error("a DROP TABLE through Query succeeded")
+	}
+	if rows, err := s.Query(ctx, `INSERT INTO quarantine (sha256) SELECT 'x'`); err == nil {
+		rows.Close()
+		t.Error("an INSERT through Query succeeded")
+	}
+	if got := queryString(t, s, `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'aggregate_reports'`); got != "1\n" {
+		t.Errorf("aggregate_reports: %q", got)
+	}
+}
+
+// TestAnalyst opens the store as the read-only user of docs/SQL.md
+// (profile readonly=1), as `dmarcd query` would for an analyst.
+func TestAnalyst(t *testing.T) {
+	s, dsn := openTemp(t, Options{})
+	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+		t.Fatal(err)
+	}
+	analyst := strings.Replace(dsn, "clickhouse://default:@", "clickhouse://analyst:analyst@", 1)
+	a, err := Open(context.Background(), analyst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if got := queryString(t, a, `SELECT SUM(messages) FROM daily_domains`); got != "13\n" {
+		t.Errorf("analyst: %q", got)
+	}
+	if rows, err := a.Query(context.Background(), `DROP TABLE aggregate_reports`); err == nil {
+		rows.Close()
+		t.Error("the analyst dropped a table")
+	}
+	if err := store(t, a, testReport("r2"), testRecords()); err == nil {
+		t.Error("the analyst stored a report")
+	}
+}
+
+func TestQuarantineOnce(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	q := dmarcd.Quarantined{Origin: dmarcd.Origin{Source: "file:/x", ReceivedAt: time.Now()}, Reason: "bad", Raw: []byte("junk")}
+	for range 2 {
+		if err := s.Quarantine(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := queryString(t, s, `SELECT reason, size FROM quarantined`); got != "bad|4\n" {
+		t.Errorf("quarantine: %q", got)
+	}
+	if got := queryString(t, s, `SELECT length(raw) FROM quarantine`); got != "4\n" {
+		t.Errorf("raw: %q", got)
+	}
+}
+
+func TestFailureOnce(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	f := &dmarcd.FailureReport{ReportFrom: "r@receiver.example", FeedbackType: "auth-failure", ReportedDomain: "example.com",
+		SourceIP: "192.0.2.9", ArrivalDateText: "Mon, 2 Nov 2026 08:00:00 +0000", ArrivalDate: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC),
+		OriginalHeaders: "From: a@example.com\r\n", OriginalRcptTo: []string{"b@example.net"},
+		Fields: []dmarcd.Field{{Name: "Feedback-Type", Value: "auth-failure"}}}
+	if err := s.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Now()}); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Fatalf("got %v, want ErrDuplicate", err)
+	}
+	if got := queryString(t, s, `SELECT domain, source_ip, feedback_type, arrival_date, report_date, original_rcpt_to FROM failures`); got != "example.com|192.0.2.9|auth-failure|2026-11-02 08:00:00|<nil>|[\"b@example.net\"]\n" {
+		t.Errorf("failures: %q", got)
+	}
+}
+
+// TestRetention drops the partitions of months past the retention from
+// every table, and keeps the recent ones.
+func TestRetention(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	ctx := context.Background()
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for i, month := range []time.Month{8, 9, 10, 11} {
+		r := testReport(fmt.Sprint("r", i))
+		r.Metadata.DateBegin = time.Date(2026, month, 3, 0, 0, 0, 0, time.UTC)
+		r.Metadata.DateEnd = r.Metadata.DateBegin.Add(24*time.Hour - time.Second)
+		if err := store(t, s, r, testRecords()); err != nil {
+			t.Fatal(err)
+		}
+		f := &dmarcd.FailureReport{ReportFrom: "r@receiver.example", ReportedDomain: "example.com",
+			ArrivalDate: r.Metadata.DateBegin, ArrivalDateText: r.Metadata.DateBegin.String()}
+		if err := s.AddFailure(ctx, f, dmarcd.Origin{ReceivedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := dmarcd.Quarantined{Origin: dmarcd.Origin{ReceivedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, Raw: []byte("old")}
+	if err := s.Quarantine(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.dropPartitionsBefore(ctx, 0, now); err != nil || n != 0 {
+		t.Fatalf("months 0 dropped %d, %v", n, err)
+	}
+	// Keep November and the two months before.
+	n, err := s.dropPartitionsBefore(ctx, 2, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// August from the 8 tables of reports and records, and from
+	// failure_reports; January 2025 from quarantine.
+	if n != 9 {
+		t.Errorf("dropped %d partitions, want 9", n)
+	}
+	for _, c := range []struct{ query, want string }{
+		{`SELECT toString(min(day)), COUNT(*) FROM reports`, "2026-09-03|3\n"},
+		{`SELECT toString(min(day)), SUM(count) FROM records`, "2026-09-03|39\n"},
+		{`SELECT toString(min(day)), SUM(messages) FROM daily_domains`, "2026-09-03|39\n"},
+		{`SELECT SUM(messages) FROM daily_sources`, "39\n"},
+		{`SELECT SUM(messages) FROM daily_selectors`, "60\n"},
+		{`SELECT SUM(reports) FROM daily_reporters`, "3\n"},
+		{`SELECT COUNT(*) FROM failures`, "3\n"},
+		{`SELECT COUNT(*) FROM quarantined`, "0\n"},
+		{`SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() AND active AND partition < '202609'`, ""},
+	} {
+		if got := queryString(t, s, c.query); got != c.want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+		}
+	}
+	// Nothing more to drop.
+	if n, err := s.dropPartitionsBefore(ctx, 2, now); err != nil || n != 0 {
+		t.Errorf("second run dropped %d, %v", n, err)
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	s, dsn := openTemp(t, Options{})
+	ctx := context.Background()
+	v, err := s.SchemaVersion(ctx)
+	if err != nil || v < 1 {
+		t.Fatalf("version %d, %v", v, err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := queryString(t, s2, `SELECT count() FROM schema_migrations`); got != "1\n" {
+		t.Errorf("schema_migrations: %q", got)
+	}
+	// A migration cut off half way is applied again: every statement is
+	// idempotent.
+	text, _ := migrations.ReadFile("migrations/0001_reports.sql")
+	for _, stmt := range splitStatements(string(text)) {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			t.Errorf("re-applying %.60q: %v", stmt, err)
+		}
+	}
+}
+
+func TestSplitStatements(t *testing.T) {
+	got := splitStatements("-- a; comment\nCREATE TABLE a (x String DEFAULT ';');\n/* b; */ SELECT `;`, \"x;\", 'it\\'s;' ;\n\n  ;")
+	want := []string{"CREATE TABLE a (x String DEFAULT ';')", "SELECT `;`, \"x;\", 'it\\'s;'"}
+	if len(got) != len(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("statement %d: got %q, want %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestOpenBadDSN(t *testing.T) {
+	for _, dsn := range []string{"clickhouse://127.0.0.1:9000/bad-name", "clickhouse:///x"} {
+		if s, err := Open(context.Background(), dsn); err == nil {
+			s.Close()
+			t.Errorf("%s: opened", dsn)
+		}
+	}
+}

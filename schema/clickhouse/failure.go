@@ -1,0 +1,118 @@
+package clickhouse
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+)
+
+const insertFailure = `INSERT INTO failure_reports (
+	report_key, day, domain, report_from, report_subject, report_date, report_message_id,
+	feedback_type, version, user_agent, reported_domain, source_ip,
+	original_mail_from, original_rcpt_to, arrival_date, arrival_date_text,
+	auth_failure, delivery_result, identity_alignment,
+	dkim_domain, dkim_identity, dkim_selector, spf_dns,
+	authentication_results, reported_uri, incidents, field_names, field_values,
+	original_part_type, original_headers, original_from, original_to,
+	original_subject, original_message_id, original_date, original_body,
+	tolerations, source, part, received_at)`
+
+const insertQuarantine = `INSERT INTO quarantine (sha256, day, reason, source, part, message_id, received_at, size, raw)`
+
+// AddFailure stores a failure report unless one with the same key is
+// stored. The check and the insert are not atomic: two racing writers both
+// store it, and the failures view shows it once.
+func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarcd.Origin) error {
+	key := f.Key()
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM failure_reports WHERE report_key = ?", key).Scan(&n); err != nil {
+		return fmt.Errorf("looking for failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+	}
+	if n > 0 {
+		return dmarcd.ErrDuplicate
+	}
+	// The partition: a date of the report itself where there is one, so
+	// that copies of it fall in the same partition and merge.
+	day := f.ArrivalDate
+	if day.IsZero() {
+		day = f.ReportDate
+	}
+	if day.IsZero() {
+		day = o.ReceivedAt
+	}
+	names, values := make([]string, len(f.Fields)), make([]string, len(f.Fields))
+	for i, fl := range f.Fields {
+		names[i], values[i] = fl.Name, fl.Value
+	}
+	var body *string
+	if f.OriginalBody != nil {
+		b := string(f.OriginalBody)
+		body = &b
+	}
+	err := s.insertRow(ctx, insertFailure,
+		key, utcDay(day), f.Domain(), f.ReportFrom, f.ReportSubject, timeOrNil(f.ReportDate), f.ReportMessageID,
+		f.FeedbackType, f.Version, f.UserAgent, f.ReportedDomain, f.SourceIP,
+		f.OriginalMailFrom, nonNil(f.OriginalRcptTo), timeOrNil(f.ArrivalDate), f.ArrivalDateText,
+		f.AuthFailure, f.DeliveryResult, f.IdentityAlignment,
+		f.DKIMDomain, f.DKIMIdentity, f.DKIMSelector, f.SPFDNS,
+		nonNil(f.AuthenticationResults), nonNil(f.ReportedURI), uint64(max(f.Incidents, 0)), names, values,
+		f.OriginalPartType, f.OriginalHeaders, f.OriginalFrom, f.OriginalTo,
+		f.OriginalSubject, f.OriginalMessageID, f.OriginalDate, body,
+		nonNil(f.Tolerations), o.Source, o.Part, o.ReceivedAt.UTC())
+	if err != nil {
+		return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+	}
+	return nil
+}
+
+// Quarantine keeps input that could not be parsed; the same bytes are kept
+// once.
+func (s *Store) Quarantine(ctx context.Context, q dmarcd.Quarantined) error {
+	sum := sha256.Sum256(q.Raw)
+	digest := hex.EncodeToString(sum[:])
+	var n uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM quarantine WHERE sha256 = ?", digest).Scan(&n); err != nil {
+		return fmt.Errorf("quarantining %s: %w", q.Origin.Source, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	err := s.insertRow(ctx, insertQuarantine, digest, utcDay(q.Origin.ReceivedAt), q.Reason,
+		q.Origin.Source, q.Origin.Part, q.Origin.MessageID, q.Origin.ReceivedAt.UTC(), uint64(len(q.Raw)), string(q.Raw))
+	if err != nil {
+		return fmt.Errorf("quarantining %s: %w", q.Origin.Source, err)
+	}
+	return nil
+}
+
+// insertRow inserts one row with a batch: Exec of INSERT ... VALUES hangs
+// on 18.16.
+func (s *Store) insertRow(ctx context.Context, insert string, values ...any) error {
+	b, err := s.conn.PrepareBatch(ctx, insert)
+	if err != nil {
+		return err
+	}
+	if err := b.Append(values...); err != nil {
+		b.Abort()
+		return err
+	}
+	return b.Send()
+}
+
+// utcDay is the UTC date of t, as a midnight time for a Date column.
+func utcDay(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

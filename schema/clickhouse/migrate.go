@@ -1,0 +1,149 @@
+package clickhouse
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// createMigrations holds the versions applied; ClickHouse has no
+// transactional DDL, so each migration's statements are idempotent and the
+// version is recorded after the last of them.
+const createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    UInt32,
+    name       String,
+    applied_at DateTime('UTC')
+) ENGINE = MergeTree ORDER BY version`
+
+// Migrate applies the migrations the database lacks, in order. Each file
+// migrations/NNNN_name.sql holds statements separated by ';'.
+func (s *Store) Migrate(ctx context.Context) error {
+	current, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		version, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with its number: %w", f, err)
+		}
+		if version <= current {
+			continue
+		}
+		if current == 0 {
+			// A fresh database, or one at version 0: create the
+			// version table on the first write.
+			if err := s.conn.Exec(ctx, createMigrations); err != nil {
+				return fmt.Errorf("creating schema_migrations in %s: %w", s.database, err)
+			}
+		}
+		text, err := migrations.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		for i, stmt := range splitStatements(string(text)) {
+			if err := s.conn.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migrating clickhouse database %s to schema version %d (%s, statement %d): %w",
+					s.database, version, f, i+1, err)
+			}
+		}
+		b, err := s.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
+		if err == nil {
+			if err = b.Append(uint32(version), path.Base(f), time.Now().UTC()); err == nil {
+				err = b.Send()
+			} else {
+				b.Abort()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("recording schema version %d of %s: %w", version, s.database, err)
+		}
+		s.log.Info("migrated clickhouse store", "database", s.database, "version", version, "file", f)
+		current = version
+	}
+	return nil
+}
+
+// SchemaVersion returns the number of the last migration applied, 0 for a
+// database without dmarcd's tables.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var n uint64
+	err := s.conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'").Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("reading schema version of %s: %w", s.database, err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var v uint32
+	if err := s.conn.QueryRow(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err != nil {
+		return 0, fmt.Errorf("reading schema version of %s: %w", s.database, err)
+	}
+	return int(v), nil
+}
+
+// splitStatements splits SQL text on the semicolons that end statements,
+// dropping comments and blank statements. It knows '...' strings (with
+// backslash escapes), `...` and "..." identifiers, -- line comments and
+// /* */ block comments, so a ';' inside any of them does not split.
+func splitStatements(text string) []string {
+	var out []string
+	var b strings.Builder
+	flush := func() {
+		if s := strings.TrimSpace(b.String()); s != "" {
+			out = append(out, s)
+		}
+		b.Reset()
+	}
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '-' && i+1 < len(text) && text[i+1] == '-':
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+			b.WriteByte('\n')
+		case c == '/' && i+1 < len(text) && text[i+1] == '*':
+			end := strings.Index(text[i+2:], "*/")
+			if end < 0 {
+				i = len(text)
+			} else {
+				i += 2 + end + 1
+			}
+			b.WriteByte(' ')
+		case c == '\'' || c == '`' || c == '"':
+			j := i + 1
+			for j < len(text) && text[j] != c {
+				if text[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(text) {
+				j = len(text) - 1
+			}
+			b.WriteString(text[i : j+1])
+			i = j
+		case c == ';':
+			flush()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	flush()
+	return out
+}

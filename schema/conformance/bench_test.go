@@ -1,0 +1,224 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/reportgen"
+	"github.com/dmarcd/dmarcd/internal/testserver"
+)
+
+// The benchmarks store generated records straight into each store (no
+// parsing) and run the advisor's and the dashboards' queries over them.
+// The number of records is $DMARCD_BENCH_RECORDS, 100,000 by default so
+// that `go test -bench` stays quick. The numbers in BENCHMARKS.md were
+// measured with:
+//
+//	DMARCD_BENCH_RECORDS=10000000 go test -run '^$' -bench . -benchtime 1x -timeout 2h ./schema/conformance
+const (
+	defaultBenchRecords = 100_000
+	benchRecordsEnv     = "DMARCD_BENCH_RECORDS"
+)
+
+// The generated data: reports of benchRecordsPerReport records, for
+// benchDomains domains, from the reporters of reportgen, one report per
+// domain, reporter and day, days following each other from benchStart.
+// Each domain has benchSources sending addresses, of which the first
+// tenth are our servers (aligned DKIM and SPF pass), the next quarter
+// third parties signing with our selector, the next fifth forwarders (DKIM
+// survives or not) and the rest spoofers.
+const (
+	benchRecordsPerReport = 2_000
+	benchDomains          = 10
+	benchSources          = 4_000
+)
+
+var benchStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func benchRecords(b *testing.B) int {
+	n := defaultBenchRecords
+	if v := os.Getenv(benchRecordsEnv); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a positive number of records", benchRecordsEnv, v)
+		}
+	}
+	return n
+}
+
+func benchDomain(i int) string { return fmt.Sprintf("domain%d.example", i) }
+
+// generate stores n records into s, in reports of benchRecordsPerReport.
+// The same n gives the same data.
+func generate(b *testing.B, s dmarcd.Store, n int) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	recs := make([]dmarcd.Record, benchRecordsPerReport)
+	reporters := reportgen.Reporters
+	for i := 0; n > 0; i++ {
+		domain := i % benchDomains
+		rep := reporters[(i/benchDomains)%len(reporters)]
+		day := benchStart.AddDate(0, 0, i/(benchDomains*len(reporters)))
+		r := &dmarcd.AggregateReport{
+			Metadata: dmarcd.ReportMetadata{OrgName: rep.OrgName, Email: rep.Email, ReportID: fmt.Sprint("bench-", i),
+				DateBegin: day, DateEnd: day.Add(24*time.Hour - time.Second)},
+			Policy: dmarcd.PolicyPublished{Domain: benchDomain(domain), ADKIM: "r", ASPF: "r", P: "quarantine", SP: "none", Pct: 100},
+		}
+		w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "bench", ReceivedAt: day.AddDate(0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		k := min(n, benchRecordsPerReport)
+		for j := range k {
+			recs[j] = benchRecord(rng, domain)
+			if err := w.Write(ctx, &recs[j]); err != nil {
+				b.Fatal(err)
+			}
+			r.RecordCount++
+			r.MessageCount += recs[j].Count
+		}
+		if err := w.Commit(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+		n -= k
+	}
+}
+
+func benchRecord(rng *rand.Rand, domain int) dmarcd.Record {
+	src := rng.IntN(benchSources)
+	// A few sources send most of the mail.
+	count := int64(1 + rng.IntN(10))
+	if src < benchSources/100 {
+		count *= 100
+	}
+	ours := benchDomain(domain)
+	rec := dmarcd.Record{
+		SourceIP:    fmt.Sprintf("10.%d.%d.%d", domain, src/256, src%256),
+		Count:       count,
+		Disposition: "none",
+		HeaderFrom:  ours,
+		SPFResults:  []dmarcd.SPFResult{{Domain: ours, Scope: "mfrom", Result: "pass"}},
+	}
+	sign := func(domain, selector, result string) {
+		rec.DKIMResults = append(rec.DKIMResults, dmarcd.DKIMResult{Domain: domain, Selector: selector, Result: result})
+	}
+	switch {
+	case src < benchSources/10: // ours
+		rec.DKIM, rec.SPF = "pass", "pass"
+		sign(ours, "s2025", "pass")
+	case src < benchSources*35/100: // third party with our selector
+		rec.DKIM, rec.SPF = "pass", "fail"
+		rec.SPFResults[0].Domain = "esp.example"
+		sign(ours, "esp1", "pass")
+		sign("esp.example", "k1", "pass")
+	case src < benchSources*55/100: // forwarder
+		rec.DKIM, rec.SPF = "pass", "fail"
+		rec.SPFResults[0].Result = "fail"
+		if rng.IntN(3) == 0 {
+			rec.DKIM = "fail"
+			sign(ours, "s2025", "fail")
+		} else {
+			sign(ours, "s2025", "pass")
+		}
+	default: // spoofer
+		rec.DKIM, rec.SPF = "fail", "fail"
+		rec.Disposition = "quarantine"
+		rec.SPFResults[0].Result = "fail"
+	}
+	return rec
+}
+
+// benchStores are the stores the benchmarks compare; each opens an empty
+// store.
+var benchStores = []struct {
+	name string
+	open func(b *testing.B) dmarcd.Store
+}{
+	{"sqlite", func(b *testing.B) dmarcd.Store { return openSQLite(b) }},
+	{"clickhouse", func(b *testing.B) dmarcd.Store { return openClickHouse(b, testserver.ClickHouse(b)) }},
+}
+
+// BenchmarkInsert stores $DMARCD_BENCH_RECORDS records per iteration into
+// an empty store, and reports records/s.
+func BenchmarkInsert(b *testing.B) {
+	n := benchRecords(b)
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				s := st.open(b)
+				b.StartTimer()
+				start := time.Now()
+				generate(b, s, n)
+				elapsed += time.Since(start)
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "records/s")
+		})
+	}
+}
+
+// benchQueries are the dashboards' and the advisor's questions, in SQL
+// both stores accept.
+var benchQueries = []struct{ name, sql string }{
+	{"domain_per_day", `SELECT day, messages, dmarc_pass, quarantined, rejected FROM daily_domains
+		WHERE domain = 'domain3.example' ORDER BY day`},
+	{"top_failing_sources", `SELECT source_ip, SUM(messages) - SUM(dmarc_pass) AS failing FROM daily_sources
+		WHERE domain = 'domain3.example' AND day >= '2025-01-01' GROUP BY source_ip ORDER BY failing DESC, source_ip LIMIT 20`},
+	{"selectors", `SELECT dkim_domain, selector, SUM(messages), SUM(passed) FROM daily_selectors
+		WHERE domain = 'domain3.example' GROUP BY dkim_domain, selector`},
+	{"reporters", `SELECT org_name, SUM(reports), SUM(messages) FROM daily_reporters GROUP BY org_name`},
+	// The same question as top_failing_sources, over the records view:
+	// what a user's ad-hoc SQL costs.
+	{"records_failing_sources", `SELECT source_ip, SUM(count) AS messages FROM records
+		WHERE domain = 'domain3.example' AND dmarc_pass = 0 GROUP BY source_ip ORDER BY messages DESC, source_ip LIMIT 20`},
+}
+
+// BenchmarkQueries loads $DMARCD_BENCH_RECORDS records into each store
+// once, then times each query.
+func BenchmarkQueries(b *testing.B) {
+	n := benchRecords(b)
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			s := st.open(b)
+			start := time.Now()
+			generate(b, s, n)
+			load := time.Since(start)
+			b.Logf("%s: loaded %d records in %v (%.0f records/s)", st.name, n, load.Round(time.Millisecond), float64(n)/load.Seconds())
+			for _, q := range benchQueries {
+				b.Run(q.name, func(b *testing.B) {
+					for range b.N {
+						rows, err := queryRows(s, q.sql)
+						if err != nil {
+							b.Fatal(err)
+						}
+						if len(rows) == 0 {
+							b.Fatal("no rows")
+						}
+					}
+				})
+			}
+			b.Run("analyze_domains", func(b *testing.B) {
+				for range b.N {
+					d, err := analyze.Domains(context.Background(), s)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if len(d) != benchDomains {
+						b.Fatalf("%d domains, want %d", len(d), benchDomains)
+					}
+				}
+			})
+		})
+	}
+}
