@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/dmarcd/dmarcd"
 )
@@ -64,7 +65,8 @@ func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o
 		tx.Rollback()
 		return nil, fmt.Errorf("storing aggregate report %s: %w", k, err)
 	}
-	w := &recordWriter{tx: tx, report: id, key: k}
+	w := &recordWriter{tx: tx, report: id, key: k, orgName: r.Metadata.OrgName,
+		day: time.Unix(k.DateBegin, 0).UTC().Format(time.DateOnly), sources: map[string]*sourceSums{}, selectors: map[[2]string]*selectorSums{}}
 	if w.rec, err = tx.PrepareContext(ctx, insertRecord); err == nil {
 		w.dkim, err = tx.PrepareContext(ctx, insertDKIM)
 	}
@@ -76,13 +78,70 @@ func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o
 }
 
 type recordWriter struct {
-	tx     *sql.Tx
-	rec    *sql.Stmt
-	dkim   *sql.Stmt
-	report int64
-	key    dmarcd.ReportKey
-	seq    int64
-	done   bool
+	tx      *sql.Tx
+	rec     *sql.Stmt
+	dkim    *sql.Stmt
+	report  int64
+	key     dmarcd.ReportKey
+	orgName string
+	seq     int64
+	done    bool
+
+	// The report's contribution to the daily rollups, added at Commit.
+	day       string
+	domain    domainSums
+	sources   map[string]*sourceSums
+	selectors map[[2]string]*selectorSums
+}
+
+type sourceSums struct{ messages, dmarcPass, dkimAligned, spfAligned int64 }
+
+type domainSums struct {
+	sourceSums
+	quarantined, rejected int64
+}
+
+type selectorSums struct{ messages, passed int64 }
+
+// add counts a record into the rollup sums, as the daily_* views define
+// them: DMARC passes when aligned DKIM or aligned SPF passes.
+func (w *recordWriter) add(rec *dmarcd.Record) {
+	n := rec.Count
+	s := w.sources[rec.SourceIP]
+	if s == nil {
+		s = &sourceSums{}
+		w.sources[rec.SourceIP] = s
+	}
+	for _, sum := range []*sourceSums{s, &w.domain.sourceSums} {
+		sum.messages += n
+		if rec.DKIM == "pass" || rec.SPF == "pass" {
+			sum.dmarcPass += n
+		}
+		if rec.DKIM == "pass" {
+			sum.dkimAligned += n
+		}
+		if rec.SPF == "pass" {
+			sum.spfAligned += n
+		}
+	}
+	switch rec.Disposition {
+	case "quarantine":
+		w.domain.quarantined += n
+	case "reject":
+		w.domain.rejected += n
+	}
+	for _, d := range rec.DKIMResults {
+		k := [2]string{d.Domain, d.Selector}
+		sel := w.selectors[k]
+		if sel == nil {
+			sel = &selectorSums{}
+			w.selectors[k] = sel
+		}
+		sel.messages += n
+		if d.Result == "pass" {
+			sel.passed += n
+		}
+	}
 }
 
 func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
@@ -118,6 +177,53 @@ func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
 			return fmt.Errorf("storing DKIM result of record %d of report %s: %w", w.seq, w.key, err)
 		}
 	}
+	w.add(rec)
+	return nil
+}
+
+const (
+	upsertDomain = `INSERT INTO rollup_domains (day, domain, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, rejected)
+VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (domain, day) DO UPDATE SET
+messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
+dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned,
+quarantined = quarantined + excluded.quarantined, rejected = rejected + excluded.rejected`
+	upsertSource = `INSERT INTO rollup_sources (day, domain, source_ip, messages, dmarc_pass, dkim_aligned, spf_aligned)
+VALUES (?,?,?,?,?,?,?) ON CONFLICT (domain, day, source_ip) DO UPDATE SET
+messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
+dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned`
+	upsertReporter = `INSERT INTO rollup_reporters (day, domain, org_name, reports, messages)
+VALUES (?,?,?,1,?) ON CONFLICT (domain, day, org_name) DO UPDATE SET
+reports = reports + 1, messages = messages + excluded.messages`
+	upsertSelector = `INSERT INTO rollup_selectors (day, domain, dkim_domain, selector, messages, passed)
+VALUES (?,?,?,?,?,?) ON CONFLICT (domain, day, dkim_domain, selector) DO UPDATE SET
+messages = messages + excluded.messages, passed = passed + excluded.passed`
+)
+
+// rollup adds the report to the daily rollups, in its transaction.
+func (w *recordWriter) rollup(ctx context.Context, r *dmarcd.AggregateReport) error {
+	d, dom := w.day, w.key.Domain
+	if _, err := w.tx.ExecContext(ctx, upsertDomain, d, dom, w.domain.messages, w.domain.dmarcPass,
+		w.domain.dkimAligned, w.domain.spfAligned, w.domain.quarantined, w.domain.rejected); err != nil {
+		return err
+	}
+	if _, err := w.tx.ExecContext(ctx, upsertReporter, d, dom, w.orgName, r.MessageCount); err != nil {
+		return err
+	}
+	src, err := w.tx.PrepareContext(ctx, upsertSource)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for ip, s := range w.sources {
+		if _, err := src.ExecContext(ctx, d, dom, ip, s.messages, s.dmarcPass, s.dkimAligned, s.spfAligned); err != nil {
+			return err
+		}
+	}
+	for k, s := range w.selectors {
+		if _, err := w.tx.ExecContext(ctx, upsertSelector, d, dom, k[0], k[1], s.messages, s.passed); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -128,6 +234,9 @@ func (w *recordWriter) Commit(ctx context.Context, r *dmarcd.AggregateReport) er
 	w.done = true
 	_, err := w.tx.ExecContext(ctx, finishReport, r.RecordCount, r.MessageCount,
 		jsonArray(r.Tolerations), jsonArray(r.Extensions), w.report)
+	if err == nil {
+		err = w.rollup(ctx, r)
+	}
 	if err == nil {
 		err = w.tx.Commit()
 	}

@@ -246,3 +246,36 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	s2.Close()
 }
+
+// TestRollupsMatchRecords: the rollups kept on insert equal the sums over
+// the records they summarise.
+func TestRollupsMatchRecords(t *testing.T) {
+	s, _ := openTemp(t)
+	for i := range 5 {
+		r := testReport(fmt.Sprint(i))
+		r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, i%2)
+		if i == 4 {
+			r.Metadata.OrgName = "Yahoo"
+		}
+		if err := store(t, s, r, testRecords()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ rollup, direct string }{
+		{`SELECT day, domain, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, rejected FROM daily_domains ORDER BY day`,
+			`SELECT day, domain, SUM(count), SUM(dmarc_pass * count), SUM(CASE WHEN dkim = 'pass' THEN count ELSE 0 END),
+			SUM(CASE WHEN spf = 'pass' THEN count ELSE 0 END), SUM(CASE WHEN disposition = 'quarantine' THEN count ELSE 0 END),
+			SUM(CASE WHEN disposition = 'reject' THEN count ELSE 0 END) FROM records GROUP BY day, domain ORDER BY day`},
+		{`SELECT day, source_ip, messages, dmarc_pass FROM daily_sources ORDER BY day, source_ip`,
+			`SELECT day, source_ip, SUM(count), SUM(dmarc_pass * count) FROM records GROUP BY day, source_ip ORDER BY day, source_ip`},
+		{`SELECT day, org_name, reports, messages FROM daily_reporters ORDER BY day, org_name`,
+			`SELECT day, org_name, COUNT(*), SUM(message_count) FROM reports GROUP BY day, org_name ORDER BY day, org_name`},
+		{`SELECT day, dkim_domain, selector, messages, passed FROM daily_selectors ORDER BY day, selector`,
+			`SELECT day, dkim_domain, selector, SUM(count), SUM(CASE WHEN result = 'pass' THEN count ELSE 0 END) FROM dkim_signatures GROUP BY day, dkim_domain, selector ORDER BY day, selector`},
+	} {
+		got, want := queryString(t, s, c.rollup), queryString(t, s, c.direct)
+		if got != want || got == "" {
+			t.Errorf("%s\n got %q\nwant %q", c.rollup, got, want)
+		}
+	}
+}
