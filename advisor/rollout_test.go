@@ -13,6 +13,7 @@ import (
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/synth"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
@@ -22,11 +23,7 @@ var now = time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 
 func store(t *testing.T, ds synth.Dataset) *sqlite.Store {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := testserver.SQLite(t)
 	ds.Write(t, s)
 	return s
 }
@@ -176,11 +173,7 @@ func TestWouldAffect(t *testing.T) {
 // day after its last report: no error, and a decision for each.
 func TestCorpus(t *testing.T) {
 	dir := corpus.Dir(t)
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := testserver.SQLite(t)
 	var inputs []ingest.Input
 	for _, kind := range []string{"aggregate", "aggregate-dmarcbis"} {
 		for _, f := range corpus.Files(t, kind) {

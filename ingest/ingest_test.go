@@ -8,18 +8,10 @@ import (
 	"testing"
 
 	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
-func openStore(t testing.TB) *sqlite.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dmarcd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 func scalar(t testing.TB, s *sqlite.Store, q string) int64 {
 	t.Helper()
@@ -59,7 +51,7 @@ func TestCorpusTwice(t *testing.T) {
 		}
 		reports = append(reports, in)
 	}
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	in := New(s, Options{})
 	first, err := in.Files(context.Background(), reports, nil)
 	if err != nil {
@@ -121,7 +113,7 @@ func TestSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	sum, err := New(s, Options{}).Files(context.Background(), inputs, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,25 +2,16 @@ package alert
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/internal/synth"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
-func openStore(t *testing.T) *sqlite.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 var domains = []Domain{{SenderDomain: dmarcd.SenderDomain{Name: "example.com"}}}
 
@@ -58,7 +49,7 @@ func check(t *testing.T, e *Engine) []string {
 var ours = synth.Traffic{IP: "192.0.2.1", PerDay: 1000, Pass: true}
 
 func TestQuietOnHealthyData(t *testing.T) {
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	synth.Dataset{Domain: "example.com", From: "2026-10-20", To: "2026-11-19",
 		Sources: []synth.Traffic{ours, {IP: "100.64.0.9", PerDay: 10}}}.Write(t, s)
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
@@ -71,7 +62,7 @@ func TestQuietOnHealthyData(t *testing.T) {
 // repeated while it fails, resolved when it stops, and not told again when
 // it flaps inside the suppression window.
 func TestFailingSourceLifecycle(t *testing.T) {
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	ours := synth.Traffic{IP: "192.0.2.1", PerDay: 5000, Pass: true} // the pass rate stays high
 	synth.Dataset{Domain: "example.com", From: "2026-10-20", To: "2026-11-19",
 		Sources: []synth.Traffic{ours, {IP: "203.0.113.66", PerDay: 400, From: "2026-11-19", Until: "2026-11-20"}}}.Write(t, s)
@@ -117,7 +108,7 @@ func TestFailingSourceLifecycle(t *testing.T) {
 }
 
 func TestSuppressionWindow(t *testing.T) {
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	firing := true
 	e := &Engine{State: s, Now: func() time.Time { return now }, Suppress: 24 * time.Hour,
@@ -148,7 +139,7 @@ func TestSuppressionWindow(t *testing.T) {
 }
 
 func TestPassRateAndSilentReporter(t *testing.T) {
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	synth.Dataset{Domain: "example.com", From: "2026-10-20", To: "2026-11-19",
 		Sources: []synth.Traffic{ours, {IP: "100.64.0.9", PerDay: 300}},
 		Reporters: []synth.Reporter{{OrgName: "google.com", Share: 0.6}, {OrgName: "Yahoo", Share: 0.3, Until: "2026-11-14"},
@@ -163,7 +154,7 @@ func TestPassRateAndSilentReporter(t *testing.T) {
 }
 
 func TestQuarantineGrowth(t *testing.T) {
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	now := time.Now().UTC()
 	for i := range 7 {
 		q := dmarcd.Quarantined{Origin: dmarcd.Origin{Source: "test", ReceivedAt: now.Add(-time.Hour)}, Reason: "bad", Raw: []byte{byte(i)}}

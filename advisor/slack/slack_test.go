@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +16,7 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/advisor/alert"
-	"github.com/dmarcd/dmarcd/schema/sqlite"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
 // fakeSlack is slacktest's server with chat.postMessage captured and
@@ -64,20 +63,12 @@ func (f *fakeSlack) messages() []map[string]string {
 	return append([]map[string]string(nil), f.posted...)
 }
 
-func openStore(t *testing.T) *sqlite.Store {
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // TestAlertsPostedOnce: an alert and its resolution reach Slack once each,
 // through the outbox, as Block Kit messages.
 func TestAlertsPostedOnce(t *testing.T) {
 	f := newFakeSlack(t)
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	n, err := New(Options{Token: "xoxb-test", Channel: "C1", APIURL: f.GetAPIURL()})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +116,7 @@ func TestAlertsPostedOnce(t *testing.T) {
 // the outbox waits as asked and delivers every message in order.
 func TestOutageLosesNothing(t *testing.T) {
 	f := newFakeSlack(t, 500, 500, 429)
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	n, err := New(Options{Token: "xoxb-test", Channel: "C1", APIURL: f.GetAPIURL()})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +173,7 @@ func TestWeeklyScheduleWithInjectedClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := openStore(t)
+	s := testserver.SQLite(t)
 	sched, err := alert.ParseSchedule(alert.DefaultWeeklySpec, "Europe/Berlin")
 	if err != nil {
 		t.Fatal(err)
