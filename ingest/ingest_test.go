@@ -12,7 +12,6 @@ import (
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
-
 func scalar(t testing.TB, s *sqlite.Store, q string) int64 {
 	t.Helper()
 	var n int64

@@ -12,7 +12,6 @@ import (
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
-
 var domains = []Domain{{SenderDomain: dmarcd.SenderDomain{Name: "example.com"}}}
 
 func engine(s *sqlite.Store, now *time.Time) *Engine {

@@ -63,7 +63,6 @@ func (f *fakeSlack) messages() []map[string]string {
 	return append([]map[string]string(nil), f.posted...)
 }
 
-
 // TestAlertsPostedOnce: an alert and its resolution reach Slack once each,
 // through the outbox, as Block Kit messages.
 func TestAlertsPostedOnce(t *testing.T) {
