@@ -44,7 +44,8 @@ type Quarantined struct {
 type Store interface {
 	// BeginAggregate starts storing an aggregate report whose header (all
 	// but its records) was read. It returns ErrDuplicate when a report with
-	// the same Key is stored. Nothing is visible to readers before Commit.
+	// the same Key is stored, or committed and waiting for Flush. Nothing
+	// is visible to readers before Commit.
 	BeginAggregate(ctx context.Context, r *AggregateReport, o Origin) (RecordWriter, error)
 
 	// AddFailure stores a failure report, or returns ErrDuplicate.
@@ -60,11 +61,29 @@ type Store interface {
 	Close() error
 }
 
+// Flusher is a Store that groups the reports it is given, to write many in
+// one go: schema/clickhouse does, because each insert costs ClickHouse a
+// fixed time, large against the rows of a small report. Commit hands the
+// report to the group, and it is stored once the group is written: when it
+// is full, on Flush, or on Close.
+//
+// Flush writes the group. When it returns nil, every report whose Commit
+// returned before Flush was called is stored; until then such a report
+// dies with the process. So a caller that discards its input once the
+// input is stored (the IMAP poller moves the message to the archive) must
+// Flush first, and keep the input when Flush fails: offered again, its
+// reports are stored, or said to be duplicates (ErrDuplicate) when they
+// were stored or are still waiting in the group.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // RecordWriter receives the records of one aggregate report.
 type RecordWriter interface {
 	// Write adds one record.
 	Write(ctx context.Context, rec *Record) error
-	// Commit makes the report and its records visible. r is the header as
+	// Commit makes the report and its records visible, or, in a Store that
+	// is a Flusher, hands them to be written by Flush. r is the header as
 	// it stands after all records were read (counts, tolerations).
 	Commit(ctx context.Context, r *AggregateReport) error
 	// Abort discards everything written. It is safe after Commit (a no-op).

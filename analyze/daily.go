@@ -80,14 +80,18 @@ type PublishedDay struct {
 // Published returns, per day of the window, the policy most of the day's
 // reported mail was evaluated under, oldest first. The advisor reads how
 // long a domain has been at its current step from it: receivers report what
-// they saw, so no history of our own is needed.
+// they saw, so no history of our own is needed. A tie goes to the first
+// policy in the order of p, testing and pct (an absent pct first), the
+// same in every store.
 func Published(ctx context.Context, q Querier, domain string, w Window) ([]PublishedDay, error) {
+	// The ORDER BY is total, so that both stores break ties alike (their
+	// NULLs sort apart: hence the COALESCE).
 	rows, err := q.Query(ctx, `
 SELECT day, p, pct, testing, SUM(message_count)
 FROM reports
 WHERE domain = ? AND day >= ? AND day <= ?
 GROUP BY day, p, pct, testing
-ORDER BY day`, domain, w.From, w.To)
+ORDER BY day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`, domain, w.From, w.To)
 	if err != nil {
 		return nil, fmt.Errorf("reading the published policy of %s: %w", domain, err)
 	}

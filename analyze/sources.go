@@ -194,7 +194,8 @@ func (c *Classifier) selectorSources(ctx context.Context, q Querier, domain stri
 SELECT source_ip, dkim_domain, selector
 FROM dkim_signatures
 WHERE domain = ? AND day >= ? AND day <= ? AND result = 'pass'
-GROUP BY source_ip, dkim_domain, selector`, domain, w.From, w.To)
+GROUP BY source_ip, dkim_domain, selector
+ORDER BY source_ip, dkim_domain, selector`, domain, w.From, w.To)
 	if err != nil {
 		return nil, fmt.Errorf("reading the DKIM selectors of %s: %w", domain, err)
 	}

@@ -121,13 +121,33 @@ func (s *Summary) add(o Outcome) {
 	}
 }
 
+// FlushEveryInputs is how many inputs Files reads between two Flushes of a
+// store that groups its writes (dmarcd.Flusher): it bounds what a crash
+// makes a user ingest again, not what is stored.
+const FlushEveryInputs = 1_000
+
 // Files ingests the inputs in order. progress, when not nil, is called
 // after each input with the summary so far. An input too large to read is
 // quarantined (its first MaxMessageBytes, with the reason); a store failure
-// stops the run.
+// stops the run. A store that groups its writes is flushed every
+// FlushEveryInputs inputs and at the end: when Files returns nil, every
+// report it counted is stored.
 func (in *Ingester) Files(ctx context.Context, inputs []Input, progress func(Summary)) (Summary, error) {
 	start := time.Now()
 	sum := Summary{Total: len(inputs)}
+	flushed := 0 // inputs whose reports are stored
+	flush := func() error {
+		f, ok := in.store.(dmarcd.Flusher)
+		if !ok || flushed == sum.Inputs {
+			return nil
+		}
+		if err := f.Flush(ctx); err != nil {
+			return fmt.Errorf("storing the reports of inputs %d to %d (%s to %s); ingest them again: %w",
+				flushed+1, sum.Inputs, inputs[flushed].Name, inputs[sum.Inputs-1].Name, err)
+		}
+		flushed = sum.Inputs
+		return nil
+	}
 	for _, input := range inputs {
 		if err := ctx.Err(); err != nil {
 			sum.Elapsed = time.Since(start)
@@ -139,13 +159,20 @@ func (in *Ingester) Files(ctx context.Context, inputs []Input, progress func(Sum
 			return sum, fmt.Errorf("ingesting %s: %w", input.Name, err)
 		}
 		sum.add(out)
+		if sum.Inputs-flushed >= FlushEveryInputs {
+			if err := flush(); err != nil {
+				sum.Elapsed = time.Since(start)
+				return sum, err
+			}
+		}
 		if progress != nil {
 			sum.Elapsed = time.Since(start)
 			progress(sum)
 		}
 	}
+	err := flush()
 	sum.Elapsed = time.Since(start)
-	return sum, nil
+	return sum, err
 }
 
 func (in *Ingester) file(ctx context.Context, input Input) (Outcome, error) {

@@ -44,6 +44,7 @@ type Config struct {
 	Alerts   AlertsConfig   `toml:"alerts"`
 	Slack    SlackConfig    `toml:"slack"`
 	Schedule ScheduleConfig `toml:"schedule"`
+	Web      WebConfig      `toml:"web"` // the web page (web.go)
 }
 
 // DNSConfig sets how dmarcd asks DNS (checks, the advisor, reverse DNS of
@@ -86,6 +87,7 @@ func defaultConfig() Config {
 		Advisor:  advisor.DefaultGates,
 		Alerts:   defaultAlertsConfig(),
 		Schedule: ScheduleConfig{Weekly: alert.DefaultWeeklySpec, TimeZone: "UTC"},
+		Web:      defaultWebConfig(),
 	}
 }
 
@@ -134,6 +136,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateAdvise(); err != nil {
+		return err
+	}
+	if err := c.Web.validate(); err != nil {
 		return err
 	}
 	return validateMailboxes(c.Mailboxes)

@@ -35,7 +35,7 @@ var version = "dev"
 
 type cli struct {
 	Config    string `help:"Configuration file (TOML); see dmarcd.example.toml. Unknown keys are refused." type:"path" env:"DMARCD_CONFIG" placeholder:"FILE"`
-	Store     string `help:"Store DSN: a SQLite file path or sqlite:PATH. Overrides the config file (default dmarcd.db)." env:"DMARCD_STORE" placeholder:"DSN"`
+	Store     string `help:"Store DSN: a SQLite file path, sqlite:PATH, or clickhouse://USER:PASS@HOST:PORT/DATABASE (native TCP). Overrides the config file (default dmarcd.db)." env:"DMARCD_STORE" placeholder:"DSN"`
 	LogLevel  string `help:"Log level: debug, info, warn, error (default info, or the config file's)." enum:"debug,info,warn,error," default:""`
 	LogFormat string `help:"Log format: text or json." enum:"text,json," default:""`
 
@@ -51,6 +51,7 @@ type cli struct {
 	Poll    pollCmd    `cmd:"" help:"Read the configured IMAP mailboxes once (--once) and exit, for cron."`
 	Keys    keysCmd    `cmd:"" help:"Manage DKIM signing keys: generate, import, list, publish (dns), rotate, advance, retire."`
 	Signer  signerCmd  `cmd:"" help:"Run the DKIM signer: the SMTP relay and/or the milter of the [signer] table, until SIGINT or SIGTERM."`
+	Web     webCmd     `cmd:"" help:"Serve the web page alone (web.listen, 127.0.0.1:8478 by default): domains, advice, trends, sources, keys, records, failure reports."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,9 +32,14 @@ func (c *queryCmd) Run(e *env) error {
 }
 
 // writeRows prints rows in a format: an aligned table, CSV with a header
-// line, or a JSON array of objects.
+// line, or a JSON array of objects. Values print alike from either store
+// (see cell).
 func writeRows(w io.Writer, rows *sql.Rows, format string) error {
 	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	types, err := rows.ColumnTypes()
 	if err != nil {
 		return err
 	}
@@ -63,6 +69,9 @@ func writeRows(w io.Writer, rows *sql.Rows, format string) error {
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
+		for i, v := range vals {
+			vals[i] = cell(v, types[i].DatabaseTypeName())
+		}
 		switch {
 		case cw != nil:
 			rec := make([]string, len(vals))
@@ -73,7 +82,7 @@ func writeRows(w io.Writer, rows *sql.Rows, format string) error {
 		case enc != nil:
 			obj := make(map[string]any, len(cols))
 			for i, c := range cols {
-				obj[c] = jsonValue(vals[i])
+				obj[c] = vals[i]
 			}
 			if n > 0 {
 				io.WriteString(w, ",")
@@ -105,26 +114,76 @@ func writeRows(w io.Writer, rows *sql.Rows, format string) error {
 	return tw.Flush()
 }
 
-// text renders a scanned value as text: NULL as empty, bytes as a string,
-// times in UTC.
+// cell turns a value scanned from a column of the database type typ (as
+// rows.ColumnTypes names it; SQLite's views give text, so typ matters for
+// ClickHouse) into what dmarcd prints, the same in every format: NULL as
+// nil; bytes as a string; a Date as YYYY-MM-DD, a DateTime as YYYY-MM-DD
+// HH:MM:SS in UTC (the text SQLite's views hold); an Array as a list of
+// cells, which prints as a JSON array. Other values stay as scanned.
+func cell(v any, typ string) any {
+	typ = unwrapType(unwrapType(typ, "Nullable("), "LowCardinality(")
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []byte:
+		// Text, unless the column is an Array(UInt8) of numbers.
+		if !strings.HasPrefix(typ, "Array(") {
+			return string(x)
+		}
+	case time.Time:
+		switch {
+		case typ == "Date" || typ == "Date32":
+			return x.Format(time.DateOnly)
+		case strings.HasPrefix(typ, "DateTime64"):
+			return x.UTC().Format("2006-01-02 15:04:05.999999999")
+		}
+		return x.UTC().Format(time.DateTime)
+	case fmt.Stringer:
+		// An IP address, a UUID: a slice or an array that is one value.
+		if k := reflect.TypeOf(v).Kind(); k == reflect.Slice || k == reflect.Array {
+			return x.String()
+		}
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return nil
+		}
+		return cell(rv.Elem().Interface(), typ)
+	case reflect.Slice, reflect.Array:
+		elem := unwrapType(typ, "Array(")
+		out := make([]any, rv.Len())
+		for i := range out {
+			out[i] = cell(rv.Index(i).Interface(), elem)
+		}
+		return out
+	}
+	return v
+}
+
+// unwrapType returns the type inside wrapper, "Nullable(Date)" gives
+// "Date", or typ when it is not wrapped so.
+func unwrapType(typ, wrapper string) string {
+	if strings.HasPrefix(typ, wrapper) && strings.HasSuffix(typ, ")") {
+		return typ[len(wrapper) : len(typ)-1]
+	}
+	return typ
+}
+
+// text renders a cell as text: NULL as empty, lists and maps as JSON.
 func text(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
-	case []byte:
-		return string(x)
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05")
+	case string:
+		return x
+	}
+	if k := reflect.ValueOf(v).Kind(); k == reflect.Slice || k == reflect.Map {
+		b, err := json.Marshal(v)
+		if err == nil {
+			return string(b)
+		}
 	}
 	return fmt.Sprint(v)
-}
-
-func jsonValue(v any) any {
-	switch x := v.(type) {
-	case []byte:
-		return string(x)
-	case time.Time:
-		return x.UTC().Format("2006-01-02 15:04:05")
-	}
-	return v
 }

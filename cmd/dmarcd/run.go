@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	imapingest "github.com/dmarcd/dmarcd/ingest/imap"
+	"github.com/dmarcd/dmarcd/schema/clickhouse"
 )
 
 // Bounds of the /metrics HTTP server.
@@ -30,7 +32,7 @@ func (runCmd) Run(e *env) error {
 	if len(e.cfg.Mailboxes) == 0 && len(e.cfg.Domains) == 0 {
 		return &exitError{code: exitUsage, err: errors.New("run: the config file has no [[mailbox]] to read and no [[domain]] to watch (see dmarcd.example.toml)")}
 	}
-	st, err := e.openStore()
+	st, house, err := openDaemonStore(e)
 	if err != nil {
 		return err
 	}
@@ -63,11 +65,25 @@ func (runCmd) Run(e *env) error {
 		}()
 		e.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
+	if e.cfg.Web.Listen != "" {
+		stopWeb, err := startWeb(e, st)
+		if err != nil {
+			return err
+		}
+		defer stopWeb()
+	}
 
 	e.log.Info("dmarcd running", "mailboxes", len(pollers), "domains", len(e.cfg.Domains), "store", e.cfg.Store)
 	var wg sync.WaitGroup
 	for _, p := range pollers {
 		wg.Go(func() { p.Run(e.ctx) })
+	}
+	if house != nil && e.cfg.RetentionMonths > 0 {
+		e.log.Info("retention: dropping monthly partitions older than the retention",
+			"retention_months", e.cfg.RetentionMonths, "every", clickhouse.RetentionInterval)
+		wg.Go(func() { house.RunRetention(e.ctx, e.cfg.RetentionMonths, clickhouse.RetentionInterval) })
+	} else if e.cfg.RetentionMonths > 0 {
+		e.log.Warn("retention_months is ignored: only the ClickHouse store drops old months", "store", e.cfg.Store)
 	}
 	if as, ok := st.(dmarcd.AlertStore); ok && len(e.cfg.Domains) > 0 {
 		eng, err := newAlertEngine(e, st, as, pollers)
@@ -90,4 +106,20 @@ func (runCmd) Run(e *env) error {
 	}
 	e.log.Info("dmarcd stopped")
 	return nil
+}
+
+// openDaemonStore opens the configured store. A ClickHouse store logs to
+// the daemon's log (its migrations, the partitions retention drops) and is
+// returned as such too, for its retention loop; it is nil for another
+// store.
+func openDaemonStore(e *env) (dmarcd.Store, *clickhouse.Store, error) {
+	if !strings.HasPrefix(e.cfg.Store, clickhouse.Scheme) {
+		st, err := e.openStore()
+		return st, nil, err
+	}
+	house, err := clickhouse.OpenOptions(e.ctx, e.cfg.Store, clickhouse.Options{Logger: e.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return house, house, nil
 }

@@ -72,16 +72,41 @@ type filing struct {
 }
 
 // batch ingests a batch of messages and files them. A message is filed
-// only after its reports were committed; when the batch stops early (the
-// store failed, ctx ended, the connection broke) the messages done are
-// still filed when the connection allows.
+// only after its reports were committed, and flushed where the store
+// groups its writes; when the batch stops early (the store failed, ctx
+// ended, the connection broke) the messages done are still filed when the
+// connection allows.
 func (cn *conn) batch(ctx context.Context, folder string, uidValidity uint32, uids []imap.UID, sum *Summary, prog *progress) error {
 	var fl filing
 	runErr := cn.ingestBatch(ctx, folder, uidValidity, uids, &fl, sum, prog)
+	if err := cn.flush(ctx, folder, &fl); err != nil && runErr == nil {
+		runErr = err
+	}
 	if err := cn.file(folder, &fl, sum); err != nil && runErr == nil {
 		runErr = err
 	}
 	return runErr
+}
+
+// flush makes the reports of the messages to archive durable, in a store
+// that groups its writes (dmarcd.Flusher). When it fails they stay in the
+// folder, to be read again; the messages to the invalid folder do not
+// wait for it: their quarantine is written at once.
+func (cn *conn) flush(ctx context.Context, folder string, fl *filing) error {
+	f, ok := cn.p.store.(dmarcd.Flusher)
+	if !ok || len(fl.archive) == 0 {
+		return nil
+	}
+	cn.disarm() // a store's write is no IMAP command
+	// As in ingest: a graceful stop must not turn into a store failure.
+	if err := f.Flush(context.WithoutCancel(ctx)); err != nil {
+		cn.p.log.Warn("imap store failed; the messages stay in their folder and are read again later",
+			"folder", folder, "messages", len(fl.archive), "error", err)
+		n := len(fl.archive)
+		fl.archive = nil
+		return kinded(ErrStore, "storing the reports of %d messages of %s: %w", n, folder, err)
+	}
+	return nil
 }
 
 func (cn *conn) ingestBatch(ctx context.Context, folder string, uidValidity uint32, uids []imap.UID, fl *filing, sum *Summary, prog *progress) error {

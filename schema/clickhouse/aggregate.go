@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/dmarcd/dmarcd"
 )
 
@@ -65,12 +67,17 @@ func (s *Store) exists(ctx context.Context, h reportHeader) (bool, error) {
 	return n > 0, err
 }
 
-// BeginAggregate refuses a report stored before (dmarcd.ErrDuplicate) and
-// returns a writer that inserts its records in batches and its row at
-// Commit. Two writers racing with the same report both store it; the views
-// count it once (see migrations/0001_reports.sql).
+// BeginAggregate refuses a report stored before, or committed and waiting
+// in the group (dmarcd.ErrDuplicate), and returns a writer that buffers its
+// records (inserting them in batches of Options.BatchRecords while a large
+// report is read) and adds it to the group at Commit. Two writers racing
+// with the same report in two processes both store it; the views count it
+// once (see migrations/0001_reports.sql).
 func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o dmarcd.Origin) (dmarcd.RecordWriter, error) {
 	h := newHeader(r)
+	if s.group.pending(h.digest) {
+		return nil, dmarcd.ErrDuplicate
+	}
 	dup, err := s.exists(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("looking for aggregate report %s: %w", h.reportStr, err)
@@ -140,8 +147,8 @@ func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
 	return nil
 }
 
-// flush inserts the buffered records in one batch. They stay invisible
-// until the report row is written.
+// flush inserts the buffered records in one batch, while a large report
+// is read. They stay invisible until the report row is written.
 func (w *recordWriter) flush(ctx context.Context) error {
 	if len(w.buf) == 0 {
 		return nil
@@ -151,17 +158,10 @@ func (w *recordWriter) flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("storing records %d-%d of report %s: %w", first, last, w.h.reportStr, err)
 	}
-	h := w.h
 	for i := range w.buf {
-		r := &w.buf[i]
-		err := b.Append(h.digest, h.key.Domain, h.day, h.orgName, h.reportID, h.begin, h.end, h.p, h.pct,
-			r.seq, r.sourceIP, r.count, r.disposition, r.dkim, r.spf, r.reasons,
-			r.envelopeTo, r.envelopeFrom, r.headerFrom,
-			r.dkimDomains, r.dkimSelectors, r.dkimResults, r.dkimHuman,
-			r.spfDomains, r.spfScopes, r.spfResults, r.spfHuman, r.extensions)
-		if err != nil {
+		if err := appendRecord(b, &w.h, &w.buf[i]); err != nil {
 			b.Abort()
-			return fmt.Errorf("storing record %d of report %s: %w", r.seq, w.h.reportStr, err)
+			return fmt.Errorf("storing record %d of report %s: %w", w.buf[i].seq, w.h.reportStr, err)
 		}
 	}
 	if err := b.Send(); err != nil {
@@ -171,38 +171,37 @@ func (w *recordWriter) flush(ctx context.Context) error {
 	return nil
 }
 
-// Commit inserts the remaining records, then the report row, which makes
-// the report visible. When the connection fails after the server took the
-// row, the caller sees an error and retries: BeginAggregate then finds the
-// report and says ErrDuplicate.
+// appendRecord adds one record row to a batch of insertRecords.
+func appendRecord(b driver.Batch, h *reportHeader, r *recordRow) error {
+	return b.Append(h.digest, h.key.Domain, h.day, h.orgName, h.reportID, h.begin, h.end, h.p, h.pct,
+		r.seq, r.sourceIP, r.count, r.disposition, r.dkim, r.spf, r.reasons,
+		r.envelopeTo, r.envelopeFrom, r.headerFrom,
+		r.dkimDomains, r.dkimSelectors, r.dkimResults, r.dkimHuman,
+		r.spfDomains, r.spfScopes, r.spfResults, r.spfHuman, r.extensions)
+}
+
+// Commit adds the report, its row and the records not inserted yet, to
+// the store's group, which writes the records first and the row last (the
+// row makes the report visible): at once when the group is full, else at
+// Flush (the store is a dmarcd.Flusher). When a write fails the group is
+// kept and written again by the next Flush; a report the server stored
+// without saying so is found by BeginAggregate on a retry (ErrDuplicate).
 func (w *recordWriter) Commit(ctx context.Context, r *dmarcd.AggregateReport) error {
 	if w.done {
 		return fmt.Errorf("report %s: commit after commit or abort", w.h.reportStr)
 	}
 	w.done = true
-	if err := w.flush(ctx); err != nil {
-		return err
-	}
 	h, o := w.h, w.origin
-	b, err := w.s.conn.PrepareBatch(ctx, insertReport)
-	if err != nil {
-		return fmt.Errorf("committing report %s: %w", h.reportStr, err)
-	}
-	err = b.Append(h.digest, h.key.Reporter, r.Metadata.ReportID, h.key.Domain, h.day, h.begin, h.end,
+	row := []any{h.digest, h.key.Reporter, r.Metadata.ReportID, h.key.Domain, h.day, h.begin, h.end,
 		r.Metadata.OrgName, r.Metadata.Email, r.Metadata.ExtraContactInfo, nonNil(r.Metadata.Errors),
 		r.Metadata.Generator, r.Version, r.Namespace,
 		r.Policy.ADKIM, r.Policy.ASPF, r.Policy.P, r.Policy.SP, r.Policy.NP, h.pct, r.Policy.FO,
 		r.Policy.Testing, r.Policy.DiscoveryMethod,
 		nonNil(r.Extensions), uint64(max(r.RecordCount, 0)), uint64(max(r.MessageCount, 0)), uint64(w.seq),
-		nonNil(r.Tolerations), o.Source, o.Part, o.MessageID, o.ReceivedAt.UTC())
-	if err != nil {
-		b.Abort()
-		return fmt.Errorf("committing report %s: %w", h.reportStr, err)
-	}
-	if err := b.Send(); err != nil {
-		return fmt.Errorf("committing report %s: %w", h.reportStr, err)
-	}
-	return nil
+		nonNil(r.Tolerations), o.Source, o.Part, o.MessageID, o.ReceivedAt.UTC()}
+	p := &pendingReport{h: h, row: row, records: w.buf}
+	w.buf = nil
+	return w.s.commit(ctx, p)
 }
 
 // Abort drops the buffered records. Batches inserted already stay, without

@@ -8,6 +8,11 @@
 // "ClickHouse", lists the differences). A report is stored once and counts
 // once in every view, even before ClickHouse merges the copies that a retry
 // or two racing writers can leave: see migrations/0001_reports.sql.
+//
+// Reports are written in groups, many in one insert per table (group.go):
+// the store is a dmarcd.Flusher, and a report is stored once Flush (or a
+// full group, or Close) wrote it. The alert history and the notification
+// outbox (dmarcd.AlertStore) are in migrations/0002_alerts.sql.
 package clickhouse
 
 import (
@@ -20,6 +25,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -42,9 +48,15 @@ const Scheme = "clickhouse://"
 
 // Options tune a Store; the zero value is the default.
 type Options struct {
-	// BatchRecords is the number of records per insert;
-	// DefaultBatchRecords when 0.
+	// BatchRecords is the number of records per insert while a large
+	// report is read; DefaultBatchRecords when 0.
 	BatchRecords int
+	// The bounds of the group of committed reports written in one insert
+	// per table (see DefaultGroupReports); the defaults when 0.
+	// GroupReports 1 writes each report at its Commit.
+	GroupReports int
+	GroupRecords int
+	GroupAge     time.Duration
 	// Logger receives one line per schema migration and retention drop.
 	Logger *slog.Logger
 }
@@ -56,6 +68,8 @@ type Store struct {
 	ro       *sql.DB     // reads: Query
 	opts     Options
 	log      *slog.Logger
+	seq      sequence // orders appended alert events and notifications
+	group    group    // committed reports not written yet
 }
 
 var _ dmarcd.Store = (*Store)(nil)
@@ -76,6 +90,15 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.BatchRecords <= 0 {
 		opts.BatchRecords = DefaultBatchRecords
+	}
+	if opts.GroupReports <= 0 {
+		opts.GroupReports = DefaultGroupReports
+	}
+	if opts.GroupRecords <= 0 {
+		opts.GroupRecords = DefaultGroupRecords
+	}
+	if opts.GroupAge <= 0 {
+		opts.GroupAge = DefaultGroupAge
 	}
 	log := opts.Logger
 	if log == nil {
@@ -184,9 +207,11 @@ func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows
 	return s.ro.QueryContext(ctx, query, args...)
 }
 
-// Close closes the connections.
+// Close writes the reports committed and not written yet (see Flush),
+// then closes the connections.
 func (s *Store) Close() error {
-	err := s.conn.Close()
+	err := s.flushOnClose()
+	err = errors.Join(err, s.conn.Close())
 	if s.ro != nil {
 		err = errors.Join(err, s.ro.Close())
 	}

@@ -87,8 +87,12 @@ func (s *Store) RunRetention(ctx context.Context, months int, interval time.Dura
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := s.DropPartitionsOlderThan(ctx, months); err != nil && ctx.Err() == nil {
-			s.log.Error("retention: dropping old partitions failed", "database", s.database, "err", err)
+		n, err := s.DropPartitionsOlderThan(ctx, months)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("retention: dropping old partitions failed", "database", s.database, "dropped", n, "err", err)
+		case n > 0:
+			s.log.Info("retention: old partitions dropped", "database", s.database, "partitions", n, "retention_months", months)
 		}
 		select {
 		case <-ctx.Done():

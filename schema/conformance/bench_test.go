@@ -55,8 +55,9 @@ func benchRecords(b *testing.B) int {
 
 func benchDomain(i int) string { return fmt.Sprintf("domain%d.example", i) }
 
-// generate stores n records into s, in reports of benchRecordsPerReport.
-// The same n gives the same data.
+// generate stores n records into s, in reports of benchRecordsPerReport,
+// and flushes what s holds back (dmarcd.Flusher). The same n gives the
+// same data.
 func generate(b *testing.B, s dmarcd.Store, n int) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -88,6 +89,11 @@ func generate(b *testing.B, s dmarcd.Store, n int) {
 			b.Fatal(err)
 		}
 		n -= k
+	}
+	if f, ok := s.(dmarcd.Flusher); ok {
+		if err := f.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -219,6 +225,92 @@ func BenchmarkQueries(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// Small reports, the common case of a backfill: a mailbox of years of
+// reports of 1 to benchSmallMaxRecords records each. The number of reports
+// is $DMARCD_BENCH_REPORTS, 5,000 by default.
+const (
+	defaultBenchSmallReports = 5_000
+	benchSmallReportsEnv     = "DMARCD_BENCH_REPORTS"
+	benchSmallMaxRecords     = 10
+)
+
+// generateSmall stores n reports of 1 to benchSmallMaxRecords records into
+// s, then flushes what s holds back (dmarcd.Flusher), as ingest.Files does
+// at its end. It returns the number of records.
+func generateSmall(b *testing.B, s dmarcd.Store, n int) int {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	reporters := reportgen.Reporters
+	records := 0
+	for i := range n {
+		domain := i % benchDomains
+		rep := reporters[(i/benchDomains)%len(reporters)]
+		day := benchStart.AddDate(0, 0, i/(benchDomains*len(reporters)))
+		r := &dmarcd.AggregateReport{
+			Metadata: dmarcd.ReportMetadata{OrgName: rep.OrgName, Email: rep.Email, ReportID: fmt.Sprint("small-", i),
+				DateBegin: day, DateEnd: day.Add(24*time.Hour - time.Second)},
+			Policy: dmarcd.PolicyPublished{Domain: benchDomain(domain), ADKIM: "r", ASPF: "r", P: "none", Pct: 100},
+		}
+		w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "bench", ReceivedAt: day.AddDate(0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 1 + rng.IntN(benchSmallMaxRecords) {
+			rec := benchRecord(rng, domain)
+			if err := w.Write(ctx, &rec); err != nil {
+				b.Fatal(err)
+			}
+			r.RecordCount++
+			r.MessageCount += rec.Count
+		}
+		if err := w.Commit(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+		records += int(r.RecordCount)
+	}
+	// The interface of dmarcd.Flusher, spelled out so that this file also
+	// measures a tree without it.
+	if f, ok := s.(interface{ Flush(context.Context) error }); ok {
+		if err := f.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return records
+}
+
+// BenchmarkInsertSmallReports stores $DMARCD_BENCH_REPORTS small reports
+// per iteration into an empty store, and reports reports/s and records/s.
+//
+//	go test -run '^$' -bench InsertSmallReports -benchtime 1x -timeout 1h ./schema/conformance
+func BenchmarkInsertSmallReports(b *testing.B) {
+	n := defaultBenchSmallReports
+	if v := os.Getenv(benchSmallReportsEnv); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a positive number of reports", benchSmallReportsEnv, v)
+		}
+	}
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			var elapsed time.Duration
+			records := 0
+			for range b.N {
+				b.StopTimer()
+				s := st.open(b)
+				b.StartTimer()
+				start := time.Now()
+				records += generateSmall(b, s, n)
+				elapsed += time.Since(start)
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "reports/s")
+			b.ReportMetric(float64(records)/elapsed.Seconds(), "records/s")
 		})
 	}
 }

@@ -277,6 +277,95 @@ func domains(t testing.TB, s dmarcd.Store) []analyze.DomainCompliance {
 	return d
 }
 
+// analysisWindows are the windows analyses asks for: all time, and one
+// that cuts through the corpus's days.
+var analysisWindows = []analyze.Window{{From: "1970-01-01", To: "2100-12-31"}, {From: "2018-10-01", To: "2024-06-30"}}
+
+// analyses runs the per-domain analyses of the advisor and the dashboards
+// (analyze.Daily, Published, Reporters and the classified Sources) for every
+// domain with reports, over analysisWindows, and renders each result.
+func analyses(t testing.TB, s dmarcd.Store) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	for _, d := range domains(t, s) {
+		for _, w := range analysisWindows {
+			at := fmt.Sprintf("%s %s..%s", d.Domain, w.From, w.To)
+			daily, err := analyze.Daily(ctx, s, d.Domain, w)
+			if err != nil {
+				t.Fatalf("Daily %s: %v", at, err)
+			}
+			published, err := analyze.Published(ctx, s, d.Domain, w)
+			if err != nil {
+				t.Fatalf("Published %s: %v", at, err)
+			}
+			reporters, err := analyze.Reporters(ctx, s, d.Domain, w)
+			if err != nil {
+				t.Fatalf("Reporters %s: %v", at, err)
+			}
+			sources, err := (&analyze.Classifier{}).Sources(ctx, s, d.Domain, w)
+			if err != nil {
+				t.Fatalf("Sources %s: %v", at, err)
+			}
+			// And with the domain's selectors known, as configured.
+			sel, err := queryRows(s, fmt.Sprintf("SELECT DISTINCT selector FROM dkim_signatures WHERE domain = '%s' ORDER BY selector",
+				strings.ReplaceAll(d.Domain, "'", "''")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			known, err := (&analyze.Classifier{Selectors: sel}).Sources(ctx, s, d.Domain, w)
+			if err != nil {
+				t.Fatalf("Sources with selectors %s: %v", at, err)
+			}
+			out["Sources with selectors "+at] = fmt.Sprintf("%v %+v", sel, known)
+			out["Daily "+at] = fmt.Sprintf("%+v", daily)
+			out["Published "+at] = fmt.Sprintf("%+v", published)
+			out["Reporters "+at] = fmt.Sprintf("%+v", reporters)
+			out["Sources "+at] = fmt.Sprintf("%+v", sources)
+		}
+	}
+	return out
+}
+
+// compareAnalyses reports every analysis whose result on got differs from
+// want.
+func compareAnalyses(t *testing.T, label string, want, got map[string]string) {
+	t.Helper()
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if want[k] != got[k] {
+			t.Errorf("%s: %s\n got: %s\nwant: %s", label, k, got[k], want[k])
+		}
+	}
+}
+
+// waitForInserts waits until the server runs no insert: an insert whose
+// connection was cut may still be running.
+func waitForInserts(t testing.TB, s dmarcd.Store) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rows, err := queryRows(s, `SELECT count() FROM system.processes WHERE query LIKE 'INSERT%'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows[0] == "0" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server still runs %s inserts", rows[0])
+		}
+	}
+}
+
 // TestCorpusSameAnswers ingests the corpus into each store, once and then
 // again, and checks that every query of checks, and analyze.Domains, gives
 // the same answer on both.
@@ -290,6 +379,18 @@ func TestCorpusSameAnswers(t *testing.T) {
 		len(want["dkim_signatures view"]) == 0 || len(wantDomains) == 0 {
 		t.Fatalf("the corpus gave empty views in SQLite: %+v", first)
 	}
+	wantAnalyses := analyses(t, lite)
+	for _, k := range []string{"Daily ", "Published ", "Reporters ", "Sources "} {
+		empty := true
+		for name, v := range wantAnalyses {
+			if strings.HasPrefix(name, k) && v != "[]" {
+				empty = false
+			}
+		}
+		if empty {
+			t.Errorf("every %sanalysis is empty in SQLite", k)
+		}
+	}
 	t.Logf("corpus: %d inputs, %+v; %d records", len(inputs), first, len(want["records view"]))
 
 	house := openClickHouse(t, testserver.ClickHouse(t))
@@ -302,6 +403,7 @@ func TestCorpusSameAnswers(t *testing.T) {
 	if got := domains(t, house); !reflect.DeepEqual(got, wantDomains) {
 		t.Errorf("analyze.Domains\n got: %+v\nwant: %+v", got, wantDomains)
 	}
+	compareAnalyses(t, "ClickHouse", wantAnalyses, analyses(t, house))
 
 	// Twice: every report is a duplicate, every figure unchanged.
 	for name, s := range map[string]dmarcd.Store{"SQLite": lite, "ClickHouse": house} {
@@ -313,15 +415,19 @@ func TestCorpusSameAnswers(t *testing.T) {
 		if got := domains(t, s); !reflect.DeepEqual(got, wantDomains) {
 			t.Errorf("%s twice: analyze.Domains\n got: %+v\nwant: %+v", name, got, wantDomains)
 		}
+		compareAnalyses(t, name+" twice", wantAnalyses, analyses(t, s))
 	}
 }
 
 // TestCutConnection ingests the corpus into ClickHouse through a proxy that
 // cuts the connection at a chosen point of an insert, then retries the
 // ingest, as the daemon does with input it could not store: every figure
-// must be as if each report was stored once. Small batches make reports
-// that span several inserts, so a cut can fall after some of a report's
-// records were stored.
+// must be as if each report was stored once. The store groups reports and
+// writes a group in two inserts (its records, then its rows); small groups
+// make the corpus several groups, so that a cut falls between groups, and
+// small batches make reports that insert their records while they are
+// read, so that a cut can fall after some of a report's records were
+// stored.
 func TestCutConnection(t *testing.T) {
 	inputs := corpusInputs(t)
 	lite := openSQLite(t)
@@ -330,25 +436,39 @@ func TestCutConnection(t *testing.T) {
 	wantDomains := domains(t, lite)
 
 	server := testserver.ClickHouse(t)
-	const batch = 100
+	const (
+		recordsInsert = "INSERT INTO aggregate_records"
+		rowsInsert    = "INSERT INTO aggregate_reports"
+		failureInsert = "INSERT INTO failure_reports"
+	)
+	var (
+		large   = clickhouse.Options{BatchRecords: 100} // one group: the corpus
+		grouped = clickhouse.Options{GroupReports: 8}   // 7 groups
+	)
 	cases := []struct {
 		name string
+		opts clickhouse.Options
 		cut  cut
+		// settled: the retry, asking the server what the cut insert
+		// stored, feeds no record twice; the views read the rollups.
+		settled bool
 	}{
-		{"records insert 12, mid-data", cut{marker: "INSERT INTO aggregate_records", nth: 12, mode: cutMidData}},
-		{"records insert 40, mid-data", cut{marker: "INSERT INTO aggregate_records", nth: 40, mode: cutMidData}},
-		{"report row 5, before it is sent", cut{marker: "INSERT INTO aggregate_reports", nth: 5, mode: cutBefore}},
-		{"report row 5, mid-data", cut{marker: "INSERT INTO aggregate_reports", nth: 5, mode: cutMidData}},
-		{"report row 9, stored but unanswered", cut{marker: "INSERT INTO aggregate_reports", nth: 9, mode: cutUnanswered}},
-		{"failure report 2, stored but unanswered", cut{marker: "INSERT INTO failure_reports", nth: 2, mode: cutUnanswered}},
+		{"large report, records insert 12, mid-data", large, cut{marker: recordsInsert, nth: 12, mode: cutMidData}, false},
+		{"large report, records insert 20, mid-data", large, cut{marker: recordsInsert, nth: 20, mode: cutMidData}, false},
+		{"group 3, records, mid-data", grouped, cut{marker: recordsInsert, nth: 3, mode: cutMidData}, true},
+		{"group 4, records, stored but unanswered", grouped, cut{marker: recordsInsert, nth: 4, mode: cutUnanswered}, true},
+		{"group 3, report rows, before they are sent", grouped, cut{marker: rowsInsert, nth: 3, mode: cutBefore}, true},
+		{"group 5, report rows, mid-data", grouped, cut{marker: rowsInsert, nth: 5, mode: cutMidData}, true},
+		{"group 6, report rows, stored but unanswered", grouped, cut{marker: rowsInsert, nth: 6, mode: cutUnanswered}, true},
+		{"last flush, report rows, stored but unanswered", clickhouse.Options{}, cut{marker: rowsInsert, nth: 1, mode: cutUnanswered}, true},
+		{"failure report 2, stored but unanswered", grouped, cut{marker: failureInsert, nth: 2, mode: cutUnanswered}, true},
 	}
 	unsettled := 0
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := newProxy(t, server)
 			p.arm(c.cut)
-			s, err := clickhouse.OpenOptions(context.Background(), p.dsn(testserver.ClickHouseDatabase(server)),
-				clickhouse.Options{BatchRecords: batch})
+			s, err := clickhouse.OpenOptions(context.Background(), p.dsn(testserver.ClickHouseDatabase(server)), c.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,6 +490,10 @@ func TestCutConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("records stored without their report row: %s", stored[0])
+			// The retry comes once the server finished what it
+			// received, as the daemon's next pass does; then it
+			// finds what the cut insert stored.
+			waitForInserts(t, s)
 			// Retry until a pass stores everything; the pool may hold
 			// another connection the cut broke.
 			for attempt := 0; ; attempt++ {
@@ -395,6 +519,9 @@ func TestCutConnection(t *testing.T) {
 			t.Logf("unsettled report days (read from the base tables): %s", rows[0])
 			if rows[0] != "0" {
 				unsettled++
+				if c.settled {
+					t.Errorf("the retry fed records or rows twice: %s unsettled days", rows[0])
+				}
 			}
 		})
 	}

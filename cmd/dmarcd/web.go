@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/dashboards/web"
+)
+
+// WebConfig is the [web] table: the web page of the daemon (dmarcd run and
+// dmarcd web).
+type WebConfig struct {
+	// Listen is the address of the page; empty for none. An address other
+	// than loopback needs a token or basic authentication.
+	Listen string `toml:"listen"`
+	// Token is required as "Authorization: Bearer TOKEN", or once as
+	// ?token=TOKEN (which sets a cookie). TokenFile reads it from a file
+	// instead, to keep it out of the config.
+	Token     string `toml:"token"`
+	TokenFile string `toml:"token_file"`
+	// BasicAuthUser and the password in BasicAuthPasswordFile are HTTP
+	// basic authentication.
+	BasicAuthUser         string `toml:"basic_auth_user"`
+	BasicAuthPasswordFile string `toml:"basic_auth_password_file"`
+}
+
+// DefaultWebListen is where the page is served without configuration: the
+// local machine only.
+const DefaultWebListen = "127.0.0.1:8478"
+
+// Bounds of the web page's HTTP server. A page may wait for DNS (reverse
+// lookups of sources, the advisor's lookups), hence the long write timeout.
+const (
+	webReadHeaderTimeout = 10 * time.Second
+	webReadTimeout       = 30 * time.Second
+	webWriteTimeout      = web.RequestTimeout + 10*time.Second
+	webIdleTimeout       = 2 * time.Minute
+	webMaxHeaderBytes    = 64 << 10
+	webShutdownTimeout   = 5 * time.Second
+	// webSecretFileMaxBytes bounds a token or password file.
+	webSecretFileMaxBytes = 4096
+)
+
+func defaultWebConfig() WebConfig { return WebConfig{Listen: DefaultWebListen} }
+
+func (c *WebConfig) validate() error {
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return fmt.Errorf("config: web.listen %q: want HOST:PORT, for example %s: %v", c.Listen, DefaultWebListen, err)
+		}
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		return errors.New("config: [web]: set token or token_file, not both")
+	}
+	if (c.BasicAuthUser == "") != (c.BasicAuthPasswordFile == "") {
+		return errors.New("config: [web]: basic authentication needs both basic_auth_user and basic_auth_password_file")
+	}
+	return nil
+}
+
+// auth reads the secrets of the page, from their files where set.
+func (c *WebConfig) auth() (web.Auth, error) {
+	a := web.Auth{Token: c.Token, BasicUser: c.BasicAuthUser}
+	var err error
+	if c.TokenFile != "" {
+		if a.Token, err = readSecret(c.TokenFile, "web.token_file"); err != nil {
+			return a, err
+		}
+	}
+	if c.BasicAuthPasswordFile != "" {
+		if a.BasicPassword, err = readSecret(c.BasicAuthPasswordFile, "web.basic_auth_password_file"); err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// readSecret reads a secret from a file, without its final newline. The
+// error names the file, never its content.
+func readSecret(path, key string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, webSecretFileMaxBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: reading %s: %w", key, path, err)
+	}
+	if len(b) > webSecretFileMaxBytes {
+		return "", fmt.Errorf("%s: %s is longer than %d bytes", key, path, webSecretFileMaxBytes)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s: %s is empty", key, path)
+	}
+	return s, nil
+}
+
+type webCmd struct {
+	Listen string `help:"Address to serve the page on; overrides web.listen (default 127.0.0.1:8478). Other than loopback, [web] must set a token or basic authentication." placeholder:"HOST:PORT"`
+}
+
+// Run serves the web page alone until SIGINT or SIGTERM.
+func (c *webCmd) Run(e *env) error {
+	if c.Listen != "" {
+		e.cfg.Web.Listen = c.Listen
+		if err := e.cfg.Web.validate(); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+	}
+	if e.cfg.Web.Listen == "" {
+		return &exitError{code: exitUsage, err: errors.New("web: web.listen is empty: set it in [web] or give --listen")}
+	}
+	st, err := e.openStore()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	stop, err := startWeb(e, st)
+	if err != nil {
+		return err
+	}
+	<-e.ctx.Done()
+	stop()
+	return nil
+}
+
+// startWeb serves the web page on web.listen and returns the function that
+// stops it. It refuses an address other than loopback without a secret.
+func startWeb(e *env, st dmarcd.Store) (stop func(), err error) {
+	cfg := e.cfg.Web
+	auth, err := cfg.auth()
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	if err := web.CheckListen(cfg.Listen, auth); err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	h, err := newWebHandler(e, st, auth)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("web.listen: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: webReadHeaderTimeout, ReadTimeout: webReadTimeout,
+		WriteTimeout: webWriteTimeout, IdleTimeout: webIdleTimeout, MaxHeaderBytes: webMaxHeaderBytes}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.log.Error("web server failed", "error", err)
+		}
+	}()
+	e.log.Info("serving the web page", "url", "http://"+ln.Addr().String()+"/", "auth", auth.Enabled())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), webShutdownTimeout)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
+
+// newWebHandler builds the page from the configuration: the same advisor,
+// key advice and wizard as dmarcd advise, dmarcd keys and dmarcd domain add.
+func newWebHandler(e *env, st dmarcd.Store, auth web.Auth) (*web.Handler, error) {
+	a, err := newAdvisor(e, st)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newResolver(e.cfg.DNS)
+	if err != nil {
+		return nil, err
+	}
+	opts := web.Options{
+		Store:       st,
+		Recommender: a,
+		Classifier:  a.Classifier,
+		KeyAdvice: func(ctx context.Context) ([]advisor.KeyAdvice, error) {
+			return keyAdvice(e.withContext(ctx), st)
+		},
+		Plan: func(ctx context.Context, d dmarcd.SenderDomain) (*advisor.Plan, error) {
+			d = configuredDomain(e.cfg, d.Name)
+			if len(d.RUA) == 0 {
+				d.RUA = defaultRUA(e.cfg)
+			}
+			keys, err := dkimKeys(e.cfg, d.Name)
+			if err != nil {
+				return nil, err
+			}
+			return advisor.PlanDomain(ctx, r, advisor.DomainSetup{Domain: d, Ours: ourSPF(e.cfg.Sending), DKIM: keys})
+		},
+		Auth:   auth,
+		Logger: e.log,
+	}
+	// Without [[domain]] tables every domain with reports is advised on,
+	// as dmarcd advise does.
+	if len(e.cfg.Domains) > 0 {
+		opts.Domains = func(context.Context) ([]dmarcd.SenderDomain, error) { return e.cfg.Domains, nil }
+	}
+	return web.New(opts)
+}
+
+// withContext is e with another context: a request's.
+func (e *env) withContext(ctx context.Context) *env {
+	c := *e
+	c.ctx = ctx
+	return &c
+}

@@ -1,0 +1,254 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/analyze"
+)
+
+// thousands writes n with thousands separators: 16,246.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// percent writes a share 0..1 with one decimal: 97.9%. It never rounds a
+// share below 1 up to 100%, nor one above 0 down to 0%.
+func percent(x float64) string {
+	v := 100 * x
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	switch {
+	case x < 1 && s == "100.0":
+		s = "99.9"
+	case x > 0 && s == "0.0":
+		s = "0.1"
+	}
+	s = strings.TrimSuffix(s, ".0")
+	return s + "%"
+}
+
+// Pass-rate thresholds of the colours: good at or above the advisor's
+// default aligned share, poor below 90%.
+const (
+	rateGood = 0.98
+	rateFair = 0.90
+)
+
+// rateClass is the CSS class of a pass rate.
+func rateClass(x float64) string {
+	switch {
+	case x >= rateGood:
+		return "good"
+	case x >= rateFair:
+		return "fair"
+	}
+	return "poor"
+}
+
+// resultClass is the CSS class of a result word (pass, fail, ...).
+func resultClass(s string) string {
+	switch strings.ToLower(s) {
+	case "pass":
+		return "good"
+	case "fail", "permerror", "reject":
+		return "poor"
+	case "softfail", "temperror", "quarantine", "neutral", "policy":
+		return "fair"
+	}
+	return "muted"
+}
+
+func actionLabel(r *advisor.Recommendation) string {
+	switch r.Action {
+	case advisor.Advance:
+		return "Advance to " + r.Next.String()
+	case advisor.Rollback:
+		return "Roll back to " + r.Next.String()
+	case advisor.Hold:
+		return "Hold at " + r.Current.String()
+	case advisor.Done:
+		return "Done: reject 100%"
+	case advisor.Start:
+		return "Publish p=none"
+	}
+	return string(r.Action)
+}
+
+func actionClass(a advisor.Action) string {
+	switch a {
+	case advisor.Advance, advisor.Done:
+		return "good"
+	case advisor.Rollback:
+		return "poor"
+	case advisor.Start:
+		return "info"
+	}
+	return "fair"
+}
+
+func classClass(c analyze.Class) string {
+	switch c {
+	case analyze.Authorized:
+		return "good"
+	case analyze.Forwarder:
+		return "info"
+	}
+	return "poor"
+}
+
+func stateClass(s dmarcd.KeyState) string {
+	switch s {
+	case dmarcd.KeyCurrent:
+		return "good"
+	case dmarcd.KeySigning, dmarcd.KeyPublished, dmarcd.KeyCreated:
+		return "info"
+	case dmarcd.KeyRetired:
+		return "fair"
+	}
+	return "muted"
+}
+
+// shortDay writes a YYYY-MM-DD day as "Nov 3, 2026"; other text as is.
+func shortDay(s string) string {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return s
+	}
+	return t.Format("Jan 2, 2006")
+}
+
+// daySpan writes two YYYY-MM-DD days as a short range: "Nov 1–7, 2026".
+func daySpan(first, last string) string {
+	a, err1 := time.Parse(time.DateOnly, first)
+	b, err2 := time.Parse(time.DateOnly, last)
+	switch {
+	case err1 != nil || err2 != nil:
+		return first + " – " + last
+	case first == last:
+		return shortDay(first)
+	case a.Year() == b.Year() && a.Month() == b.Month():
+		return a.Format("Jan 2") + "–" + b.Format("2, 2006")
+	case a.Year() == b.Year():
+		return a.Format("Jan 2") + " – " + b.Format("Jan 2, 2006")
+	}
+	return shortDay(first) + " – " + shortDay(last)
+}
+
+func dateTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+var funcs = template.FuncMap{
+	"num":         func(n int64) string { return thousands(n) },
+	"pct":         percent,
+	"rate":        func(a, b int64) float64 { return ratio(a, b) },
+	"rateClass":   rateClass,
+	"resultClass": resultClass,
+	"actionLabel": actionLabel,
+	"actionClass": actionClass,
+	"classClass":  classClass,
+	"stateClass":  stateClass,
+	"day":         shortDay,
+	"span":        daySpan,
+	"minutes":     func(s string) string { return strings.TrimSuffix(s[:min(len(s), 16)], " ") },
+	"address": func(s string) string {
+		if a, err := mail.ParseAddress(s); err == nil {
+			return a.Address
+		}
+		return s
+	},
+	"dateTime":   dateTime,
+	"domainPath": func(d string) string { return "/domain/" + url.PathEscape(d) },
+	"sourcePath": func(d, ip string) string {
+		return "/domain/" + url.PathEscape(d) + "/source/" + url.PathEscape(ip)
+	},
+	"linkable": validDomain,
+	"add":      func(a, b int) int { return a + b },
+	"sub":      func(a, b int64) int64 { return a - b },
+	"join":     strings.Join,
+}
+
+// page is what every page has: its title, the section of the navigation
+// it belongs to, and when it was made.
+type page struct {
+	Title   string
+	Section string
+	Made    string
+}
+
+func (h *Handler) page(r *http.Request, title, section string) page {
+	return page{Title: title, Section: section, Made: h.now().Format("2006-01-02 15:04 UTC")}
+}
+
+// Templates: base.html is the frame, partials.html the shared pieces, and
+// each page one file defining "content".
+var pageNames = []string{"index", "domain", "source", "records", "keys", "failures", "failure", "error"}
+
+func parseTemplates() (map[string]*template.Template, error) {
+	out := map[string]*template.Template{}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/partials.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: template %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+// render writes page name with data. The page is made in full first, so
+// that a failure gives an error page rather than half a page.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	var b bytes.Buffer
+	if err := h.pages[name].ExecuteTemplate(&b, "base", data); err != nil {
+		h.log.Error("web page template failed", "page", name, "err", err)
+		http.Error(w, "dmarcd: the page could not be made; the daemon's log has the details", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		w.Write(b.Bytes())
+	}
+}
+
+// validDomain says whether s can be a domain name in a path: letters,
+// digits, '-', '_' and dots between labels, at most MaxDomainNameBytes.
+func validDomain(s string) bool {
+	if s == "" || len(s) > MaxDomainNameBytes || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,132 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+)
+
+// The alert history and the outbox are append-only, as in the embedded
+// store: migrations/0002_alerts.sql says how each question reads them.
+
+var _ dmarcd.AlertStore = (*Store)(nil)
+
+const (
+	insertAlertEvent   = `INSERT INTO alert_events (id, at, key, domain, kind, subject, state, title, text)`
+	insertNotification = `INSERT INTO notifications (id, created, queued, kind, payload)`
+	insertDelivery     = `INSERT INTO deliveries (notification, at)`
+)
+
+// sequence hands out strictly increasing numbers from the clock, in
+// nanoseconds: they order appended rows as SQLite's rowid does, also
+// across processes on one machine.
+type sequence struct {
+	mu   sync.Mutex
+	last uint64
+}
+
+func (q *sequence) next() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := uint64(time.Now().UnixNano())
+	if n <= q.last {
+		n = q.last + 1
+	}
+	q.last = n
+	return n
+}
+
+// AddAlertEvent appends to the alert history.
+func (s *Store) AddAlertEvent(ctx context.Context, e dmarcd.AlertEvent) error {
+	err := s.insertRow(ctx, insertAlertEvent, s.seq.next(), e.At.UTC(), e.Key, e.Domain, string(e.Kind), e.Subject,
+		e.State, e.Title, e.Text)
+	if err != nil {
+		return fmt.Errorf("storing alert event %s: %w", e.Key, err)
+	}
+	return nil
+}
+
+// AlertStates returns the latest event of each alert, in the order they
+// were added.
+func (s *Store) AlertStates(ctx context.Context) ([]dmarcd.AlertEvent, error) {
+	rows, err := s.conn.Query(ctx, `SELECT at, key, domain, kind, subject, state, title, text FROM (
+    SELECT id, at, key, domain, kind, subject, state, title, text FROM alert_events
+    ORDER BY id DESC
+    LIMIT 1 BY key)
+ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("reading alert states: %w", err)
+	}
+	defer rows.Close()
+	var out []dmarcd.AlertEvent
+	for rows.Next() {
+		var e dmarcd.AlertEvent
+		var kind string
+		if err := rows.Scan(&e.At, &e.Key, &e.Domain, &kind, &e.Subject, &e.State, &e.Title, &e.Text); err != nil {
+			return nil, fmt.Errorf("reading alert states: %w", err)
+		}
+		e.At, e.Kind = e.At.UTC(), dmarcd.AlertKind(kind)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading alert states: %w", err)
+	}
+	return out, nil
+}
+
+// AddNotification puts a notification in the outbox; adding the same id
+// again is a no-op. The check and the insert are not atomic: two racing
+// writers both insert, and the outbox reads the first copy.
+func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) error {
+	var found uint64
+	if err := s.conn.QueryRow(ctx, "SELECT count() FROM notifications WHERE id = ?", n.ID).Scan(&found); err != nil {
+		return fmt.Errorf("queueing notification %s: %w", n.ID, err)
+	}
+	if found > 0 {
+		return nil
+	}
+	if err := s.insertRow(ctx, insertNotification, n.ID, n.Created.UTC(), s.seq.next(), n.Kind, string(n.Payload)); err != nil {
+		return fmt.Errorf("queueing notification %s: %w", n.ID, err)
+	}
+	return nil
+}
+
+// PendingNotifications returns the undelivered notifications, oldest first.
+func (s *Store) PendingNotifications(ctx context.Context) ([]dmarcd.Notification, error) {
+	rows, err := s.conn.Query(ctx, `SELECT id, created, kind, payload FROM (
+    SELECT id, created, queued, kind, payload FROM notifications
+    WHERE id NOT IN (SELECT notification FROM deliveries)
+    ORDER BY queued
+    LIMIT 1 BY id)
+ORDER BY created, queued`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the notification outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []dmarcd.Notification
+	for rows.Next() {
+		var n dmarcd.Notification
+		var payload string
+		if err := rows.Scan(&n.ID, &n.Created, &n.Kind, &payload); err != nil {
+			return nil, fmt.Errorf("reading the notification outbox: %w", err)
+		}
+		n.Created, n.Payload = n.Created.UTC(), []byte(payload)
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the notification outbox: %w", err)
+	}
+	return out, nil
+}
+
+// MarkDelivered records that a notification was posted. Recording it
+// twice is harmless: deliveries are read as a set.
+func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
+	if err := s.insertRow(ctx, insertDelivery, id, at.UTC()); err != nil {
+		return fmt.Errorf("recording delivery of notification %s: %w", id, err)
+	}
+	return nil
+}
