@@ -68,7 +68,7 @@ ORDER BY SUM(messages) DESC, domain`)
 	index := map[string]int{}
 	for rows.Next() {
 		var d DomainCompliance
-		if err := rows.Scan(&d.Domain, (*dayText)(&d.FirstDay), (*dayText)(&d.LastDay), &d.Messages, &d.DMARCPass, &d.DKIMAligned,
+		if err := rows.Scan(&d.Domain, (*DayText)(&d.FirstDay), (*DayText)(&d.LastDay), &d.Messages, &d.DMARCPass, &d.DKIMAligned,
 			&d.SPFAligned, &d.Quarantined, &d.Rejected); err != nil {
 			return nil, fmt.Errorf("reading per-domain compliance: %w", err)
 		}
@@ -101,20 +101,21 @@ ORDER BY SUM(messages) DESC, domain`)
 	return out, rows.Err()
 }
 
-// dayText scans a day of the views as YYYY-MM-DD from either store: SQLite
+// DayText scans a day of the views as YYYY-MM-DD from either store: SQLite
 // gives text, ClickHouse a Date, which its driver gives as a time.Time.
 // (ClickHouse 18.16 renders the Date 1970-01-01 as "0000-00-00" in SQL,
 // so the conversion is done here rather than with a CAST.)
-type dayText string
+type DayText string
 
-func (d *dayText) Scan(v any) error {
+// Scan implements sql.Scanner.
+func (d *DayText) Scan(v any) error {
 	switch v := v.(type) {
 	case string:
-		*d = dayText(v)
+		*d = DayText(v)
 	case []byte:
-		*d = dayText(v)
+		*d = DayText(v)
 	case time.Time:
-		*d = dayText(v.UTC().Format(time.DateOnly))
+		*d = DayText(v.UTC().Format(time.DateOnly))
 	case nil:
 		*d = ""
 	default:

@@ -40,7 +40,7 @@ ORDER BY day`, domain, w.From, w.To)
 	var out []Day
 	for rows.Next() {
 		var d Day
-		var day dayText
+		var day DayText
 		if err := rows.Scan(&day, &d.Messages, &d.DMARCPass, &d.DKIMAligned, &d.SPFAligned, &d.Quarantined, &d.Rejected); err != nil {
 			return nil, fmt.Errorf("reading daily compliance of %s: %w", domain, err)
 		}
@@ -99,7 +99,7 @@ ORDER BY day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`, domain, w
 	var out []PublishedDay
 	for rows.Next() {
 		var d PublishedDay
-		var day dayText
+		var day DayText
 		var pct *int64
 		if err := rows.Scan(&day, &d.P, &pct, &d.Testing, &d.Messages); err != nil {
 			return nil, fmt.Errorf("reading the published policy of %s: %w", domain, err)
@@ -145,7 +145,7 @@ ORDER BY SUM(messages) DESC, org_name`, domain, w.From, w.To)
 	var out []Reporter
 	for rows.Next() {
 		var r Reporter
-		var last dayText
+		var last DayText
 		if err := rows.Scan(&r.OrgName, &r.Reports, &r.Messages, &last); err != nil {
 			return nil, fmt.Errorf("reading the reporters of %s: %w", domain, err)
 		}

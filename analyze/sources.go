@@ -134,7 +134,7 @@ ORDER BY SUM(messages) DESC, source_ip`, domain, w.From, w.To)
 	var out []Source
 	for rows.Next() {
 		var s Source
-		var first, last dayText
+		var first, last DayText
 		if err := rows.Scan(&s.IP, &s.Messages, &s.DMARCPass, &s.DKIMAligned, &s.SPFAligned, &first, &last); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading the sources of %s: %w", domain, err)
@@ -174,7 +174,7 @@ GROUP BY source_ip`, domain, w.From, w.To)
 	first := map[string]string{}
 	for rows.Next() {
 		var ip string
-		var day dayText
+		var day DayText
 		if err := rows.Scan(&ip, &day); err != nil {
 			return err
 		}

@@ -19,25 +19,6 @@ import (
 // bound parameter. Values whose type differs between the stores (days,
 // times, lists) are scanned with the types below.
 
-// dayText scans a day: text in SQLite, a Date (time.Time) in ClickHouse.
-type dayText string
-
-func (d *dayText) Scan(v any) error {
-	switch v := v.(type) {
-	case string:
-		*d = dayText(v)
-	case []byte:
-		*d = dayText(v)
-	case time.Time:
-		*d = dayText(v.UTC().Format(time.DateOnly))
-	case nil:
-		*d = ""
-	default:
-		return fmt.Errorf("reading a day: unexpected %T", v)
-	}
-	return nil
-}
-
 // timeText scans a time as "YYYY-MM-DD HH:MM:SS" UTC: text in SQLite, a
 // DateTime in ClickHouse; empty for NULL and for the zero time.
 type timeText string
@@ -219,7 +200,7 @@ LIMIT ?`, domain, ip, w.From, w.To, limit)
 	var out []sourceRecord
 	for rows.Next() {
 		var r sourceRecord
-		var day dayText
+		var day analyze.DayText
 		var n count
 		var dd, ds, dr, sd, ss, sr textList
 		var reasons sql.NullString
