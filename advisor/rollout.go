@@ -238,8 +238,8 @@ func (a *Advisor) gather(ctx context.Context, d dmarcd.SenderDomain, w analyze.W
 	ev := &rec.Evidence
 	ev.Messages = t.Messages
 	ev.DMARCPassRate = t.PassRate()
-	ev.DKIMAlignedRate = ratio(t.DKIMAligned, t.Messages)
-	ev.SPFAlignedRate = ratio(t.SPFAligned, t.Messages)
+	ev.DKIMAlignedRate = t.DKIMRate()
+	ev.SPFAlignedRate = t.SPFRate()
 	if ev.Reporters, err = analyze.Reporters(ctx, a.Store, d.Name, w); err != nil {
 		return err
 	}

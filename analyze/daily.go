@@ -19,6 +19,11 @@ type Day struct {
 // PassRate is the share of messages that passed DMARC, 0..1.
 func (d Day) PassRate() float64 { return ratio(d.DMARCPass, d.Messages) }
 
+// DKIMRate and SPFRate are the shares of messages with aligned, passing
+// DKIM and SPF.
+func (d Day) DKIMRate() float64 { return ratio(d.DKIMAligned, d.Messages) }
+func (d Day) SPFRate() float64  { return ratio(d.SPFAligned, d.Messages) }
+
 // Window is a range of days, both ends included, as YYYY-MM-DD.
 type Window struct {
 	From, To string

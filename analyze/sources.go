@@ -59,6 +59,11 @@ func (s Source) Failing() int64 { return s.Messages - s.DMARCPass }
 // PassRate is the share of its messages that passed DMARC.
 func (s Source) PassRate() float64 { return ratio(s.DMARCPass, s.Messages) }
 
+// DKIMRate and SPFRate are the shares of its messages with aligned,
+// passing DKIM and SPF.
+func (s Source) DKIMRate() float64 { return ratio(s.DKIMAligned, s.Messages) }
+func (s Source) SPFRate() float64  { return ratio(s.SPFAligned, s.Messages) }
+
 // PTRResolver looks up reverse DNS. The advisor's DNS client is one.
 type PTRResolver interface {
 	PTR(ctx context.Context, ip string) ([]string, error)

@@ -42,6 +42,8 @@ type cli struct {
 	Ingest  ingestCmd  `cmd:"" help:"Store the reports found in files, folders, Maildir folders or standard input (-)."`
 	Query   queryCmd   `cmd:"" help:"Run SQL over the stored reports (views: reports, records, dkim_signatures, failures, quarantined, daily_*)."`
 	Domains domainsCmd `cmd:"" help:"Print per-domain DMARC compliance from the stored reports."`
+	Daily   dailyCmd   `cmd:"" help:"Print a domain's compliance day by day: volume, DMARC pass rate, DKIM- and SPF-aligned shares, dispositions."`
+	Sources sourcesCmd `cmd:"" help:"Print the sources that send as a domain: class (authorized, forwarder, unknown), reverse DNS, results."`
 	Domain  domainCmd  `cmd:"" help:"Set up a sender domain: print the SPF, DKIM and DMARC records to publish (domain add)."`
 	Check   checkCmd   `cmd:"" help:"Check the live DNS of a sender domain: SPF limits, DMARC (RFC 9989), DKIM selectors, report authorization, drift. Exit 1 on errors."`
 	Advise  adviseCmd  `cmd:"" help:"Print the rollout recommendation per domain (advance, hold or roll back, with evidence and the exact DMARC record to publish) and the DKIM keys due."`

@@ -54,6 +54,15 @@ func TestIngestSamplesAndQuery(t *testing.T) {
 	if code != exitUsage {
 		t.Errorf("a write through query: exit %d (%s), want %d", code, errOut, exitUsage)
 	}
+	// The samples are of November 2026: a window of ten years holds them.
+	code, out, _ = runCLI(t, "sources", "--store", db, "--days", "3650", "example.com")
+	if code != exitOK || !strings.Contains(out, "authorized") || !strings.Contains(out, "unknown") {
+		t.Errorf("sources: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "daily", "--store", db, "--days", "3650", "example.com")
+	if code != exitOK || !strings.Contains(out, "2026-11-01") || strings.Count(out, "\n") != 8 {
+		t.Errorf("daily: exit %d\n%s", code, out)
+	}
 	code, out, _ = runCLI(t, "domains", "--store", db, "news.example.com")
 	if code != exitOK || strings.Contains(out, "\nexample.com") || !strings.Contains(out, "news.example.com") {
 		t.Errorf("domains: exit %d\n%s", code, out)
