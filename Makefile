@@ -3,7 +3,7 @@ GO      ?= go
 STORE   ?= dmarcd.db
 export CGO_ENABLED ?= 0
 
-.PHONY: help run build test test-short fuzz bench samples vet clean
+.PHONY: help run build test test-short fuzz bench bench-quick samples vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,11 +30,17 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./ingest/failure
 	$(GO) test -run='^$$' -fuzz=FuzzWalk -fuzztime=$(FUZZTIME) ./ingest/unpack
 
-bench: ## benchmarks: parse throughput and memory, store inserts
-	$(GO) test -run='^$$' -bench=. -benchmem ./ingest/... ./schema/...
+# Benchmarks end to end (internal/bench; BENCHMARKS.md): results in
+# $(BENCH_OUT)/results.json and results.md, the tables also printed.
+BENCH_OUT ?= bench.out
+bench: ## benchmarks end to end: parse beside dmarc-cat and Perl, IMAP, 50,000-mail backfill, stores at 1M and 10M records, signer (about 45 min)
+	$(GO) run ./internal/bench -out $(BENCH_OUT)
+
+bench-quick: ## a small version of bench (a few minutes; store at 100,000 records)
+	$(GO) run ./internal/bench -quick -out $(BENCH_OUT)
 
 samples: ## regenerate samples/ (reproducible: seed 1)
 	rm -rf samples && $(GO) run ./cmd/reportgen -out samples -seed 1
 
 clean:
-	rm -rf bin $(STORE) $(STORE)-wal $(STORE)-shm
+	rm -rf bin $(STORE) $(STORE)-wal $(STORE)-shm $(BENCH_OUT)

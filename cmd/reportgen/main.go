@@ -25,6 +25,9 @@ func main() {
 	volume := flag.Int("messages", 1000, "mean messages per domain per day at the largest reporter")
 	sources := flag.Int("sources", 12, "source IPs per domain")
 	failures := flag.Int("failures", 3, "failure reports to write")
+	sizes := flag.String("sizes", "sources", "records per aggregate report: sources (one per source that sent that day) or realistic (1 to 5,000, about 60 on average: reportgen.RealisticSizes)")
+	legacy := flag.Bool("legacy", false, "write every report without the RFC 9990 namespace, for tools that predate it")
+	failureKinds := flag.String("failure-kinds", "headers", "failure reports: headers (header only, SPF failed) or mix (headers, whole message, DKIM and SPF failures)")
 	flag.Parse()
 
 	day, err := time.Parse("2006-01-02", *start)
@@ -32,10 +35,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "reportgen: -start:", err)
 		os.Exit(2)
 	}
-	g := reportgen.New(reportgen.Options{
+	opt := reportgen.Options{
 		Seed: *seed, Domains: strings.Split(*domains, ","), Start: day, Days: *days,
-		MessagesPerDay: *volume, Sources: *sources, FailureReports: *failures,
-	})
+		MessagesPerDay: *volume, Sources: *sources, FailureReports: *failures, Legacy: *legacy,
+	}
+	switch *sizes {
+	case "sources":
+	case "realistic":
+		opt.Sizes = reportgen.RealisticSizes
+	default:
+		fmt.Fprintf(os.Stderr, "reportgen: -sizes %q: want sources or realistic\n", *sizes)
+		os.Exit(2)
+	}
+	switch *failureKinds {
+	case "headers":
+	case "mix":
+		opt.FailureKinds = reportgen.FailureMix
+	default:
+		fmt.Fprintf(os.Stderr, "reportgen: -failure-kinds %q: want headers or mix\n", *failureKinds)
+		os.Exit(2)
+	}
+	g := reportgen.New(opt)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "reportgen:", err)
 		os.Exit(1)

@@ -80,7 +80,64 @@ type Options struct {
 	Selector string
 	// FailureReports is the number of failure report mails to write.
 	FailureReports int
+
+	// The options below change nothing when left zero: the same seed
+	// writes the same files as before they existed.
+
+	// Sizes, when set, draws the number of records of each aggregate
+	// report from this mix (see RealisticSizes), each record a distinct
+	// source of the domain, instead of one record per source of the
+	// domain that sent mail that day (Sources, about 5-12 records).
+	Sizes []Size
+	// Legacy writes every report in the dialect of before RFC 9990 (no
+	// dmarc-2.0 namespace, no RFC 9990 elements), which older tools read.
+	Legacy bool
+	// FailureKinds, when set, draws the kind of each failure report
+	// uniformly from this list (repeat a kind to weight it); by default
+	// every failure report is FailureHeaders.
+	FailureKinds []FailureKind
 }
+
+// Size is a class of aggregate report sizes: reports of Min to Max
+// records (uniformly), drawn with probability Weight / sum of weights.
+type Size struct {
+	Min, Max int
+	Weight   float64
+}
+
+// RealisticSizes is the mix of report sizes of a mailbox of reports for a
+// few busy domains: most reports hold a few records (small reporters, quiet
+// days), some tens, few hundreds or thousands (the large reporters of a
+// domain with many sending addresses). It averages about 60 records a
+// report.
+var RealisticSizes = []Size{
+	{Min: 1, Max: 5, Weight: 60},
+	{Min: 6, Max: 50, Weight: 30},
+	{Min: 51, Max: 500, Weight: 9},
+	{Min: 501, Max: 5000, Weight: 1},
+}
+
+// FailureKind says what a generated failure report looks like.
+type FailureKind int
+
+const (
+	// FailureHeaders: Auth-Failure dmarc, SPF failed and no DKIM, the
+	// reported message's header as text/rfc822-headers (what most
+	// receivers send, RFC 9991 §3.2).
+	FailureHeaders FailureKind = iota
+	// FailureMessage: the whole reported message, body included, as
+	// message/rfc822.
+	FailureMessage
+	// FailureDKIM: Auth-Failure dkim with the DKIM-Domain, DKIM-Selector
+	// and DKIM-Identity fields (RFC 6591 §3.1), the reported header
+	// carrying the failed DKIM-Signature.
+	FailureDKIM
+	// FailureSPF: Auth-Failure spf with the SPF-DNS field (RFC 6591 §3.2).
+	FailureSPF
+)
+
+// FailureMix has each kind of failure report once.
+var FailureMix = []FailureKind{FailureHeaders, FailureMessage, FailureDKIM, FailureSPF}
 
 // File is one generated file: a name and its bytes.
 type File struct {
@@ -123,9 +180,19 @@ func New(opt Options) *Generator {
 	}
 	g := &Generator{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, opt.Seed^0x9e3779b97f4a7c15)), sources: map[string][]Source{}}
 	for _, d := range opt.Domains {
-		g.sources[d] = g.makeSources(opt.Sources)
+		g.sources[d] = g.makeSources(g.poolSize())
 	}
 	return g
+}
+
+// poolSize is the number of sources of a domain: Sources, or enough for
+// the largest report of Sizes.
+func (g *Generator) poolSize() int {
+	n := g.opt.Sources
+	for _, s := range g.opt.Sizes {
+		n = max(n, s.Max)
+	}
+	return n
 }
 
 // makeSources draws n sources: a few of ours carry most of the mail.
@@ -173,6 +240,14 @@ func (g *Generator) ip6() string {
 // failure reports.
 func (g *Generator) Files() []File {
 	var files []File
+	g.Stream(func(f File) error { files = append(files, f); return nil })
+	return files
+}
+
+// Stream is Files one file at a time, without holding them all: it calls
+// fn with each file in the order of Files, and stops at the first error of
+// fn, which it returns.
+func (g *Generator) Stream(fn func(File) error) error {
 	for day := range g.opt.Days {
 		begin := g.opt.Start.AddDate(0, 0, day)
 		for _, domain := range g.opt.Domains {
@@ -181,15 +256,19 @@ func (g *Generator) Files() []File {
 				if i > 2 && g.rng.IntN(3) == 0 {
 					continue
 				}
-				files = append(files, g.Aggregate(rep, domain, begin, g.opt.MessagesPerDay/(1+i)))
+				if err := fn(g.Aggregate(rep, domain, begin, g.opt.MessagesPerDay/(1+i))); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	for i := range g.opt.FailureReports {
 		domain := g.opt.Domains[i%len(g.opt.Domains)]
-		files = append(files, g.Failure(domain, g.opt.Start.Add(time.Duration(i)*37*time.Minute)))
+		if err := fn(g.Failure(domain, g.opt.Start.Add(time.Duration(i)*37*time.Minute))); err != nil {
+			return err
+		}
 	}
-	return files
+	return nil
 }
 
 // Aggregate writes one aggregate report of about messages mails, in the
@@ -210,12 +289,55 @@ func (g *Generator) Aggregate(rep Reporter, domain string, begin time.Time, mess
 	return f
 }
 
+// Forms writes one aggregate report, as Aggregate does, in each container
+// a report comes in, with the same XML inside: bare (NAME.xml), gzip
+// (NAME.xml.gz), zip (NAME.zip holding NAME.xml), and the report mail the
+// reporter sends (NAME.eml, with the reporter's zip or gzip attached; gzip
+// for reporters that send bare XML). NAME is the reporter!domain!begin!end
+// of the reporters' file names. Parsers can then be compared on the same
+// reports in every container.
+func (g *Generator) Forms(rep Reporter, domain string, begin time.Time, messages int) []File {
+	xmlData, records, total := g.AggregateXML(rep, domain, begin, messages)
+	end := begin.Add(24*time.Hour - time.Second)
+	base := fmt.Sprintf("%s!%s!%d!%d", strings.ToLower(strings.ReplaceAll(rep.OrgName, " ", "")), domain, begin.Unix(), end.Unix())
+	gz, zp := gzipped(xmlData), zipped(base+".xml", xmlData)
+	var eml []byte
+	if rep.Container == "zip" {
+		eml = g.mail(rep, domain, base+".zip", "application/zip", zp)
+	} else {
+		eml = g.mail(rep, domain, base+".xml.gz", "application/gzip", gz)
+	}
+	f := func(name string, data []byte) File {
+		return File{Name: name, Data: data, Reports: 1, Records: records, Messages: total}
+	}
+	return []File{f(base+".xml", xmlData), f(base+".xml.gz", gz), f(base+".zip", zp), f(base+".eml", eml)}
+}
+
+// AggregateMail writes one aggregate report as the report mail the
+// reporter sends (NAME.eml, the fourth of Forms), without the other
+// containers: what a mailbox of reports holds.
+func (g *Generator) AggregateMail(rep Reporter, domain string, begin time.Time, messages int) File {
+	xmlData, records, total := g.AggregateXML(rep, domain, begin, messages)
+	end := begin.Add(24*time.Hour - time.Second)
+	base := fmt.Sprintf("%s!%s!%d!%d", strings.ToLower(strings.ReplaceAll(rep.OrgName, " ", "")), domain, begin.Unix(), end.Unix())
+	f := File{Name: base + ".eml", Reports: 1, Records: records, Messages: total}
+	if rep.Container == "zip" {
+		f.Data = g.mail(rep, domain, base+".zip", "application/zip", zipped(base+".xml", xmlData))
+	} else {
+		f.Data = g.mail(rep, domain, base+".xml.gz", "application/gzip", gzipped(xmlData))
+	}
+	return f
+}
+
 // AggregateXML writes the XML of one report. It returns the number of
 // records and the sum of their counts.
 func (g *Generator) AggregateXML(rep Reporter, domain string, begin time.Time, messages int) ([]byte, int, int64) {
 	var b bytes.Buffer
 	end := begin.Add(24*time.Hour - time.Second)
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	if g.opt.Legacy {
+		rep.RFC9990 = false
+	}
 	if rep.RFC9990 {
 		b.WriteString(`<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2.0">` + "\n  <version>1.0</version>\n")
 	} else {
@@ -237,8 +359,11 @@ func (g *Generator) AggregateXML(rep Reporter, domain string, begin time.Time, m
 
 	sources := g.sources[domain]
 	if sources == nil {
-		sources = g.makeSources(g.opt.Sources)
+		sources = g.makeSources(g.poolSize())
 		g.sources[domain] = sources
+	}
+	if len(g.opt.Sizes) > 0 {
+		return g.sizedRecords(&b, domain, sources, messages, rep.RFC9990)
 	}
 	var weight float64
 	for _, s := range sources {
@@ -260,6 +385,50 @@ func (g *Generator) AggregateXML(rep Reporter, domain string, begin time.Time, m
 	}
 	b.WriteString("</feedback>\n")
 	return b.Bytes(), records, total
+}
+
+// sizedRecords writes the records of a report whose size is drawn from
+// Options.Sizes: that many distinct sources of the domain, each with at
+// least one message, then closes the document.
+func (g *Generator) sizedRecords(b *bytes.Buffer, domain string, sources []Source, messages int, rfc9990 bool) ([]byte, int, int64) {
+	var sum float64
+	for _, s := range g.opt.Sizes {
+		sum += s.Weight
+	}
+	x := g.rng.Float64() * sum
+	size := g.opt.Sizes[len(g.opt.Sizes)-1]
+	for _, s := range g.opt.Sizes {
+		if x < s.Weight {
+			size = s
+			break
+		}
+		x -= s.Weight
+	}
+	n := size.Min
+	if size.Max > size.Min {
+		n += g.rng.IntN(size.Max - size.Min + 1)
+	}
+	n = max(1, min(n, len(sources)))
+	// A partial Fisher-Yates shuffle picks n distinct sources.
+	idx := make([]int, len(sources))
+	for i := range idx {
+		idx[i] = i
+	}
+	var weight float64
+	for i := range n {
+		j := i + g.rng.IntN(len(idx)-i)
+		idx[i], idx[j] = idx[j], idx[i]
+		weight += sources[idx[i]].Weight
+	}
+	var total int64
+	for _, k := range idx[:n] {
+		s := sources[k]
+		c := max(1, int64(float64(messages)*s.Weight/weight*(0.5+g.rng.Float64())))
+		g.record(b, domain, s, c, rfc9990)
+		total += c
+	}
+	b.WriteString("</feedback>\n")
+	return b.Bytes(), n, total
 }
 
 func (g *Generator) record(b *bytes.Buffer, domain string, s Source, n int64, rfc9990 bool) {
@@ -312,23 +481,55 @@ func (g *Generator) record(b *bytes.Buffer, domain string, s Source, n int64, rf
 	fmt.Fprintf(b, "        <result>%s</result>\n      </spf>\n    </auth_results>\n  </record>\n", spfResult)
 }
 
-// Failure writes one RFC 9991 failure report mail about a spoofed message.
+// Failure writes one RFC 9991 failure report mail about a spoofed message,
+// of a kind drawn from Options.FailureKinds (FailureHeaders by default).
 func (g *Generator) Failure(domain string, at time.Time) File {
+	kind := FailureHeaders
+	if len(g.opt.FailureKinds) > 0 {
+		kind = g.opt.FailureKinds[g.rng.IntN(len(g.opt.FailureKinds))]
+	}
 	g.msgSeq++
 	g.failures++
 	src := g.ip("100.64.0.0/10")
 	orig := fmt.Sprintf("From: \"Billing\" <billing@%s>\r\nTo: someone@example.net\r\nSubject: Invoice %d overdue\r\nDate: %s\r\nMessage-ID: <%d.spoof@%s>\r\n",
 		domain, 1000+g.msgSeq, at.Format(time.RFC1123Z), g.rng.Uint64(), "spoofer.example")
+	authFailure, fields, dkimResult := "dmarc", "", "dkim=none"
+	origType := "text/rfc822-headers"
+	switch kind {
+	case FailureMessage:
+		origType = "message/rfc822"
+		orig += "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n" +
+			"Dear customer,\r\n\r\nyour invoice is overdue. Please pay at once using the link below.\r\n\r\n" +
+			"https://pay.spoofer.example/invoice\r\n\r\nBilling department\r\n"
+	case FailureDKIM:
+		authFailure = "dkim"
+		fields = fmt.Sprintf("DKIM-Domain: %s\r\nDKIM-Identity: @%s\r\nDKIM-Selector: %s\r\n", domain, domain, g.opt.Selector)
+		dkimResult = fmt.Sprintf("dkim=fail (signature did not verify) header.d=%s header.s=%s", domain, g.opt.Selector)
+		orig = fmt.Sprintf("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=%s; s=%s;\r\n\th=from:to:subject:date:message-id; bh=%s;\r\n\tb=%s\r\n",
+			domain, g.opt.Selector, base64.StdEncoding.EncodeToString(g.bytes(32)), base64.StdEncoding.EncodeToString(g.bytes(256))) + orig
+	case FailureSPF:
+		authFailure = "spf"
+		fields = fmt.Sprintf("SPF-DNS: txt : %s : \"v=spf1 ip4:192.0.2.0/24 include:_spf.mailer.example.net -all\"\r\n", domain)
+	}
 	var b bytes.Buffer
 	boundary := fmt.Sprintf("==boundary-%d==", g.msgSeq)
 	fmt.Fprintf(&b, "From: DMARC failure reports <dmarc-failure@receiver.example>\r\nTo: ruf@%s\r\nSubject: DMARC failure report for %s from IP %s\r\nDate: %s\r\nMessage-ID: <failure-%d@receiver.example>\r\nMIME-Version: 1.0\r\n",
 		domain, domain, src, at.Add(time.Minute).Format(time.RFC1123Z), g.msgSeq)
 	fmt.Fprintf(&b, "Content-Type: multipart/report; report-type=feedback-report; boundary=\"%s\"\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nThis is a DMARC failure report for %s: a message from %s failed authentication.\r\n\r\n", boundary, domain, src)
-	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nVersion: 1\r\nUser-Agent: reportgen/1.0\r\nAuth-Failure: dmarc\r\nIdentity-Alignment: none\r\nReported-Domain: %s\r\nSource-IP: %s\r\nOriginal-Mail-From: <billing@%s>\r\nArrival-Date: %s\r\nAuthentication-Results: receiver.example; dmarc=fail (p=none) header.from=%s; spf=fail smtp.mailfrom=%s; dkim=none\r\n\r\n",
-		boundary, domain, src, domain, at.Format(time.RFC1123Z), domain, domain)
-	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n%s\r\n--%s--\r\n", boundary, orig, boundary)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: auth-failure\r\nVersion: 1\r\nUser-Agent: reportgen/1.0\r\nAuth-Failure: %s\r\n%sIdentity-Alignment: none\r\nReported-Domain: %s\r\nSource-IP: %s\r\nOriginal-Mail-From: <billing@%s>\r\nArrival-Date: %s\r\nAuthentication-Results: receiver.example; dmarc=fail (p=none) header.from=%s; spf=fail smtp.mailfrom=%s; %s\r\n\r\n",
+		boundary, authFailure, fields, domain, src, domain, at.Format(time.RFC1123Z), domain, domain, dkimResult)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: %s\r\n\r\n%s\r\n--%s--\r\n", boundary, origType, orig, boundary)
 	return File{Name: fmt.Sprintf("failure-%s-%03d.eml", domain, g.failures), Data: b.Bytes(), Reports: 1}
+}
+
+// bytes returns n random bytes.
+func (g *Generator) bytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(g.rng.UintN(256))
+	}
+	return b
 }
 
 // mail wraps an attachment in a report mail as the reporters send it.
