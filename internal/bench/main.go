@@ -23,6 +23,7 @@
 //	go run ./internal/bench -out bench.out            # everything (about 45 minutes)
 //	go run ./internal/bench -quick -out bench.out     # a small version (a few minutes)
 //	go run ./internal/bench -only parse,signer        # some sections
+//	go run ./internal/bench -merge a/results.json,b/results.json -out all
 package main
 
 import (
@@ -85,6 +86,44 @@ type Measure struct {
 	Note       string `json:"note,omitempty"`
 }
 
+// mergeResults writes the results of several runs as one: the machine of
+// the first, the sections of each in turn.
+func mergeResults(files []string, out string) error {
+	var res Results
+	for i, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var r Results
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		if i == 0 {
+			res.Started, res.Quick, res.Machine = r.Started, r.Quick, r.Machine
+		}
+		res.Elapsed += r.Elapsed
+		res.Sections = append(res.Sections, r.Sections...)
+		res.Parse = append(res.Parse, r.Parse...)
+		res.IMAP = append(res.IMAP, r.IMAP...)
+		res.Backfill = append(res.Backfill, r.Backfill...)
+		res.Store = append(res.Store, r.Store...)
+		res.Signer = append(res.Signer, r.Signer...)
+		res.Notes = append(res.Notes, r.Notes...)
+		res.Skipped = append(res.Skipped, r.Skipped...)
+		res.Quiet = append(res.Quiet, r.Quiet...)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	data, _ := json.MarshalIndent(&res, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "results.json"), data, 0o644); err != nil {
+		return err
+	}
+	md := markdown(&res, &config{})
+	return os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644)
+}
+
 func main() {
 	if len(os.Args) > 2 && os.Args[1] == "-child" {
 		if err := child(os.Args[2], os.Args[3:]); err != nil {
@@ -106,7 +145,16 @@ func main() {
 	flag.StringVar(&backfill, "backfill", "", "backfill sizes in messages (default 12500,25000,50000, quick 1000,2000,4000)")
 	flag.StringVar(&storeRecords, "store-records", "", "store benchmark sizes in records (default 1000000,10000000, quick 100000)")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the generated corpora")
+	var merge string
+	flag.StringVar(&merge, "merge", "", "instead of measuring, merge the results.json files given (comma-separated; runs of different sections, e.g. -only parse and -only store) into -out")
 	flag.Parse()
+	if merge != "" {
+		if err := mergeResults(strings.Split(merge, ","), c.out); err != nil {
+			fatal(err)
+		}
+		logf("merged into %s and %s", filepath.Join(c.out, "results.json"), filepath.Join(c.out, "results.md"))
+		return
+	}
 
 	def := func(v *int, full, quick int) {
 		if *v == 0 {

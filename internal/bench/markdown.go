@@ -248,12 +248,13 @@ func growth(b *strings.Builder, label string, ms []Measure, group string) {
 	fmt.Fprintf(b, "Growth (%s): ", label)
 	_, t0 := minMedian(walls(sel[0].Runs))
 	r0 := float64(maxRSS(sel[0].Runs))
+	var parts []string
 	for _, m := range sel[1:] {
 		_, t := minMedian(walls(m.Runs))
-		fmt.Fprintf(b, "%.2gx the messages (%.2fx the records) -> %.2fx the time, %.2fx the peak memory; ",
-			float64(m.Files)/float64(sel[0].Files), float64(m.Expected)/float64(sel[0].Expected), t/t0, float64(maxRSS(m.Runs))/r0)
+		parts = append(parts, fmt.Sprintf("%.2gx the messages (%.2fx the records) -> %.2fx the time, %.2fx the peak memory",
+			float64(m.Files)/float64(sel[0].Files), float64(m.Expected)/float64(sel[0].Expected), t/t0, float64(maxRSS(m.Runs))/r0))
 	}
-	b.WriteString("\n\n")
+	b.WriteString(strings.Join(parts, "; ") + ".\n\n")
 }
 
 func storeTables(b *strings.Builder, r *Results) {
@@ -317,7 +318,7 @@ func secs(s float64) string {
 }
 
 func mb(n int64) string {
-	return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 func ms(s float64) string { return fmt.Sprintf("%.1f ms", s*1000) }

@@ -113,9 +113,16 @@ func goBench(log string, env []string, args ...string) ([]GoBench, []Load, error
 	if err != nil {
 		return nil, nil, err
 	}
+	out, loads := parseGoBench(p.stdout)
+	return out, loads, nil
+}
+
+// parseGoBench reads the benchmark lines of go test -bench's output, and
+// the loads BenchmarkQueries logs.
+func parseGoBench(stdout []byte) ([]GoBench, []Load) {
 	var out []GoBench
 	var loads []Load
-	sc := bufio.NewScanner(bytes.NewReader(p.stdout))
+	sc := bufio.NewScanner(bytes.NewReader(stdout))
 	for sc.Scan() {
 		line := sc.Text()
 		if m := loadLine.FindStringSubmatch(line); m != nil {
@@ -140,7 +147,7 @@ func goBench(log string, env []string, args ...string) ([]GoBench, []Load, error
 		}
 		out = append(out, b)
 	}
-	return out, loads, nil
+	return out, loads
 }
 
 // storeSection runs schema/conformance's BenchmarkQueries (its load is the
