@@ -14,13 +14,13 @@ import (
 )
 
 type checkCmd struct {
-	Domain string `arg:"" help:"The sender domain to check; its [[domain]] table is used when the config file has one."`
+	Domain string `arg:"" help:"The sender domain to check; its [[domain]] table is used when the config file has one (then an sp= or np= weaker than the rollout's end, p=reject, is warned about)."`
 	Format string `help:"Output: text or json." enum:"text,json" default:"text" short:"f"`
 }
 
 // Run checks the live DNS of a domain; exit 1 when a finding is an error.
 func (c *checkCmd) Run(e *env) error {
-	d := configuredDomain(e.cfg, c.Domain)
+	d, configured := lookupConfigured(e.cfg, c.Domain)
 	r, err := newResolver(e.cfg.DNS)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
@@ -29,7 +29,13 @@ func (c *checkCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	fs, err := advisor.Check(e.ctx, r, d, advisor.CheckOptions{DKIM: keys, Ours: ourSPF(e.cfg.Sending)})
+	opts := advisor.CheckOptions{DKIM: keys, Ours: ourSPF(e.cfg.Sending)}
+	if configured {
+		// The rollout of a configured domain ends at p=reject: an sp= or
+		// np= below it leaves subdomains or non-existent names open.
+		opts.IntendedPolicy = dmarcd.PolicyReject
+	}
+	fs, err := advisor.Check(e.ctx, r, d, opts)
 	if err != nil {
 		if e.ctx.Err() == nil {
 			return &exitError{code: exitUsage, err: err}
@@ -96,14 +102,21 @@ func writeFindingsJSON(w io.Writer, domain string, fs []advisor.Finding) error {
 // configuredDomain is the [[domain]] table of name, or a domain of mode
 // own without other senders when the config has none.
 func configuredDomain(cfg Config, name string) dmarcd.SenderDomain {
+	d, _ := lookupConfigured(cfg, name)
+	return d
+}
+
+// lookupConfigured is configuredDomain, and whether the config file has
+// a [[domain]] table for name.
+func lookupConfigured(cfg Config, name string) (dmarcd.SenderDomain, bool) {
 	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
 	for _, d := range cfg.Domains {
 		if strings.EqualFold(strings.TrimSuffix(d.Name, "."), name) {
 			d.Name = name
-			return d
+			return d, true
 		}
 	}
-	return dmarcd.SenderDomain{Name: name, Mode: dmarcd.ModeOwn}
+	return dmarcd.SenderDomain{Name: name, Mode: dmarcd.ModeOwn}, false
 }
 
 // newResolver is the resolver of the [dns] table.

@@ -115,6 +115,15 @@ func TestDomainAddAndCheck(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitOK || res.Errors != 0 {
 		t.Errorf("check after publishing: exit %d, %v\n%s", code, err, out)
 	}
+
+	// The domain is configured now, so its rollout heads for p=reject:
+	// sp=none leaves its subdomains open, a warning (exit 0).
+	rr, _ := dns.NewRR(`_dmarc.example.com. 300 IN TXT "v=DMARC1; p=none; sp=none; rua=mailto:dmarc@reports.example.net"`)
+	srv.Set(rr.Header().Name, rr)
+	code, out, _ = runCLI(t, "--config", cfg, "check", "example.com")
+	if code != exitOK || !strings.Contains(out, "[dmarc-sp-below-rollout]") {
+		t.Errorf("check with sp=none: exit %d\n%s", code, out)
+	}
 }
 
 func TestDomainAddAsks(t *testing.T) {
