@@ -551,6 +551,16 @@ func TestExcessRepeats(t *testing.T) {
 	wantTolerations(t, r, "excess:dkim")
 }
 
+// An empty <dkim/>, <spf/>, <reason/> or <error/> says nothing and is not kept.
+func TestEmptyRepeatsDropped(t *testing.T) {
+	rec := strings.Replace(record("192.0.2.1", 1), "<auth_results>", "<auth_results><dkim></dkim><spf> </spf>", 1)
+	rec = strings.Replace(rec, "</policy_evaluated>", "<reason></reason></policy_evaluated>", 1)
+	_, records := parseString(t, report(rec))
+	check(t, "DKIM results", len(records[0].DKIMResults), 0)
+	check(t, "SPF results", len(records[0].SPFResults), 1)
+	check(t, "reasons", len(records[0].Reasons), 0)
+}
+
 func TestOversizedExtension(t *testing.T) {
 	ext := "<extension><x>" + strings.Repeat("y", MaxTextBytes-1) + "</x><x>" + strings.Repeat("y", 10) + "</x></extension>"
 	r, _ := parseString(t, strings.Replace(report(record("192.0.2.1", 1)), "</feedback>", ext+"</feedback>", 1))

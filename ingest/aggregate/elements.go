@@ -39,15 +39,7 @@ func (d *Decoder) metadata() error {
 				err = fmt.Errorf("<date_range>: %w", err)
 			}
 		case "error":
-			if len(m.Errors) >= MaxRepeats {
-				d.tolerate("excess:error")
-				err = d.skip()
-				break
-			}
-			var e string
-			if e, err = d.str(el); e != "" {
-				m.Errors = append(m.Errors, e)
-			}
+			err = repeated(d, &m.Errors, "error", func() (string, error) { return d.str(el) })
 		case "generator": // RFC 9990
 			m.Generator, err = d.str(el)
 		default:
@@ -326,19 +318,7 @@ func (d *Decoder) policyEvaluated(rec *dmarcd.Record) error {
 		case "spf":
 			rec.SPF, err = d.enum(el, alignedResults)
 		case "reason":
-			if len(rec.Reasons) >= MaxRepeats {
-				d.tolerate("excess:reason")
-				err = d.skip()
-				break
-			}
-			var r dmarcd.PolicyOverride
-			if r, err = d.reason(); err != nil {
-				err = fmt.Errorf("<reason>: %w", err)
-				break
-			}
-			if r != (dmarcd.PolicyOverride{}) {
-				rec.Reasons = append(rec.Reasons, r)
-			}
+			err = repeated(d, &rec.Reasons, "reason", d.reason)
 		default:
 			err = d.unknown(el)
 		}
@@ -411,29 +391,9 @@ func (d *Decoder) authResults(rec *dmarcd.Record) error {
 		}
 		switch name := local(el); name {
 		case "dkim":
-			if len(rec.DKIMResults) >= MaxRepeats {
-				d.tolerate("excess:dkim")
-				err = d.skip()
-				break
-			}
-			var r dmarcd.DKIMResult
-			if r, err = d.dkimResult(); err != nil {
-				err = fmt.Errorf("<dkim>: %w", err)
-				break
-			}
-			rec.DKIMResults = append(rec.DKIMResults, r)
+			err = repeated(d, &rec.DKIMResults, "dkim", d.dkimResult)
 		case "spf":
-			if len(rec.SPFResults) >= MaxRepeats {
-				d.tolerate("excess:spf")
-				err = d.skip()
-				break
-			}
-			var r dmarcd.SPFResult
-			if r, err = d.spfResult(); err != nil {
-				err = fmt.Errorf("<spf>: %w", err)
-				break
-			}
-			rec.SPFResults = append(rec.SPFResults, r)
+			err = repeated(d, &rec.SPFResults, "spf", d.spfResult)
 		default:
 			err = d.unknown(el)
 		}
@@ -493,4 +453,24 @@ func (d *Decoder) spfResult() (dmarcd.SPFResult, error) {
 			return r, err
 		}
 	}
+}
+
+// repeated reads one more element of a repeatable kind (named name) with
+// read and appends it to list, unless it is empty (the zero value) or the
+// parent already holds MaxRepeats of them: then the element is skipped
+// and the toleration "excess:<name>" noted. An error names the element.
+func repeated[T comparable](d *Decoder, list *[]T, name string, read func() (T, error)) error {
+	if len(*list) >= MaxRepeats {
+		d.tolerate("excess:" + name)
+		return d.skip()
+	}
+	v, err := read()
+	if err != nil {
+		return fmt.Errorf("<%s>: %w", name, err)
+	}
+	var zero T
+	if v != zero {
+		*list = append(*list, v)
+	}
+	return nil
 }
