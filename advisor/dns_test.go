@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -122,17 +121,7 @@ func sameKind(purpose, txt string) bool {
 
 // needTool skips the test when a peer program is missing, and fails it
 // when CI=true, so that CI never passes by skipping.
-func needTool(t *testing.T, path, pkg string) {
-	t.Helper()
-	if _, err := os.Stat(path); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s is missing: install the Debian package %s (.ci/run does)", path, pkg)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a peer the test needs is missing: %s", msg)
-	}
-	t.Skip(msg)
-}
+func needTool(t *testing.T, path, pkg string) { t.Helper(); testserver.Need(t, path, pkg) }
 
 func runTool(t *testing.T, name string, args ...string) string {
 	t.Helper()

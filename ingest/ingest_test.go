@@ -31,24 +31,9 @@ func scalar(t testing.TB, s *sqlite.Store, q string) int64 {
 // once, the second pass stores nothing, and what cannot be parsed is
 // quarantined, never dropped.
 func TestCorpusTwice(t *testing.T) {
-	dir := corpus.Dir(t)
-	inputs, err := Expand([]string{dir})
+	reports, err := Expand(corpus.Reports(t))
 	if err != nil {
 		t.Fatal(err)
-	}
-	// The corpus's own tables and schemas are not reports.
-	var reports []Input
-	kinds := map[string]string{}
-	for _, r := range corpus.Table(t, "MANIFEST.tsv") {
-		kinds[r["file"]] = r["kind"]
-	}
-	for _, in := range inputs {
-		rel, _ := filepath.Rel(dir, in.Name)
-		switch kinds[filepath.ToSlash(rel)] {
-		case "", "schema", "expected-json":
-			continue
-		}
-		reports = append(reports, in)
 	}
 	s := testserver.SQLite(t)
 	in := New(s, Options{})

@@ -3,13 +3,11 @@ package signer
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/signer/keystore"
 )
 
@@ -207,20 +205,8 @@ func TestKeyringReload(t *testing.T) {
 // TestOpenDKIMKeySigns: a key written by opendkim-genkey imports and signs,
 // and dkimpy verifies the signature with the record opendkim-genkey wrote.
 func TestOpenDKIMKeySigns(t *testing.T) {
-	genkey := needPeer(t, "/usr/sbin/opendkim-genkey", "opendkim-tools")
 	needDKIMPy(t)
-	dir := t.TempDir()
-	if out, err := exec.Command(genkey, "-b", "2048", "-s", "mail", "-d", "football.example.com", "-D", dir).CombinedOutput(); err != nil {
-		t.Fatalf("opendkim-genkey: %v\n%s", err, out)
-	}
-	pemBytes, err := os.ReadFile(filepath.Join(dir, "mail.private"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zone, err := os.ReadFile(filepath.Join(dir, "mail.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pemBytes, zone := testserver.OpenDKIMGenkey(t, 2048, "mail", "football.example.com")
 	records := map[string]string{"mail._domainkey.football.example.com": keystore.ZoneTXT(string(zone))}
 	st := newStore(t)
 	k, err := st.Import(context.Background(), keystore.ImportOptions{

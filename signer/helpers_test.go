@@ -13,33 +13,16 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/signer/keystore"
 )
-
-// needPeer returns the path of a program the test runs against, or skips
-// the test when it is missing (and fails it when CI=true).
-func needPeer(t testing.TB, path, pkg string) string {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		msg := fmt.Sprintf("%s is missing (apt-get install %s): %v", path, pkg, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return path
-}
 
 // needDKIMPy checks that /usr/bin/python3 has dkimpy (python3-dkim).
 func needDKIMPy(t testing.TB) {
 	t.Helper()
-	py := needPeer(t, "/usr/bin/python3", "python3")
+	py := testserver.Need(t, "/usr/bin/python3", "python3")
 	if out, err := exec.Command(py, "-c", "import dkim").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("dkimpy is missing (apt-get install python3-dkim): %v: %s", err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testserver.Missing(t, "dkimpy is missing (apt-get install python3-dkim): %v: %s", err, out)
 	}
 }
 

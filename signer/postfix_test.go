@@ -10,39 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/dmarcd/dmarcd/internal/testserver"
 )
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // postfixMasterCF is the smallest master.cf of a relay-only instance: no
 // chroot, the SMTP server on a loopback port, the log on standard output.
@@ -73,7 +45,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 // milterAddr and relays it to relayHost. It returns the SMTP address.
 func startPostfix(t testing.TB, milterAddr, relayHost string) string {
 	t.Helper()
-	postfix := needPeer(t, "/usr/sbin/postfix", "postfix")
+	postfix := testserver.Need(t, "/usr/sbin/postfix", "postfix")
 	// The Postfix daemons run as the postfix user: the folder must be
 	// reachable by it, which t.TempDir (0700) is not.
 	dir, err := os.MkdirTemp("", "dmarcd-postfix-")
@@ -98,7 +70,10 @@ func startPostfix(t testing.TB, milterAddr, relayHost string) string {
 	if err := os.Chown(filepath.Join(dir, "data"), uid, gid); err != nil {
 		t.Fatalf("Postfix runs as root in these tests: %v", err)
 	}
-	port := freePort(t)
+	port, err := testserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	smtpAddr := fmt.Sprintf("127.0.0.1:%d", port)
 	mainCF := strings.Join([]string{
 		"compatibility_level = 3.6",
@@ -137,7 +112,7 @@ func startPostfix(t testing.TB, milterAddr, relayHost string) string {
 	if out, err := exec.Command(postfix, "-c", dir, "check").CombinedOutput(); err != nil {
 		t.Fatalf("postfix check: %v\n%s", err, out)
 	}
-	var log syncBuffer
+	var log testserver.Output
 	cmd := exec.Command(postfix, "-c", dir, "start-fg")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -179,7 +154,7 @@ func startPostfix(t testing.TB, milterAddr, relayHost string) string {
 // TestPostfixMilterRotation: swaks -> Postfix -> our milter -> sink at each
 // stage of a rotation.
 func TestPostfixMilterRotation(t *testing.T) {
-	needPeer(t, "/usr/bin/swaks", "swaks")
+	testserver.Need(t, "/usr/bin/swaks", "swaks")
 	needDKIMPy(t)
 	sink, got := startSink(t)
 	ring, stages, records := rotation(t, "football.example.com")

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
 func startRelay(t testing.TB, cfg RelayConfig) string {
@@ -195,7 +196,7 @@ func TestRelayLimits(t *testing.T) {
 func swaks(t testing.TB, server, subject string) {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(server)
-	out, err := exec.Command(needPeer(t, "/usr/bin/swaks", "swaks"),
+	out, err := exec.Command(testserver.Need(t, "/usr/bin/swaks", "swaks"),
 		"--server", host, "--port", port,
 		"--from", "joe@football.example.com", "--to", "suzie@shopping.example.net",
 		"--header", "From: Joe SixPack <joe@football.example.com>",
@@ -243,7 +244,7 @@ func rotation(t testing.TB, domain string) (*Keyring, []rotationStage, map[strin
 // TestRelayRotationSwaks: swaks -> relay -> sink at each stage of a
 // rotation.
 func TestRelayRotationSwaks(t *testing.T) {
-	needPeer(t, "/usr/bin/swaks", "swaks")
+	testserver.Need(t, "/usr/bin/swaks", "swaks")
 	needDKIMPy(t)
 	sink, got := startSink(t)
 	ring, stages, records := rotation(t, "football.example.com")

@@ -99,6 +99,16 @@ func (c *keysCmd) open(e *env) (*keystore.Store, error) {
 	return keystore.Open(dir)
 }
 
+// list opens the key store and lists its keys.
+func (c *keysCmd) list(e *env) (*keystore.Store, []dmarcd.Key, error) {
+	st, err := c.open(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := st.List()
+	return st, keys, err
+}
+
 // txtLookup asks the configured resolver for TXT records; a name that does
 // not exist has no records.
 func txtLookup(cfg DNSConfig) func(ctx context.Context, name string) ([]string, error) {
@@ -182,11 +192,7 @@ type keysListCmd struct {
 }
 
 func (c *keysListCmd) Run(e *env, k *keysCmd) error {
-	st, err := k.open(e)
-	if err != nil {
-		return err
-	}
-	keys, err := st.List()
+	_, keys, err := k.list(e)
 	if err != nil {
 		return err
 	}
@@ -212,11 +218,7 @@ type keysDNSCmd struct {
 }
 
 func (c *keysDNSCmd) Run(e *env, k *keysCmd) error {
-	st, err := k.open(e)
-	if err != nil {
-		return err
-	}
-	keys, err := st.List()
+	_, keys, err := k.list(e)
 	if err != nil {
 		return err
 	}
@@ -236,11 +238,7 @@ type keysRotateCmd struct {
 }
 
 func (c *keysRotateCmd) Run(e *env, k *keysCmd) error {
-	st, err := k.open(e)
-	if err != nil {
-		return err
-	}
-	keys, err := st.List()
+	st, keys, err := k.list(e)
 	if err != nil {
 		return err
 	}
@@ -329,11 +327,7 @@ func (c *keysAdvanceCmd) Run(e *env, k *keysCmd) error {
 	if c.Force && (c.Domain == "" || c.Selector == "") {
 		return &exitError{code: exitUsage, err: errors.New("--force needs --domain and --selector")}
 	}
-	st, err := k.open(e)
-	if err != nil {
-		return err
-	}
-	keys, err := st.List()
+	st, keys, err := k.list(e)
 	if err != nil {
 		return err
 	}

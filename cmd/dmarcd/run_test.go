@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,24 +16,6 @@ import (
 	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/clickhouse"
 )
-
-// syncBuffer is a log written by the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunRetention runs the daemon on a ClickHouse store with
 // retention_months: it drops the months past the retention at start, and
@@ -89,7 +69,7 @@ func TestRunRetention(t *testing.T) {
 	cfg.Store = dsn
 	cfg.Web.Listen = "" // no web page: it would take a fixed port
 
-	var logs syncBuffer
+	var logs testserver.Output
 	runCtx, stop := context.WithCancel(ctx)
 	e := &env{ctx: runCtx, cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil)), stdout: io.Discard, stderr: io.Discard}
 	done := make(chan error, 1)

@@ -638,7 +638,6 @@ var receivedAt = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 // store, and stores the shared corpus and the repository's samples.
 func fillClickHouse(t *testing.T) string {
 	t.Helper()
-	dir := corpus.Dir(t)
 	dsn := testserver.ClickHouse(t)
 	ctx := context.Background()
 	s, err := clickhouse.Open(ctx, dsn)
@@ -646,22 +645,9 @@ func fillClickHouse(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	kinds := map[string]string{}
-	for _, r := range corpus.Table(t, "MANIFEST.tsv") {
-		kinds[r["file"]] = r["kind"]
-	}
-	all, err := ingest.Expand([]string{dir})
+	inputs, err := ingest.Expand(corpus.Reports(t))
 	if err != nil {
 		t.Fatal(err)
-	}
-	var inputs []ingest.Input
-	for _, in := range all {
-		rel, _ := filepath.Rel(dir, in.Name)
-		switch kinds[filepath.ToSlash(rel)] {
-		case "", "schema", "expected-json":
-			continue
-		}
-		inputs = append(inputs, in)
 	}
 	samples, err := ingest.Expand([]string{"../../samples"})
 	if err != nil {

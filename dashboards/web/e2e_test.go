@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
 // chromiumPath is Debian's Chromium (package chromium, installed by
@@ -86,12 +87,7 @@ func (c *consoleLog) take() []string {
 // the corpus ingested, reads the figures from the DOM, checks that the
 // page logs no error, and writes a screenshot of each.
 func TestBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and Chromium is missing at %s (Debian package chromium): %v", chromiumPath, err)
-		}
-		t.Skipf("Chromium is missing at %s: install Debian's chromium package to run the browser tests", chromiumPath)
-	}
+	testserver.Need(t, chromiumPath, "chromium")
 	st := openStore(t)
 	ingestSamples(t, st)
 	ingestCorpus(t, st)

@@ -56,23 +56,9 @@ func ingestSamples(t testing.TB, s dmarcd.Store) {
 // show the page never shows them.
 func ingestCorpus(t testing.TB, s dmarcd.Store) {
 	t.Helper()
-	dir := corpus.Dir(t)
-	inputs, err := ingest.Expand([]string{dir})
+	reports, err := ingest.Expand(corpus.Reports(t))
 	if err != nil {
 		t.Fatal(err)
-	}
-	kinds := map[string]string{}
-	for _, r := range corpus.Table(t, "MANIFEST.tsv") {
-		kinds[r["file"]] = r["kind"]
-	}
-	var reports []ingest.Input
-	for _, in := range inputs {
-		rel, _ := filepath.Rel(dir, in.Name)
-		switch kinds[filepath.ToSlash(rel)] {
-		case "", "schema", "expected-json":
-			continue
-		}
-		reports = append(reports, in)
 	}
 	if _, err := ingest.New(s, ingest.Options{KeepFailureBody: true}).Files(context.Background(), reports, nil); err != nil {
 		t.Fatal(err)

@@ -397,13 +397,8 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, err)
 		return
 	}
-	d, known, err := h.lookupDomain(ctx, name)
-	if err != nil {
-		h.internal(w, r, "the domain", err)
-		return
-	}
-	if !known {
-		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No reports about %s, and it is not a configured [[domain]].", name))
+	d, ok := h.requireDomain(ctx, w, r, name)
+	if !ok {
 		return
 	}
 	p := &domainPage{page: h.page(r, name, "domains"), Domain: name, Window: win, WindowQuery: win.query(), HasPlan: h.opts.Plan != nil}
@@ -476,6 +471,22 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.render(w, r, http.StatusOK, "domain", p)
+}
+
+// requireDomain is lookupDomain for a page about one domain: when the
+// domain is unknown, or the lookup fails, it answers the request (404 or
+// 500) and ok is false.
+func (h *Handler) requireDomain(ctx context.Context, w http.ResponseWriter, r *http.Request, name string) (d dmarcd.SenderDomain, ok bool) {
+	d, known, err := h.lookupDomain(ctx, name)
+	if err != nil {
+		h.internal(w, r, "the domain", err)
+		return d, false
+	}
+	if !known {
+		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No reports about %s, and it is not a configured [[domain]].", name))
+		return d, false
+	}
+	return d, true
 }
 
 // lookupDomain finds name among the configured domains and the domains
@@ -607,13 +618,8 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "The records wizard is not configured.")
 		return
 	}
-	d, known, err := h.lookupDomain(ctx, name)
-	if err != nil {
-		h.internal(w, r, "the domain", err)
-		return
-	}
-	if !known {
-		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No reports about %s, and it is not a configured [[domain]].", name))
+	d, ok := h.requireDomain(ctx, w, r, name)
+	if !ok {
 		return
 	}
 	p := &recordsPage{page: h.page(r, "DNS records · "+name, "domains"), Domain: name}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,19 +21,12 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/ingest"
 	"github.com/dmarcd/dmarcd/internal/reportgen"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
 // openStore opens a SQLite store in the test's folder.
-func openStore(t testing.TB) *sqlite.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dmarcd.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
+func openStore(t testing.TB) *sqlite.Store { return testserver.SQLite(t) }
 
 // scalar runs a query that returns one integer.
 func scalar(t testing.TB, s *sqlite.Store, q string, args ...any) int64 {

@@ -96,6 +96,23 @@ func Files(t testing.TB, kinds ...string) []string {
 	return out
 }
 
+// Reports lists, as absolute paths, the corpus files that are reports or
+// mail of any kind, malformed ones included: every file of MANIFEST.tsv
+// but the corpus's own schemas and expected JSON.
+func Reports(t testing.TB) []string {
+	t.Helper()
+	dir := Dir(t)
+	var out []string
+	for _, r := range Table(t, "MANIFEST.tsv") {
+		switch r["kind"] {
+		case "schema", "expected-json":
+			continue
+		}
+		out = append(out, filepath.Join(dir, filepath.FromSlash(r["file"])))
+	}
+	return out
+}
+
 // Path returns the absolute path of a corpus file.
 func Path(t testing.TB, rel string) string {
 	return filepath.Join(Dir(t), filepath.FromSlash(rel))

@@ -6,7 +6,6 @@
 package testserver
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -96,7 +94,7 @@ const clickHouseUsers = `<?xml version="1.0"?>
 func ClickHouse(t testing.TB) (dsn string) {
 	t.Helper()
 	if _, err := os.Stat(ClickHouseServer); err != nil {
-		clickHouseMissing(t, "ClickHouse server not installed (%v): apt-get install clickhouse-server clickhouse-client", err)
+		Missing(t, "ClickHouse server not installed (%v): apt-get install clickhouse-server clickhouse-client", err)
 	}
 	var port int
 	var err error
@@ -127,15 +125,6 @@ func clickHouseDatabaseName() string {
 	return "test_" + hex.EncodeToString(b)
 }
 
-// clickHouseMissing skips the test with the reason, or fails it when CI=true.
-func clickHouseMissing(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a server the test needs is missing: "+format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // startClickHouse runs one server and waits until it answers. It returns
 // its native TCP port.
 func startClickHouse(t testing.TB) (int, error) {
@@ -144,12 +133,12 @@ func startClickHouse(t testing.TB) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	tcp, err := clickHouseFreePort()
+	tcp, err := FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return 0, err
 	}
-	http, err := clickHouseFreePort()
+	http, err := FreePort()
 	if err != nil {
 		os.RemoveAll(dir)
 		return 0, err
@@ -166,7 +155,7 @@ func startClickHouse(t testing.TB) (int, error) {
 	}
 	cmd := exec.Command(ClickHouseServer, "--config-file="+filepath.Join(dir, "config.xml"))
 	cmd.Dir = dir
-	var out clickHouseOutput
+	var out Output
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -226,32 +215,4 @@ func clickHouseAnswers(port int) bool {
 	}
 	c.Close()
 	return true
-}
-
-// clickHouseFreePort finds a loopback port no one listens on.
-func clickHouseFreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// clickHouseOutput collects a server's output while it runs.
-type clickHouseOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *clickHouseOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *clickHouseOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/storetest"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
@@ -26,50 +27,10 @@ func openTemp(t testing.TB, opts Options) (*Store, string) {
 	return s, dsn
 }
 
-func testReport(id string) *dmarcd.AggregateReport {
-	return &dmarcd.AggregateReport{
-		Metadata: dmarcd.ReportMetadata{
-			OrgName: "google.com", Email: "noreply-dmarc-support@google.com", ReportID: id,
-			DateBegin: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
-			DateEnd:   time.Date(2026, 11, 1, 23, 59, 59, 0, time.UTC),
-		},
-		Policy: dmarcd.PolicyPublished{Domain: "example.com", ADKIM: "r", ASPF: "r", P: "quarantine", SP: "none", Pct: 5, Testing: "y"},
-	}
-}
-
-func testRecords() []dmarcd.Record {
-	return []dmarcd.Record{
-		{SourceIP: "192.0.2.1", Count: 10, Disposition: "none", DKIM: "pass", SPF: "pass", HeaderFrom: "example.com",
-			DKIMResults: []dmarcd.DKIMResult{{Domain: "example.com", Selector: "s1", Result: "pass"}, {Domain: "esp.example", Selector: "k2", Result: "pass"}},
-			SPFResults:  []dmarcd.SPFResult{{Domain: "example.com", Scope: "mfrom", Result: "pass"}}},
-		{SourceIP: "2001:db8::1", Count: 3, Disposition: "quarantine", DKIM: "fail", SPF: "fail", HeaderFrom: "example.com",
-			Reasons: []dmarcd.PolicyOverride{{Type: "sampled_out"}}},
-	}
-}
-
-// write begins a report and writes its records, without committing.
-func write(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) (dmarcd.RecordWriter, error) {
-	t.Helper()
-	ctx := context.Background()
-	w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "test", ReceivedAt: time.Now()})
-	if err != nil {
-		return nil, err
-	}
-	r.RecordCount, r.MessageCount = 0, 0
-	for i := range recs {
-		if err := w.Write(ctx, &recs[i]); err != nil {
-			t.Fatal(err)
-		}
-		r.RecordCount++
-		r.MessageCount += recs[i].Count
-	}
-	return w, nil
-}
-
 // store stores a report and flushes the group, so that it is visible.
 func store(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) error {
 	t.Helper()
-	w, err := write(t, s, r, recs)
+	w, err := storetest.Write(t, s, r, recs)
 	if err != nil {
 		return err
 	}
@@ -141,16 +102,16 @@ func render(v any, typ string) string {
 
 func TestStoreOnce(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
-	if err := store(t, s, testReport("r1"), testRecords()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Fatalf("second store: got %v, want ErrDuplicate", err)
 	}
 	// Same id, another day: another report.
-	r := testReport("r1")
+	r := storetest.Report("r1")
 	r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, 1)
-	if err := store(t, s, r, testRecords()); err != nil {
+	if err := store(t, s, r, storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	if got := queryString(t, s, `SELECT COUNT(*), SUM(count) FROM records`); got != "4|26\n" {
@@ -162,11 +123,11 @@ func TestAbortLeavesNothing(t *testing.T) {
 	// A batch of one record: the aborted report has records in the table.
 	s, _ := openTemp(t, Options{BatchRecords: 1})
 	ctx := context.Background()
-	w, err := s.BeginAggregate(ctx, testReport("r1"), dmarcd.Origin{})
+	w, err := s.BeginAggregate(ctx, storetest.Report("r1"), dmarcd.Origin{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := testRecords()
+	recs := storetest.Records()
 	if err := w.Write(ctx, &recs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -186,39 +147,26 @@ func TestAbortLeavesNothing(t *testing.T) {
 		}
 	}
 	// The aborted report can be stored afterwards, and counts once.
-	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	checkOnce(t, s)
 }
 
-// checkOnce checks that every view shows testReport("r1") with
-// testRecords() exactly once.
+// checkOnce checks that every view shows storetest.Report("r1") with
+// storetest.Records() exactly once.
 func checkOnce(t *testing.T, s *Store) {
 	t.Helper()
-	for _, c := range []struct{ query, want string }{
-		{`SELECT org_name, report_id, domain, date_begin, date_end, day, p, sp, pct, testing, record_count, message_count FROM reports`,
-			"google.com|r1|example.com|2026-11-01 00:00:00|2026-11-01 23:59:59|2026-11-01|quarantine|none|5|y|2|13\n"},
-		{`SELECT org_name, report_id, domain, source_ip, count, disposition, dkim, spf, dmarc_pass, header_from, dkim_domains, dkim_selectors, dkim_results, reasons FROM records ORDER BY seq`,
-			"google.com|r1|example.com|192.0.2.1|10|none|pass|pass|1|example.com|[\"example.com\",\"esp.example\"]|[\"s1\",\"k2\"]|[\"pass\",\"pass\"]|[]\n" +
-				"google.com|r1|example.com|2001:db8::1|3|quarantine|fail|fail|0|example.com|[]|[]|[]|[{\"type\":\"sampled_out\",\"comment\":\"\"}]\n"},
-		{`SELECT dkim_domain, selector, result, count FROM dkim_signatures ORDER BY selector`,
-			"esp.example|k2|pass|10\nexample.com|s1|pass|10\n"},
-		{`SELECT day, domain, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, rejected FROM daily_domains`,
-			"2026-11-01|example.com|13|10|10|10|3|0\n"},
-		{`SELECT day, domain, org_name, reports, messages FROM daily_reporters`, "2026-11-01|example.com|google.com|1|13\n"},
-		{`SELECT selector, messages, passed FROM daily_selectors ORDER BY selector`, "k2|10|10\ns1|10|10\n"},
-		{`SELECT source_ip, messages, dmarc_pass FROM daily_sources ORDER BY source_ip`, "192.0.2.1|10|10\n2001:db8::1|3|0\n"},
-	} {
-		if got := queryString(t, s, c.query); got != c.want {
-			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+	for _, c := range storetest.Views {
+		if got := queryString(t, s, c.Query); got != c.Want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.Query, got, c.Want)
 		}
 	}
 }
 
 func TestViews(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	checkOnce(t, s)
@@ -228,7 +176,7 @@ func TestViews(t *testing.T) {
 		t.Errorf("unsettled days after a clean store: %q", got)
 	}
 	// An absent pct is NULL, as in SQLite.
-	r := testReport("r2")
+	r := storetest.Report("r2")
 	r.Policy.Pct = dmarcd.PctAbsent
 	if err := store(t, s, r, nil); err != nil {
 		t.Fatal(err)
@@ -245,16 +193,16 @@ func TestViews(t *testing.T) {
 // and after.
 func TestDuplicatesBeforeMerge(t *testing.T) {
 	s, _ := openTemp(t, Options{GroupReports: 1})
-	w1, err := write(t, s, testReport("r1"), testRecords())
+	w1, err := storetest.Write(t, s, storetest.Report("r1"), storetest.Records())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2, err := write(t, s, testReport("r1"), testRecords())
+	w2, err := storetest.Write(t, s, storetest.Report("r1"), storetest.Records())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	r := testReport("r1")
+	r := storetest.Report("r1")
 	r.RecordCount, r.MessageCount = 2, 13
 	if err := w1.Commit(ctx, r); err != nil {
 		t.Fatal(err)
@@ -274,7 +222,7 @@ func TestDuplicatesBeforeMerge(t *testing.T) {
 	}
 	checkOnce(t, s)
 	// A third copy now finds it.
-	if err := store(t, s, testReport("r1"), testRecords()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Errorf("third store: got %v, want ErrDuplicate", err)
 	}
 }
@@ -296,7 +244,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range reports {
-				err := store(t, s, testReport(fmt.Sprint(j)), testRecords())
+				err := store(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
 				if err == nil {
 					stored[i]++
 				} else if !errors.Is(err, dmarcd.ErrDuplicate) {
@@ -344,7 +292,7 @@ func TestQueryIsReadOnly(t *testing.T) {
 // (profile readonly=1), as `dmarcd query` would for an analyst.
 func TestAnalyst(t *testing.T) {
 	s, dsn := openTemp(t, Options{})
-	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	analyst := strings.Replace(dsn, "clickhouse://default:@", "clickhouse://analyst:analyst@", 1)
@@ -360,7 +308,7 @@ func TestAnalyst(t *testing.T) {
 		rows.Close()
 		t.Error("the analyst dropped a table")
 	}
-	if err := store(t, a, testReport("r2"), testRecords()); err == nil {
+	if err := store(t, a, storetest.Report("r2"), storetest.Records()); err == nil {
 		t.Error("the analyst stored a report")
 	}
 }
@@ -405,10 +353,10 @@ func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	for i, month := range []time.Month{8, 9, 10, 11} {
-		r := testReport(fmt.Sprint("r", i))
+		r := storetest.Report(fmt.Sprint("r", i))
 		r.Metadata.DateBegin = time.Date(2026, month, 3, 0, 0, 0, 0, time.UTC)
 		r.Metadata.DateEnd = r.Metadata.DateBegin.Add(24*time.Hour - time.Second)
-		if err := store(t, s, r, testRecords()); err != nil {
+		if err := store(t, s, r, storetest.Records()); err != nil {
 			t.Fatal(err)
 		}
 		f := &dmarcd.FailureReport{ReportFrom: "r@receiver.example", ReportedDomain: "example.com",

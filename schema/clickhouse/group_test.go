@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/storetest"
 )
 
 // commit begins, writes and commits a report without flushing.
 func commit(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) error {
 	t.Helper()
-	w, err := write(t, s, r, recs)
+	w, err := storetest.Write(t, s, r, recs)
 	if err != nil {
 		return err
 	}
@@ -28,14 +29,14 @@ func TestGroupWrittenOnFlush(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
 	for i := range 3 {
-		if err := commit(t, s, testReport(fmt.Sprint("r", i)), testRecords()); err != nil {
+		if err := commit(t, s, storetest.Report(fmt.Sprint("r", i)), storetest.Records()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if got := queryString(t, s, `SELECT (SELECT count() FROM aggregate_reports), (SELECT count() FROM aggregate_records)`); got != "0|0\n" {
 		t.Errorf("before Flush: %q", got)
 	}
-	if _, err := s.BeginAggregate(ctx, testReport("r1"), dmarcd.Origin{}); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if _, err := s.BeginAggregate(ctx, storetest.Report("r1"), dmarcd.Origin{}); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Errorf("a report waiting in the group: got %v, want ErrDuplicate", err)
 	}
 	if err := s.Flush(ctx); err != nil {
@@ -55,7 +56,7 @@ func TestGroupWrittenOnFlush(t *testing.T) {
 			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
 		}
 	}
-	if err := commit(t, s, testReport("r1"), testRecords()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := commit(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Errorf("a stored report: got %v, want ErrDuplicate", err)
 	}
 	if err := s.Flush(ctx); err != nil {
@@ -81,7 +82,7 @@ func TestGroupBounds(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			s, _ := openTemp(t, c.opts)
 			for i := range 3 {
-				if err := commit(t, s, testReport(fmt.Sprint("r", i)), testRecords()); err != nil {
+				if err := commit(t, s, storetest.Report(fmt.Sprint("r", i)), storetest.Records()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -92,11 +93,11 @@ func TestGroupBounds(t *testing.T) {
 	}
 	t.Run("age", func(t *testing.T) {
 		s, _ := openTemp(t, Options{GroupAge: 200 * time.Millisecond})
-		if err := commit(t, s, testReport("r0"), testRecords()); err != nil {
+		if err := commit(t, s, storetest.Report("r0"), storetest.Records()); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(250 * time.Millisecond)
-		if err := commit(t, s, testReport("r1"), testRecords()); err != nil {
+		if err := commit(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 			t.Fatal(err)
 		}
 		if got := count(s); got != "2\n" {
@@ -108,7 +109,7 @@ func TestGroupBounds(t *testing.T) {
 // TestGroupCloseWrites: Close writes what is pending.
 func TestGroupCloseWrites(t *testing.T) {
 	s, dsn := openTemp(t, Options{})
-	if err := commit(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := commit(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -127,15 +128,15 @@ func TestGroupCloseWrites(t *testing.T) {
 func TestGroupSameReportTwice(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
-	w1, err := write(t, s, testReport("r1"), testRecords())
+	w1, err := storetest.Write(t, s, storetest.Report("r1"), storetest.Records())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w2, err := write(t, s, testReport("r1"), testRecords())
+	w2, err := storetest.Write(t, s, storetest.Report("r1"), storetest.Records())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := testReport("r1")
+	r := storetest.Report("r1")
 	r.RecordCount, r.MessageCount = 2, 13
 	for _, w := range []dmarcd.RecordWriter{w1, w2} {
 		if err := w.Commit(ctx, r); err != nil {
@@ -157,7 +158,7 @@ func TestGroupSameReportTwice(t *testing.T) {
 func TestGroupLargeReport(t *testing.T) {
 	s, _ := openTemp(t, Options{BatchRecords: 1})
 	ctx := context.Background()
-	if err := commit(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := commit(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	if got := queryString(t, s, `SELECT count() FROM aggregate_records`); got != "2\n" {
@@ -180,7 +181,7 @@ func TestGroupLargeReport(t *testing.T) {
 func TestGroupKeptOnFailure(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	ctx := context.Background()
-	if err := commit(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := commit(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	dead, cancel := context.WithCancel(ctx)
@@ -188,7 +189,7 @@ func TestGroupKeptOnFailure(t *testing.T) {
 	if err := s.Flush(dead); err == nil {
 		t.Fatal("Flush with an ended context succeeded")
 	}
-	if err := commit(t, s, testReport("r1"), testRecords()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := commit(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Errorf("a report of a failed group offered again: got %v, want ErrDuplicate", err)
 	}
 	if err := s.Flush(ctx); err != nil {
@@ -209,7 +210,7 @@ func TestGroupConcurrentWriters(t *testing.T) {
 	for range writers {
 		wg.Go(func() {
 			for j := range reports {
-				err := commit(t, s, testReport(fmt.Sprint(j)), testRecords())
+				err := commit(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
 				if err != nil && !errors.Is(err, dmarcd.ErrDuplicate) {
 					t.Error(err)
 				}

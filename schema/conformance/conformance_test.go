@@ -101,25 +101,11 @@ var checks = []check{
 // ingest/ingest_test.go's TestCorpusTwice does.
 func corpusInputs(t testing.TB) []ingest.Input {
 	t.Helper()
-	dir := corpus.Dir(t)
-	inputs, err := ingest.Expand([]string{dir})
+	inputs, err := ingest.Expand(corpus.Reports(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]string{}
-	for _, r := range corpus.Table(t, "MANIFEST.tsv") {
-		kinds[r["file"]] = r["kind"]
-	}
-	var out []ingest.Input
-	for _, in := range inputs {
-		rel, _ := filepath.Rel(dir, in.Name)
-		switch kinds[filepath.ToSlash(rel)] {
-		case "", "schema", "expected-json":
-			continue
-		}
-		out = append(out, in)
-	}
-	return out
+	return inputs
 }
 
 func openSQLite(t testing.TB) dmarcd.Store {

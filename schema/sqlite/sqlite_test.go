@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/storetest"
 )
 
 func openTemp(t testing.TB) (*Store, string) {
@@ -23,42 +23,14 @@ func openTemp(t testing.TB) (*Store, string) {
 	return s, path
 }
 
-func testReport(id string) *dmarcd.AggregateReport {
-	return &dmarcd.AggregateReport{
-		Metadata: dmarcd.ReportMetadata{
-			OrgName: "google.com", Email: "noreply-dmarc-support@google.com", ReportID: id,
-			DateBegin: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
-			DateEnd:   time.Date(2026, 11, 1, 23, 59, 59, 0, time.UTC),
-		},
-		Policy: dmarcd.PolicyPublished{Domain: "example.com", ADKIM: "r", ASPF: "r", P: "quarantine", SP: "none", Pct: 5, Testing: "y"},
-	}
-}
-
-func testRecords() []dmarcd.Record {
-	return []dmarcd.Record{
-		{SourceIP: "192.0.2.1", Count: 10, Disposition: "none", DKIM: "pass", SPF: "pass", HeaderFrom: "example.com",
-			DKIMResults: []dmarcd.DKIMResult{{Domain: "example.com", Selector: "s1", Result: "pass"}, {Domain: "esp.example", Selector: "k2", Result: "pass"}},
-			SPFResults:  []dmarcd.SPFResult{{Domain: "example.com", Scope: "mfrom", Result: "pass"}}},
-		{SourceIP: "2001:db8::1", Count: 3, Disposition: "quarantine", DKIM: "fail", SPF: "fail", HeaderFrom: "example.com",
-			Reasons: []dmarcd.PolicyOverride{{Type: "sampled_out"}}},
-	}
-}
-
 func store(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) error {
-	ctx := context.Background()
-	w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "test", ReceivedAt: time.Now()})
+	t.Helper()
+	w, err := storetest.Write(t, s, r, recs)
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
-	for i := range recs {
-		if err := w.Write(ctx, &recs[i]); err != nil {
-			t.Fatal(err)
-		}
-		r.RecordCount++
-		r.MessageCount += recs[i].Count
-	}
-	return w.Commit(ctx, r)
+	return w.Commit(context.Background(), r)
 }
 
 func queryString(t testing.TB, s *Store, q string, args ...any) string {
@@ -98,16 +70,16 @@ func queryString(t testing.TB, s *Store, q string, args ...any) string {
 
 func TestStoreOnce(t *testing.T) {
 	s, _ := openTemp(t)
-	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
-	if err := store(t, s, testReport("r1"), testRecords()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Fatalf("second store: got %v, want ErrDuplicate", err)
 	}
 	// Same id, another day: another report.
-	r := testReport("r1")
+	r := storetest.Report("r1")
 	r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, 1)
-	if err := store(t, s, r, testRecords()); err != nil {
+	if err := store(t, s, r, storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	got := queryString(t, s, `SELECT COUNT(*), SUM(count) FROM records`)
@@ -119,11 +91,11 @@ func TestStoreOnce(t *testing.T) {
 func TestAbortLeavesNothing(t *testing.T) {
 	s, _ := openTemp(t)
 	ctx := context.Background()
-	w, err := s.BeginAggregate(ctx, testReport("r1"), dmarcd.Origin{})
+	w, err := s.BeginAggregate(ctx, storetest.Report("r1"), dmarcd.Origin{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := testRecords()
+	recs := storetest.Records()
 	w.Write(ctx, &recs[0])
 	if err := w.Abort(); err != nil {
 		t.Fatal(err)
@@ -132,32 +104,19 @@ func TestAbortLeavesNothing(t *testing.T) {
 		t.Errorf("after abort: %q", got)
 	}
 	// The aborted report can be stored afterwards.
-	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestViews(t *testing.T) {
 	s, _ := openTemp(t)
-	if err := store(t, s, testReport("r1"), testRecords()); err != nil {
+	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ query, want string }{
-		{`SELECT org_name, report_id, domain, date_begin, date_end, day, p, sp, pct, testing, record_count, message_count FROM reports`,
-			"google.com|r1|example.com|2026-11-01 00:00:00|2026-11-01 23:59:59|2026-11-01|quarantine|none|5|y|2|13\n"},
-		{`SELECT org_name, report_id, domain, source_ip, count, disposition, dkim, spf, dmarc_pass, header_from, dkim_domains, dkim_selectors, dkim_results, reasons FROM records ORDER BY seq`,
-			"google.com|r1|example.com|192.0.2.1|10|none|pass|pass|1|example.com|[\"example.com\",\"esp.example\"]|[\"s1\",\"k2\"]|[\"pass\",\"pass\"]|[]\n" +
-				"google.com|r1|example.com|2001:db8::1|3|quarantine|fail|fail|0|example.com|[]|[]|[]|[{\"type\":\"sampled_out\",\"comment\":\"\"}]\n"},
-		{`SELECT dkim_domain, selector, result, count FROM dkim_signatures ORDER BY selector`,
-			"esp.example|k2|pass|10\nexample.com|s1|pass|10\n"},
-		{`SELECT day, domain, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, rejected FROM daily_domains`,
-			"2026-11-01|example.com|13|10|10|10|3|0\n"},
-		{`SELECT day, domain, org_name, reports, messages FROM daily_reporters`, "2026-11-01|example.com|google.com|1|13\n"},
-		{`SELECT selector, messages, passed FROM daily_selectors ORDER BY selector`, "k2|10|10\ns1|10|10\n"},
-		{`SELECT source_ip, messages, dmarc_pass FROM daily_sources ORDER BY source_ip`, "192.0.2.1|10|10\n2001:db8::1|3|0\n"},
-	} {
-		if got := queryString(t, s, c.query); got != c.want {
-			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+	for _, c := range storetest.Views {
+		if got := queryString(t, s, c.Query); got != c.Want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.Query, got, c.Want)
 		}
 	}
 }
@@ -213,7 +172,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 50 {
-				err := store(t, s, testReport(fmt.Sprint(j)), testRecords())
+				err := store(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
 				if err == nil {
 					stored[i]++
 				} else if !errors.Is(err, dmarcd.ErrDuplicate) {
@@ -252,12 +211,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 func TestRollupsMatchRecords(t *testing.T) {
 	s, _ := openTemp(t)
 	for i := range 5 {
-		r := testReport(fmt.Sprint(i))
+		r := storetest.Report(fmt.Sprint(i))
 		r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, i%2)
 		if i == 4 {
 			r.Metadata.OrgName = "Yahoo"
 		}
-		if err := store(t, s, r, testRecords()); err != nil {
+		if err := store(t, s, r, storetest.Records()); err != nil {
 			t.Fatal(err)
 		}
 	}

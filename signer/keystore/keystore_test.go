@@ -12,12 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
 func openTemp(t *testing.T) *Store {
@@ -204,25 +204,7 @@ func TestImportChecksDNS(t *testing.T) {
 // TestImportOpenDKIM: a key written by opendkim-genkey imports, signs,
 // and matches the record opendkim-genkey wrote beside it.
 func TestImportOpenDKIM(t *testing.T) {
-	genkey := "/usr/sbin/opendkim-genkey"
-	if _, err := os.Stat(genkey); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing (apt-get install opendkim-tools)", genkey)
-		}
-		t.Skipf("%s is missing (apt-get install opendkim-tools)", genkey)
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command(genkey, "-b", "2048", "-s", "mail", "-d", "example.com", "-D", dir).CombinedOutput(); err != nil {
-		t.Fatalf("opendkim-genkey: %v\n%s", err, out)
-	}
-	pemBytes, err := os.ReadFile(filepath.Join(dir, "mail.private"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	txt, err := os.ReadFile(filepath.Join(dir, "mail.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pemBytes, txt := testserver.OpenDKIMGenkey(t, 2048, "mail", "example.com")
 	record := ZoneTXT(string(txt))
 	lookup := func(_ context.Context, name string) ([]string, error) {
 		if name == "mail._domainkey.example.com" {
