@@ -63,17 +63,19 @@ type Store interface {
 
 // Flusher is a Store that groups the reports it is given, to write many in
 // one go: schema/clickhouse does, because each insert costs ClickHouse a
-// fixed time, large against the rows of a small report. Commit hands the
-// report to the group, and it is stored once the group is written: when it
-// is full, on Flush, or on Close.
+// fixed time, large against the rows of a small report. Commit (and
+// AddFailure, for a failure report) hands the report to the group, and it
+// is stored once the group is written: when it is full, on Flush, or on
+// Close.
 //
 // Flush writes the group. When it returns nil, every report whose Commit
-// returned before Flush was called is stored; until then such a report
-// dies with the process. So a caller that discards its input once the
-// input is stored (the IMAP poller moves the message to the archive) must
-// Flush first, and keep the input when Flush fails: offered again, its
-// reports are stored, or said to be duplicates (ErrDuplicate) when they
-// were stored or are still waiting in the group.
+// or AddFailure returned before Flush was called is stored; until then
+// such a report dies with the process. So a caller that discards its input
+// once the input is stored (the IMAP poller moves the message to the
+// archive) must Flush first, and keep the input when Flush fails: offered
+// again, its reports are stored, or said to be duplicates (ErrDuplicate)
+// when they were stored or are still waiting in the group. Quarantine is
+// not grouped: what it returns nil for is stored.
 type Flusher interface {
 	Flush(ctx context.Context) error
 }

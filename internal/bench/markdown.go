@@ -262,9 +262,17 @@ func storeTables(b *strings.Builder, r *Results) {
 	p("## Store (schema/conformance benchmarks, no parsing)\n\n")
 	for _, s := range r.Store {
 		if s.Records == 0 {
-			p("Small reports (`%s`, %s):\n\n| store | reports/s | records/s | time |\n|---|---|---|---|\n", s.Command, dur(s.Elapsed))
+			p("Small aggregate reports and failure reports (`%s`, %s):\n\n| reports | store | reports/s | records/s | time |\n|---|---|---|---|---|\n", s.Command, dur(s.Elapsed))
 			for _, bn := range s.Benchmarks {
-				p("| %s | %.0f | %.0f | %.2f s |\n", storeName(bn.Name), bn.Metrics["reports/s"], bn.Metrics["records/s"], bn.Metrics["ns/op"]/1e9)
+				kind := "small aggregate reports"
+				if strings.Contains(bn.Name, "FailureReports") {
+					kind = "failure reports"
+				}
+				recs := ""
+				if v, ok := bn.Metrics["records/s"]; ok {
+					recs = fmt.Sprintf("%.0f", v)
+				}
+				p("| %s | %s | %.0f | %s | %.2f s |\n", kind, storeName(bn.Name), bn.Metrics["reports/s"], recs, bn.Metrics["ns/op"]/1e9)
 			}
 			p("\n")
 			continue

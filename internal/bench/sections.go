@@ -171,8 +171,8 @@ func storeSection(c *config, res *Results) error {
 			logf("  %s: %d records loaded in %.1fs (%.0f records/s)", l.Store, l.Records, l.Seconds, l.Rate)
 		}
 	}
-	args := []string{"test", "-run", "^$", "-bench", "InsertSmallReports", "-benchtime", "1x", "-timeout", "1h", "./schema/conformance"}
-	logf("small reports: go %s", strings.Join(args, " "))
+	args := []string{"test", "-run", "^$", "-bench", "InsertSmallReports|InsertFailureReports", "-benchtime", "1x", "-timeout", "1h", "./schema/conformance"}
+	logf("small reports and failure reports: go %s", strings.Join(args, " "))
 	t0 := time.Now()
 	bs, _, err := goBench(filepath.Join(work, "small-reports.txt"), nil, args...)
 	if err != nil {

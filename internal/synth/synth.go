@@ -60,7 +60,8 @@ type Reporter struct {
 	Until   string  // last day it reports (empty: every day)
 }
 
-// Write stores the dataset's reports into s.
+// Write stores the dataset's reports into s, flushed where s groups its
+// writes (dmarcd.Flusher).
 func (ds Dataset) Write(t testing.TB, s dmarcd.Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -110,6 +111,11 @@ func (ds Dataset) Write(t testing.TB, s dmarcd.Store) {
 			if err := w.Commit(ctx, r); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	if f, ok := s.(dmarcd.Flusher); ok {
+		if err := f.Flush(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

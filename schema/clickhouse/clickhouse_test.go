@@ -341,6 +341,12 @@ func TestFailureOnce(t *testing.T) {
 	if err := s.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Now()}); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Fatalf("got %v, want ErrDuplicate", err)
 	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Now()}); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Fatalf("stored: got %v, want ErrDuplicate", err)
+	}
 	if got := queryString(t, s, `SELECT domain, source_ip, feedback_type, arrival_date, report_date, original_rcpt_to FROM failures`); got != "example.com|192.0.2.9|auth-failure|2026-11-02 08:00:00|<nil>|[\"b@example.net\"]\n" {
 		t.Errorf("failures: %q", got)
 	}
@@ -364,6 +370,9 @@ func TestRetention(t *testing.T) {
 		if err := s.AddFailure(ctx, f, dmarcd.Origin{ReceivedAt: now}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
 	q := dmarcd.Quarantined{Origin: dmarcd.Origin{ReceivedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}, Raw: []byte("old")}
 	if err := s.Quarantine(ctx, q); err != nil {

@@ -23,9 +23,11 @@ const insertFailure = `INSERT INTO failure_reports (
 
 const insertQuarantine = `INSERT INTO quarantine (sha256, day, reason, source, part, message_id, received_at, size, raw)`
 
-// AddFailure stores a failure report unless one with the same key is
-// stored. The check and the insert are not atomic: two racing writers both
-// store it, and the failures view shows it once.
+// AddFailure hands a failure report to the group of grouped writes (see
+// group.go), unless one with the same key is stored or waits there
+// (ErrDuplicate): it is stored when the group is written (Flush). The
+// check and the insert are not atomic: two racing writers both store it,
+// and the failures view shows it once.
 func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarcd.Origin) error {
 	key := f.Key()
 	var n uint64
@@ -53,7 +55,7 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 		b := string(f.OriginalBody)
 		body = &b
 	}
-	err := s.insertRow(ctx, insertFailure,
+	row := []any{
 		key, utcDay(day), f.Domain(), f.ReportFrom, f.ReportSubject, timeOrNil(f.ReportDate), f.ReportMessageID,
 		f.FeedbackType, f.Version, f.UserAgent, f.ReportedDomain, f.SourceIP,
 		f.OriginalMailFrom, nonNil(f.OriginalRcptTo), timeOrNil(f.ArrivalDate), f.ArrivalDateText,
@@ -62,11 +64,54 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 		nonNil(f.AuthenticationResults), nonNil(f.ReportedURI), uint64(max(f.Incidents, 0)), names, values,
 		f.OriginalPartType, f.OriginalHeaders, f.OriginalFrom, f.OriginalTo,
 		f.OriginalSubject, f.OriginalMessageID, f.OriginalDate, body,
-		nonNil(f.Tolerations), o.Source, o.Part, o.ReceivedAt.UTC())
-	if err != nil {
-		return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+		nonNil(f.Tolerations), o.Source, o.Part, o.ReceivedAt.UTC()}
+	size := len(f.OriginalHeaders) + len(f.OriginalBody)
+	for _, fl := range f.Fields {
+		size += len(fl.Name) + len(fl.Value)
+	}
+
+	g := &s.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s.overfull(g) {
+		// A write failed before and left the group full.
+		if err := s.write(ctx); err != nil {
+			return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+		}
+	}
+	if g.failureKeys[key] {
+		return dmarcd.ErrDuplicate
+	}
+	if g.empty() {
+		g.oldest = time.Now()
+	}
+	if g.failureKeys == nil {
+		g.failureKeys = map[string]bool{}
+	}
+	g.failures = append(g.failures, row)
+	g.failureKeys[key] = true
+	g.failureBytes += size
+	if s.full(g) {
+		if err := s.write(ctx); err != nil {
+			return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+		}
 	}
 	return nil
+}
+
+// insertFailures inserts the rows of failure reports in one batch.
+func (s *Store) insertFailures(ctx context.Context, rows [][]any) error {
+	b, err := s.conn.PrepareBatch(ctx, insertFailure)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		if err := b.Append(row...); err != nil {
+			b.Abort()
+			return fmt.Errorf("failure report %s: %w", row[0], err)
+		}
+	}
+	return b.Send()
 }
 
 // Quarantine keeps input that could not be parsed; the same bytes are kept

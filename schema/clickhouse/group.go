@@ -33,6 +33,11 @@ const (
 	DefaultGroupAge = 10 * time.Second
 )
 
+// GroupFailureBytes bounds the failure reports a group holds, by the size
+// of their text (original headers, and bodies where they are kept): the
+// group is written when it reaches it.
+const GroupFailureBytes = 16 << 20
+
 // CloseFlushTimeout bounds the write of what is pending when the store is
 // closed.
 const CloseFlushTimeout = 30 * time.Second
@@ -75,7 +80,17 @@ type group struct {
 	records int             // records of reports not inserted yet
 	oldest  time.Time       // when the first report was added
 	failed  bool            // the last write failed: settle first
+
+	// Failure reports wait in the group too, as rows in insertFailure's
+	// column order. A failed write keeps them; written twice, a failure
+	// report shows once in the failures view, so they need no settling.
+	failures     [][]any
+	failureKeys  map[string]bool
+	failureBytes int
 }
+
+// empty says whether nothing waits in the group; g.mu is held.
+func (g *group) empty() bool { return len(g.reports) == 0 && len(g.failures) == 0 }
 
 // pending says whether a report with the digest waits in the group.
 func (g *group) pending(digest string) bool {
@@ -87,7 +102,15 @@ func (g *group) pending(digest string) bool {
 // full says whether the group is to be written now; g.mu is held.
 func (s *Store) full(g *group) bool {
 	return len(g.reports) >= s.opts.GroupReports || g.records >= s.opts.GroupRecords ||
-		len(g.reports) > 0 && time.Since(g.oldest) >= s.opts.GroupAge
+		len(g.failures) >= s.opts.GroupReports || g.failureBytes >= GroupFailureBytes ||
+		!g.empty() && time.Since(g.oldest) >= s.opts.GroupAge
+}
+
+// overfull says whether a failed write left the group full: it is written
+// before it grows; g.mu is held.
+func (s *Store) overfull(g *group) bool {
+	return len(g.reports) >= s.opts.GroupReports || g.records >= s.opts.GroupRecords ||
+		len(g.failures) >= s.opts.GroupReports || g.failureBytes >= GroupFailureBytes
 }
 
 // commit adds a report to the group, and writes the group when it is
@@ -97,7 +120,7 @@ func (s *Store) commit(ctx context.Context, p *pendingReport) error {
 	g := &s.group
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.reports) >= s.opts.GroupReports || g.records >= s.opts.GroupRecords {
+	if s.overfull(g) {
 		// A write failed before and left the group full: write it
 		// before it grows.
 		if err := s.write(ctx); err != nil {
@@ -107,8 +130,10 @@ func (s *Store) commit(ctx context.Context, p *pendingReport) error {
 	if g.keys[p.h.digest] {
 		return nil
 	}
-	if len(g.reports) == 0 {
+	if g.empty() {
 		g.oldest = time.Now()
+	}
+	if g.keys == nil {
 		g.keys = map[string]bool{}
 	}
 	g.reports = append(g.reports, p)
@@ -131,10 +156,17 @@ func (s *Store) Flush(ctx context.Context) error {
 	return s.write(ctx)
 }
 
-// write inserts the records of the group in one batch, then the rows of
-// its reports in another, which makes them visible; g.mu is held.
+// write inserts the failure reports of the group in one batch, the records
+// of its aggregate reports in another, then the rows of those reports in a
+// third, which makes them visible; g.mu is held.
 func (s *Store) write(ctx context.Context) error {
 	g := &s.group
+	if len(g.failures) > 0 {
+		if err := s.insertFailures(ctx, g.failures); err != nil {
+			return fmt.Errorf("storing %d failure reports: %w", len(g.failures), err)
+		}
+		g.failures, g.failureKeys, g.failureBytes = nil, nil, 0
+	}
 	if len(g.reports) == 0 {
 		return nil
 	}
@@ -278,9 +310,9 @@ func (s *Store) flushOnClose() error {
 	g := &s.group
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	n := len(g.reports)
+	n, nf := len(g.reports), len(g.failures)
 	if err := s.write(ctx); err != nil {
-		return fmt.Errorf("closing clickhouse store %s: %d committed reports could not be written: %w", s.database, n, err)
+		return fmt.Errorf("closing clickhouse store %s: %d committed reports and %d failure reports could not be written: %w", s.database, n, nf, err)
 	}
 	return nil
 }

@@ -237,3 +237,53 @@ func TestGroupConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+// failureReport is a failure report about example.com numbered i.
+func failureReport(i int) *dmarcd.FailureReport {
+	return &dmarcd.FailureReport{ReportFrom: "r@receiver.example", FeedbackType: "auth-failure", ReportedDomain: "example.com",
+		SourceIP: fmt.Sprintf("192.0.2.%d", i), ArrivalDate: time.Date(2026, 11, 2, 8, 0, i, 0, time.UTC),
+		ArrivalDateText: fmt.Sprint("Mon, 2 Nov 2026 08:00:", i), OriginalHeaders: "From: a@example.com\r\n"}
+}
+
+// TestGroupFailureReports: failure reports wait in the group with the
+// aggregate reports, duplicates already, and are written by Flush in one
+// insert; the group's bound on reports holds for them too.
+func TestGroupFailureReports(t *testing.T) {
+	s, _ := openTemp(t, Options{GroupReports: 5})
+	ctx := context.Background()
+	for i := range 3 {
+		if err := s.AddFailure(ctx, failureReport(i), dmarcd.Origin{ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := commit(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, s, `SELECT (SELECT count() FROM failure_reports), (SELECT count() FROM aggregate_reports)`); got != "0|0\n" {
+		t.Errorf("before Flush: %q", got)
+	}
+	if err := s.AddFailure(ctx, failureReport(1), dmarcd.Origin{ReceivedAt: time.Now()}); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Errorf("a failure report waiting in the group: got %v, want ErrDuplicate", err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ query, want string }{
+		{`SELECT COUNT(*) FROM failures`, "3\n"},
+		{`SELECT COUNT(*) FROM reports`, "1\n"},
+		{`SELECT count() FROM system.parts WHERE database = currentDatabase() AND active AND table = 'failure_reports'`, "1\n"},
+	} {
+		if got := queryString(t, s, c.query); got != c.want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+		}
+	}
+	// Five waiting failure reports fill the group: the fifth writes it.
+	for i := 10; i < 15; i++ {
+		if err := s.AddFailure(ctx, failureReport(i), dmarcd.Origin{ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := queryString(t, s, `SELECT COUNT(*) FROM failures`); got != "8\n" {
+		t.Errorf("after filling the group: %q failure reports, want 8", got)
+	}
+}

@@ -282,6 +282,55 @@ func generateSmall(b *testing.B, s dmarcd.Store, n int) int {
 	return records
 }
 
+// benchFailureReports is how many failure reports
+// BenchmarkInsertFailureReports stores per iteration: a busy domain's
+// failure mailbox of a few weeks.
+const benchFailureReports = 2_000
+
+// BenchmarkInsertFailureReports stores failure reports, each with the
+// original headers of a few hundred bytes, into an empty store, then
+// flushes, and reports reports/s.
+//
+//	go test -run '^$' -bench InsertFailureReports -benchtime 1x ./schema/conformance
+func BenchmarkInsertFailureReports(b *testing.B) {
+	ctx := context.Background()
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				s := st.open(b)
+				b.StartTimer()
+				start := time.Now()
+				for i := range benchFailureReports {
+					day := benchStart.Add(time.Duration(i) * time.Minute)
+					f := &dmarcd.FailureReport{ReportFrom: "dmarc-noreply@receiver.example", FeedbackType: "auth-failure",
+						ReportedDomain: benchDomain(i % benchDomains), SourceIP: fmt.Sprintf("198.51.100.%d", i%250),
+						ArrivalDate: day, ArrivalDateText: day.Format(time.RFC1123Z), AuthFailure: "dmarc",
+						OriginalMessageID: fmt.Sprintf("<%d@sender.example>", i),
+						OriginalHeaders: fmt.Sprintf("From: news@%s\r\nTo: someone@receiver.example\r\nSubject: Offer %d\r\n"+
+							"Date: %s\r\nMessage-ID: <%d@sender.example>\r\nReceived: from mta.sender.example (198.51.100.%d) by mx.receiver.example\r\n",
+							benchDomain(i%benchDomains), i, day.Format(time.RFC1123Z), i, i%250),
+						Fields: []dmarcd.Field{{Name: "Feedback-Type", Value: "auth-failure"}, {Name: "Auth-Failure", Value: "dmarc"}}}
+					if err := s.AddFailure(ctx, f, dmarcd.Origin{Source: "bench", ReceivedAt: day}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if f, ok := s.(interface{ Flush(context.Context) error }); ok {
+					if err := f.Flush(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				elapsed += time.Since(start)
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(benchFailureReports)*float64(b.N)/elapsed.Seconds(), "reports/s")
+		})
+	}
+}
+
 // BenchmarkInsertSmallReports stores $DMARCD_BENCH_REPORTS small reports
 // per iteration into an empty store, and reports reports/s and records/s.
 //
