@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -52,30 +53,14 @@ func (t Thresholds) withDefaults() Thresholds { return t.Over(DefaultThresholds)
 // Over fills the zero fields of t from d: a domain's own thresholds over
 // the configured defaults.
 func (t Thresholds) Over(d Thresholds) Thresholds {
-	if t.FailingSourceMessages == 0 {
-		t.FailingSourceMessages = d.FailingSourceMessages
-	}
-	if t.NewSourceDays == 0 {
-		t.NewSourceDays = d.NewSourceDays
-	}
-	if t.BaselineDays == 0 {
-		t.BaselineDays = d.BaselineDays
-	}
-	if t.PassRate == 0 {
-		t.PassRate = d.PassRate
-	}
-	if t.PassRateDays == 0 {
-		t.PassRateDays = d.PassRateDays
-	}
-	if t.PassRateMinMessages == 0 {
-		t.PassRateMinMessages = d.PassRateMinMessages
-	}
-	if t.SilentDays == 0 {
-		t.SilentDays = d.SilentDays
-	}
-	if t.LargeReporterShare == 0 {
-		t.LargeReporterShare = d.LargeReporterShare
-	}
+	t.FailingSourceMessages = cmp.Or(t.FailingSourceMessages, d.FailingSourceMessages)
+	t.NewSourceDays = cmp.Or(t.NewSourceDays, d.NewSourceDays)
+	t.BaselineDays = cmp.Or(t.BaselineDays, d.BaselineDays)
+	t.PassRate = cmp.Or(t.PassRate, d.PassRate)
+	t.PassRateDays = cmp.Or(t.PassRateDays, d.PassRateDays)
+	t.PassRateMinMessages = cmp.Or(t.PassRateMinMessages, d.PassRateMinMessages)
+	t.SilentDays = cmp.Or(t.SilentDays, d.SilentDays)
+	t.LargeReporterShare = cmp.Or(t.LargeReporterShare, d.LargeReporterShare)
 	return t
 }
 
