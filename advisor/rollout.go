@@ -88,12 +88,16 @@ type Recommendation struct {
 
 // Evidence is what the recommendation rests on.
 type Evidence struct {
-	Window          analyze.Window `json:"window"`
-	DaysAtStep      int            `json:"days_at_step"`
-	Messages        int64          `json:"messages"`
-	DMARCPassRate   float64        `json:"dmarc_pass_rate"`
-	DKIMAlignedRate float64        `json:"dkim_aligned_rate"`
-	SPFAlignedRate  float64        `json:"spf_aligned_rate"`
+	Window analyze.Window `json:"window"`
+	// LastReportDay is the last day any stored report covers for the
+	// domain, set when the window holds none ("" when there is none at
+	// all): reports have stopped, or the window is not where the data is.
+	LastReportDay   string  `json:"last_report_day,omitempty"`
+	DaysAtStep      int     `json:"days_at_step"`
+	Messages        int64   `json:"messages"`
+	DMARCPassRate   float64 `json:"dmarc_pass_rate"`
+	DKIMAlignedRate float64 `json:"dkim_aligned_rate"`
+	SPFAlignedRate  float64 `json:"spf_aligned_rate"`
 	// AuthorizedMessages and AuthorizedPassRate cover the mail of the
 	// domain's own and authorized sources: the mail a policy must never
 	// block.
@@ -170,6 +174,9 @@ func (a *Advisor) Recommend(ctx context.Context, d dmarcd.SenderDomain) (*Recomm
 	if live == "" {
 		rec.Action, rec.Next = Start, dmarcd.Rollout[0]
 		rec.Reasons = []string{"no DMARC record is published: start monitoring with p=none and reports to your mailbox"}
+		if ev.Messages == 0 && ev.LastReportDay != "" {
+			rec.Reasons = append(rec.Reasons, noReports(ev, g.WindowDays))
+		}
 		rec.Record = buildRecord(nil, rec.Next, d)
 		rec.Explanation = explain(rec.Next)
 		return rec, nil
@@ -182,7 +189,7 @@ func (a *Advisor) Recommend(ctx context.Context, d dmarcd.SenderDomain) (*Recomm
 
 	switch {
 	case ev.Messages == 0:
-		rec.hold(fmt.Sprintf("no reports in the last %d days: check that rua= reaches dmarcd", g.WindowDays))
+		rec.hold(noReports(ev, g.WindowDays))
 	case ev.Messages < g.MinMessages:
 		rec.hold(fmt.Sprintf("too little mail to decide: %d messages in %d days, the gate is %d", ev.Messages, g.WindowDays, g.MinMessages))
 	case idx > 0 && hasNewFailure(ev.FailingAuthorized):
@@ -223,6 +230,16 @@ func (a *Advisor) Recommend(ctx context.Context, d dmarcd.SenderDomain) (*Recomm
 	return rec, nil
 }
 
+// noReports says that the window holds no reports, and where the last
+// ones are.
+func noReports(ev *Evidence, windowDays int) string {
+	if ev.LastReportDay == "" {
+		return fmt.Sprintf("no reports in the last %d days, and none before: check that rua= reaches dmarcd", windowDays)
+	}
+	return fmt.Sprintf("no reports in the last %d days (%s..%s); the last report covers %s: check that rua= still reaches dmarcd (or, for old data, advise --at a day after it)",
+		windowDays, ev.Window.From, ev.Window.To, ev.LastReportDay)
+}
+
 func (r *Recommendation) hold(reason string) {
 	r.Action = Hold
 	r.Reasons = append(r.Reasons, reason)
@@ -237,6 +254,15 @@ func (a *Advisor) gather(ctx context.Context, d dmarcd.SenderDomain, w analyze.W
 	t := analyze.Total(days)
 	ev := &rec.Evidence
 	ev.Messages = t.Messages
+	if ev.Messages == 0 {
+		all, err := analyze.Domains(ctx, a.Store, d.Name)
+		if err != nil {
+			return err
+		}
+		if len(all) == 1 {
+			ev.LastReportDay = all[0].LastDay
+		}
+	}
 	ev.DMARCPassRate = t.PassRate()
 	ev.DKIMAlignedRate = t.DKIMRate()
 	ev.SPFAlignedRate = t.SPFRate()

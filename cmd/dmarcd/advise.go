@@ -21,6 +21,7 @@ import (
 type adviseCmd struct {
 	Domain []string `help:"Only these domains (repeatable); default every [[domain]] of the config, or every domain with reports." placeholder:"DOMAIN"`
 	Format string   `help:"Output: text, json or markdown." enum:"text,json,markdown" default:"text" short:"f"`
+	At     string   `help:"Advise as of this day (YYYY-MM-DD, UTC) instead of today: the window of evidence ends the day before. For data that is not recent, such as the samples." placeholder:"DAY"`
 }
 
 // Run prints the weekly recommendation: per domain the rollout step, the
@@ -31,7 +32,15 @@ func (c *adviseCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
-	w, err := weekly(e, st, c.Domain, time.Now())
+	now := time.Now()
+	if c.At != "" {
+		day, err := time.Parse(time.DateOnly, c.At)
+		if err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("--at: %q is not a day (YYYY-MM-DD)", c.At)}
+		}
+		now = day.Add(12 * time.Hour)
+	}
+	w, err := weekly(e, st, c.Domain, now)
 	if err != nil {
 		return err
 	}
@@ -78,6 +87,7 @@ func weekly(e *env, st dmarcd.Store, only []string, now time.Time) (alert.Weekly
 	if err != nil {
 		return w, err
 	}
+	a.Now = func() time.Time { return now }
 	domains, err := adviseDomains(e, st, only)
 	if err != nil {
 		return w, err

@@ -89,6 +89,16 @@ rua = ["dmarc@example.com"]
 		t.Errorf("advise json: exit %d\n%s", code, out)
 	}
 
+	// As of the day after the first report: one day of data, too few
+	// days at the step.
+	code, out, _ = runCLI(t, "--config", config, "advise", "--at", time.Now().UTC().AddDate(0, 0, -19).Format(time.DateOnly))
+	if code != exitOK || !strings.Contains(out, "example.com: HOLD (quarantine 5%") || !strings.Contains(out, "has held 1 days") {
+		t.Errorf("advise --at: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := runCLI(t, "--config", config, "advise", "--at", "tomorrow"); code != exitUsage || !strings.Contains(errOut, "is not a day") {
+		t.Errorf("advise --at tomorrow: exit %d: %s", code, errOut)
+	}
+
 	code, out, errOut = runCLI(t, "--config", config, "alerts", "--check")
 	if code != exitOK || !strings.Contains(out, "FIRING example.com failing-source 203.0.113.66") {
 		t.Fatalf("alerts --check: exit %d\n%s\n%s", code, out, errOut)
