@@ -3,7 +3,7 @@ GO      ?= go
 STORE   ?= dmarcd.db
 export CGO_ENABLED ?= 0
 
-.PHONY: help run build test test-short fuzz bench bench-quick samples vet clean
+.PHONY: help run build test test-short fuzz bench bench-deps bench-quick samples vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ fuzz: ## run each fuzz target for FUZZTIME
 BENCH_OUT ?= bench.out
 bench: ## benchmarks end to end: parse beside dmarc-cat and Perl, IMAP, 50,000-mail backfill, stores at 1M and 10M records, signer (about 45 min)
 	$(GO) run ./internal/bench -out $(BENCH_OUT)
+
+# What make bench runs beside dmarcd, from Debian (as root): the peers, GNU
+# time for peak memory, and the servers the tests use too.
+BENCH_PACKAGES = dmarc-cat dmarcts-report-parser libmail-dmarc-perl time dovecot-imapd clickhouse-server clickhouse-client
+bench-deps: ## install what make bench compares against and runs (Debian, as root)
+	apt-get install -y --no-install-recommends $(BENCH_PACKAGES)
 
 bench-quick: ## a small version of bench (a few minutes; store at 100,000 records)
 	$(GO) run ./internal/bench -quick -out $(BENCH_OUT)
