@@ -20,10 +20,9 @@ type Config struct {
 	// Store is the DSN of the store: a SQLite file path or sqlite:PATH,
 	// or clickhouse://USER:PASS@HOST:PORT/DATABASE.
 	Store string `toml:"store"`
-	// RetentionMonths is how many months of reports the ClickHouse store
-	// keeps before the current one: the daemon drops older monthly
-	// partitions once a day. 0 keeps everything. The SQLite store keeps
-	// everything.
+	// RetentionMonths is how many months of reports the store keeps
+	// before the current one: the daemon drops older data once a day
+	// (dmarcd.Retainer), and so does dmarcd prune. 0 keeps everything.
 	RetentionMonths int           `toml:"retention_months"`
 	Log             LogConfig     `toml:"log"`
 	Ingest          IngestConfig  `toml:"ingest"`

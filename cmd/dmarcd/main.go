@@ -49,6 +49,7 @@ type cli struct {
 	Advise  adviseCmd  `cmd:"" help:"Print the rollout recommendation per domain (advance, hold or roll back, with evidence and the exact DMARC record to publish) and the DKIM keys due."`
 	Alerts  alertsCmd  `cmd:"" help:"Show the alerts firing now, or run the alert checks once (--check) and post them to Slack."`
 	Migrate migrateCmd `cmd:"" help:"Create or upgrade the store's schema (every command does so on open)."`
+	Prune   pruneCmd   `cmd:"" help:"Drop the reports, failure reports and quarantined input older than the retention (retention_months, or --months), as the daemon does daily."`
 	RunCmd  runCmd     `cmd:"" name:"run" help:"Run the daemon until SIGINT or SIGTERM: read the configured IMAP mailboxes (IDLE, or polling), check for alerts, post the weekly recommendation, serve /metrics."`
 	Poll    pollCmd    `cmd:"" help:"Read the configured IMAP mailboxes once (--once) and exit, for cron."`
 	Keys    keysCmd    `cmd:"" help:"Manage DKIM signing keys: generate, import, list, publish (dns), rotate, advance, retire."`

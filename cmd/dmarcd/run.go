@@ -32,7 +32,7 @@ func (runCmd) Run(e *env) error {
 	if len(e.cfg.Mailboxes) == 0 && len(e.cfg.Domains) == 0 {
 		return &exitError{code: exitUsage, err: errors.New("run: the config file has no [[mailbox]] to read and no [[domain]] to watch (see dmarcd.example.toml)")}
 	}
-	st, house, err := openDaemonStore(e)
+	st, err := openDaemonStore(e)
 	if err != nil {
 		return err
 	}
@@ -78,12 +78,10 @@ func (runCmd) Run(e *env) error {
 	for _, p := range pollers {
 		wg.Go(func() { p.Run(e.ctx) })
 	}
-	if house != nil && e.cfg.RetentionMonths > 0 {
-		e.log.Info("retention: dropping monthly partitions older than the retention",
-			"retention_months", e.cfg.RetentionMonths, "every", clickhouse.RetentionInterval)
-		wg.Go(func() { house.RunRetention(e.ctx, e.cfg.RetentionMonths, clickhouse.RetentionInterval) })
-	} else if e.cfg.RetentionMonths > 0 {
-		e.log.Warn("retention_months is ignored: only the ClickHouse store drops old months", "store", e.cfg.Store)
+	if r, ok := st.(dmarcd.Retainer); ok && e.cfg.RetentionMonths > 0 {
+		e.log.Info("retention: dropping the data of months older than the retention",
+			"retention_months", e.cfg.RetentionMonths, "every", dmarcd.RetentionInterval)
+		wg.Go(func() { dmarcd.RunRetention(e.ctx, r, e.cfg.RetentionMonths, dmarcd.RetentionInterval, e.log) })
 	}
 	if as, ok := st.(dmarcd.AlertStore); ok && len(e.cfg.Domains) > 0 {
 		eng, err := newAlertEngine(e, st, as, pollers)
@@ -109,17 +107,14 @@ func (runCmd) Run(e *env) error {
 }
 
 // openDaemonStore opens the configured store. A ClickHouse store logs to
-// the daemon's log (its migrations, the partitions retention drops) and is
-// returned as such too, for its retention loop; it is nil for another
-// store.
-func openDaemonStore(e *env) (dmarcd.Store, *clickhouse.Store, error) {
+// the daemon's log (its migrations, the partitions retention drops).
+func openDaemonStore(e *env) (dmarcd.Store, error) {
 	if !strings.HasPrefix(e.cfg.Store, clickhouse.Scheme) {
-		st, err := e.openStore()
-		return st, nil, err
+		return e.openStore()
 	}
 	house, err := clickhouse.OpenOptions(e.ctx, e.cfg.Store, clickhouse.Options{Logger: e.log})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return house, house, nil
+	return house, nil
 }

@@ -75,7 +75,7 @@ func TestRunRetention(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- runCmd{}.Run(e) }()
 	oldMonth := fmt.Sprint(old.Year()*100 + int(old.Month()))
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "retention: old partitions dropped"); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logs.String(), "retention: old data dropped"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			stop()
 			t.Fatalf("no retention run logged:\n%s", logs.String())
@@ -87,9 +87,9 @@ func TestRunRetention(t *testing.T) {
 	}
 	log := logs.String()
 	for _, want := range []string{
-		"msg=\"retention: dropping monthly partitions older than the retention\" retention_months=1",
+		"msg=\"retention: dropping the data of months older than the retention\" retention_months=1",
 		"msg=\"dropped old partition\"", "table=aggregate_records month=" + oldMonth, "table=rollup_domains month=" + oldMonth,
-		"partitions=",
+		"dropped=",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log lacks %q:\n%s", want, log)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 
+	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/schema/clickhouse"
 )
@@ -21,7 +23,7 @@ func Example() {
 
 	// The daemon runs this in the background: it drops the monthly
 	// partitions older than 13 months now and then once a day.
-	go s.RunRetention(ctx, 13, clickhouse.RetentionInterval)
+	go dmarcd.RunRetention(ctx, s, 13, dmarcd.RetentionInterval, slog.Default())
 
 	domains, err := analyze.Domains(ctx, s)
 	if err != nil {

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/dmarcd/dmarcd"
 )
 
-// RetentionInterval is how often RunRetention drops old partitions. Data
-// is partitioned by month, so once a day is plenty.
-const RetentionInterval = 24 * time.Hour
+var _ dmarcd.Retainer = (*Store)(nil)
 
 // partitionedTables are the tables of the schema, each partitioned by
 // toYYYYMM(day). The rollups go first, so that while a month is being
@@ -20,13 +20,10 @@ var partitionedTables = []string{
 	"failure_reports", "quarantine",
 }
 
-// DropPartitionsOlderThan drops, in every table, the monthly partitions
-// older than months: it keeps the current month (UTC) and the months
-// before it, so months = 13 keeps a little more than a year. Reports are
-// filed under the month of their date_begin, failure reports under their
-// arrival date, quarantined input under the day it was read. months <= 0
-// keeps everything. It returns the number of partitions dropped.
-func (s *Store) DropPartitionsOlderThan(ctx context.Context, months int) (int, error) {
+// DropOlderThan drops, in every table, the monthly partitions older than
+// dmarcd.RetentionCutoff(now, months) (see dmarcd.Retainer), and returns
+// the number of partitions dropped.
+func (s *Store) DropOlderThan(ctx context.Context, months int) (int, error) {
 	return s.dropPartitionsBefore(ctx, months, time.Now())
 }
 
@@ -34,8 +31,7 @@ func (s *Store) dropPartitionsBefore(ctx context.Context, months int, now time.T
 	if months <= 0 {
 		return 0, nil
 	}
-	now = now.UTC()
-	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -months, 0)
+	first := dmarcd.RetentionCutoff(now, months)
 	cutoff := first.Year()*100 + int(first.Month()) // YYYYMM, as toYYYYMM
 	dropped := 0
 	for _, table := range partitionedTables {
@@ -72,32 +68,4 @@ WHERE database = currentDatabase() AND table = ? AND active`, table)
 		}
 	}
 	return dropped, nil
-}
-
-// RunRetention drops the partitions older than months now and then every
-// interval (RetentionInterval when 0), until ctx ends. A failed run is
-// logged and tried again at the next tick. months <= 0 returns at once.
-func (s *Store) RunRetention(ctx context.Context, months int, interval time.Duration) {
-	if months <= 0 {
-		return
-	}
-	if interval <= 0 {
-		interval = RetentionInterval
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		n, err := s.DropPartitionsOlderThan(ctx, months)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Error("retention: dropping old partitions failed", "database", s.database, "dropped", n, "err", err)
-		case n > 0:
-			s.log.Info("retention: old partitions dropped", "database", s.database, "partitions", n, "retention_months", months)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
