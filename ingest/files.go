@@ -1,13 +1,17 @@
 package ingest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -127,23 +131,25 @@ func (s *Summary) add(o Outcome) {
 const FlushEveryInputs = 1_000
 
 // Files ingests the inputs in order. progress, when not nil, is called
-// after each input with the summary so far. An input too large to read is
-// quarantined (its first MaxMessageBytes, with the reason); a store failure
-// stops the run. A store that groups its writes is flushed every
-// FlushEveryInputs inputs and at the end: when Files returns nil, every
-// report it counted is stored.
+// after each input with the summary so far. Each message of an mbox file
+// counts as an input (Total grows as they are found). An input too large
+// to read is quarantined (its first MaxMessageBytes, with the reason); a
+// store failure stops the run. A store that groups its writes is flushed
+// every FlushEveryInputs inputs and at the end: when Files returns nil,
+// every report it counted is stored.
 func (in *Ingester) Files(ctx context.Context, inputs []Input, progress func(Summary)) (Summary, error) {
 	start := time.Now()
 	sum := Summary{Total: len(inputs)}
-	flushed := 0 // inputs whose reports are stored
+	flushed := 0         // inputs whose reports are stored
+	var unflushed string // the first input read since the last flush
 	flush := func() error {
 		f, ok := in.store.(dmarcd.Flusher)
 		if !ok || flushed == sum.Inputs {
 			return nil
 		}
 		if err := f.Flush(ctx); err != nil {
-			return fmt.Errorf("storing the reports of inputs %d to %d (%s to %s); ingest them again: %w",
-				flushed+1, sum.Inputs, inputs[flushed].Name, inputs[sum.Inputs-1].Name, err)
+			return fmt.Errorf("storing the reports of the last %d inputs, from %s on; ingest them again: %w",
+				sum.Inputs-flushed, unflushed, err)
 		}
 		flushed = sum.Inputs
 		return nil
@@ -153,21 +159,29 @@ func (in *Ingester) Files(ctx context.Context, inputs []Input, progress func(Sum
 			sum.Elapsed = time.Since(start)
 			return sum, err
 		}
-		out, err := in.file(ctx, input)
+		messages := 0
+		err := in.file(ctx, input, func(out Outcome, name string) error {
+			if messages++; messages > 1 {
+				sum.Total++ // another message of an mbox
+			}
+			if flushed == sum.Inputs {
+				unflushed = name
+			}
+			sum.add(out)
+			if sum.Inputs-flushed >= FlushEveryInputs {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if progress != nil {
+				sum.Elapsed = time.Since(start)
+				progress(sum)
+			}
+			return nil
+		})
 		if err != nil {
 			sum.Elapsed = time.Since(start)
 			return sum, fmt.Errorf("ingesting %s: %w", input.Name, err)
-		}
-		sum.add(out)
-		if sum.Inputs-flushed >= FlushEveryInputs {
-			if err := flush(); err != nil {
-				sum.Elapsed = time.Since(start)
-				return sum, err
-			}
-		}
-		if progress != nil {
-			sum.Elapsed = time.Since(start)
-			progress(sum)
 		}
 	}
 	err := flush()
@@ -175,7 +189,9 @@ func (in *Ingester) Files(ctx context.Context, inputs []Input, progress func(Sum
 	return sum, err
 }
 
-func (in *Ingester) file(ctx context.Context, input Input) (Outcome, error) {
+// file ingests one input, or each message of an mbox input, and passes
+// each outcome, with the name of what gave it, to done.
+func (in *Ingester) file(ctx context.Context, input Input, done func(Outcome, string) error) error {
 	source := "stdin"
 	if input.Name != "-" {
 		abs, err := filepath.Abs(input.Name)
@@ -184,19 +200,66 @@ func (in *Ingester) file(ctx context.Context, input Input) (Outcome, error) {
 		}
 		source = "file:" + abs
 	}
-	o := dmarcd.Origin{Source: source, ReceivedAt: in.opts.Now().UTC()}
 	rc, err := input.open()
 	if err != nil {
-		return Outcome{}, err
+		return err
 	}
 	defer rc.Close()
-	raw, err := io.ReadAll(io.LimitReader(rc, MaxMessageBytes+1))
-	if err != nil {
-		return Outcome{}, err
+	br := bufio.NewReaderSize(rc, maxMboxLineBytes)
+	if first, _ := br.Peek(256); isMbox(first) {
+		return in.mbox(ctx, br, source, input.Name, done)
 	}
-	if len(raw) > MaxMessageBytes {
+	raw, err := io.ReadAll(io.LimitReader(br, MaxMessageBytes+1))
+	if err != nil {
+		return err
+	}
+	out, err := in.input(ctx, raw, len(raw) > MaxMessageBytes, dmarcd.Origin{Source: source})
+	if err != nil {
+		return err
+	}
+	return done(out, input.Name)
+}
+
+// isMbox says whether an input that starts with first is an mbox file: its
+// first line is a separator.
+func isMbox(first []byte) bool {
+	line, _, _ := bytes.Cut(first, []byte("\n"))
+	return isMboxSeparator(bytes.TrimRight(line, "\r"))
+}
+
+// mbox ingests the messages of an mbox file one at a time; the source of
+// message N (from 1) is SOURCE;message=N.
+func (in *Ingester) mbox(ctx context.Context, r io.Reader, source, name string, done func(Outcome, string) error) error {
+	m := newMboxReader(r, MaxMessageBytes)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		raw, truncated, err := m.next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		suffix := ";message=" + strconv.Itoa(m.n)
+		out, err := in.input(ctx, raw, truncated, dmarcd.Origin{Source: source + suffix})
+		if err != nil {
+			return err
+		}
+		if err := done(out, name+suffix); err != nil {
+			return err
+		}
+	}
+}
+
+// input ingests the bytes of one input; one that was longer than
+// MaxMessageBytes (raw holds its first bytes) is quarantined.
+func (in *Ingester) input(ctx context.Context, raw []byte, tooLong bool, o dmarcd.Origin) (Outcome, error) {
+	o.ReceivedAt = in.opts.Now().UTC()
+	if tooLong {
 		reason := fmt.Sprintf("input larger than MaxMessageBytes (%d); its first %d bytes are kept", MaxMessageBytes, MaxMessageBytes)
-		err := in.store.Quarantine(ctx, dmarcd.Quarantined{Origin: o, Reason: reason, Raw: raw[:MaxMessageBytes]})
+		err := in.store.Quarantine(ctx, dmarcd.Quarantined{Origin: o, Reason: reason, Raw: raw[:min(len(raw), MaxMessageBytes)]})
 		return Outcome{Quarantined: true, Reason: reason}, err
 	}
 	return in.Ingest(ctx, raw, o)

@@ -117,7 +117,7 @@ func TestFilesFlushFails(t *testing.T) {
 	s := &groupingStore{pending: map[string]bool{}, stored: map[string]bool{}, failFlush: errDown}
 	inputs := memInputs(5)
 	_, err := New(s, Options{}).Files(context.Background(), inputs, nil)
-	if !errors.Is(err, errDown) || !strings.Contains(err.Error(), "inputs 1 to 5 (mem/0.xml to mem/4.xml)") {
+	if !errors.Is(err, errDown) || !strings.Contains(err.Error(), "the last 5 inputs, from mem/0.xml on") {
 		t.Fatalf("Files with a failing Flush: %v", err)
 	}
 	// The group was lost (the process died): the retry stores every report.

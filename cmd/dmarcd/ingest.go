@@ -14,7 +14,7 @@ import (
 const progressInterval = 2 * time.Second
 
 type ingestCmd struct {
-	Paths []string `arg:"" help:"Files, folders (read recursively; Maildir folders too) or - for standard input." placeholder:"PATH"`
+	Paths []string `arg:"" help:"Files, folders (read recursively; Maildir folders too), mbox files (each message read as an input) or - for standard input." placeholder:"PATH"`
 	Quiet bool     `help:"Print no progress and no compliance table, only the summary."`
 }
 

@@ -39,7 +39,7 @@ type cli struct {
 	LogLevel  string `help:"Log level: debug, info, warn, error (default info, or the config file's)." enum:"debug,info,warn,error," default:""`
 	LogFormat string `help:"Log format: text or json." enum:"text,json," default:""`
 
-	Ingest  ingestCmd  `cmd:"" help:"Store the reports found in files, folders, Maildir folders or standard input (-)."`
+	Ingest  ingestCmd  `cmd:"" help:"Store the reports found in files, folders, Maildir folders, mbox files or standard input (-)."`
 	Query   queryCmd   `cmd:"" help:"Run SQL over the stored reports (views: reports, records, dkim_signatures, failures, quarantined, daily_*)."`
 	Domains domainsCmd `cmd:"" help:"Print per-domain DMARC compliance from the stored reports."`
 	Daily   dailyCmd   `cmd:"" help:"Print a domain's compliance day by day: volume, DMARC pass rate, DKIM- and SPF-aligned shares, dispositions."`
