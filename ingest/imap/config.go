@@ -26,8 +26,10 @@ const (
 	MaxBatchSize = 10_000
 
 	// DefaultPollInterval is how often a folder is read when the server
-	// offers no IDLE; with IDLE it is how often the other folders are read
-	// (IDLE watches the first folder only) and the connection is checked.
+	// offers no IDLE; with IDLE (which watches one folder per connection:
+	// the first on the session's connection, each other one on a
+	// connection of its own) it is how often IDLE is renewed, every folder
+	// read again and the connection checked.
 	DefaultPollInterval = 5 * time.Minute
 	// MinPollInterval bounds poll_interval from below, to spare servers.
 	MinPollInterval = time.Second

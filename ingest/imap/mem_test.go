@@ -595,7 +595,20 @@ func TestRunIdle(t *testing.T) {
 	srv.append(t, "INBOX", msgs[:2])
 	mb := srv.mailbox()
 	mb.PollInterval = time.Hour
-	testRun(t, srv, mb, msgs, nil)
+	testRun(t, srv, mb, "INBOX", msgs, nil)
+}
+
+// TestRunIdleOtherFolder: mail arriving in a folder after the first is
+// read at once too (a connection of its own waits in IDLE there), not
+// only at the next poll_interval.
+func TestRunIdleOtherFolder(t *testing.T) {
+	srv := startMem(t, nil)
+	msgs := generated(13, 1, 2)
+	srv.append(t, "INBOX", msgs[:2])
+	mb := srv.mailbox()
+	mb.Folders = []string{"INBOX", "Failure reports"}
+	mb.PollInterval = time.Hour
+	testRun(t, srv, mb, "Failure reports", msgs, nil)
 }
 
 // TestRunPoll: without IDLE, new mail is read after poll_interval.
@@ -605,10 +618,12 @@ func TestRunPoll(t *testing.T) {
 	srv.append(t, "INBOX", msgs[:2])
 	mb := srv.mailbox()
 	mb.PollInterval = time.Second
-	testRun(t, srv, mb, msgs, func(p *Poller) { p.noIdle = true })
+	testRun(t, srv, mb, "INBOX", msgs, func(p *Poller) { p.noIdle = true })
 }
 
-func testRun(t *testing.T, srv *memServer, mb Mailbox, msgs []testMessage, setup func(*Poller)) {
+// testRun runs the poller: its first pass reads msgs[:2] from INBOX, then
+// the rest of msgs arrives in folder and must be read.
+func testRun(t *testing.T, srv *memServer, mb Mailbox, folder string, msgs []testMessage, setup func(*Poller)) {
 	p, m, _ := newPoller(t, mb, openStore(t), Options{})
 	if setup != nil {
 		setup(p)
@@ -622,10 +637,10 @@ func testRun(t *testing.T, srv *memServer, mb Mailbox, msgs []testMessage, setup
 	eventually(t, 5*time.Second, "the first pass read 2 messages", seen(2))
 	time.Sleep(50 * time.Millisecond) // Run is waiting now
 	start := time.Now()
-	srv.append(t, "INBOX", msgs[2:])
+	srv.append(t, folder, msgs[2:])
 	eventually(t, 5*time.Second, "new mail was read", seen(len(msgs)))
 	t.Logf("new mail read %s after it arrived", time.Since(start).Round(time.Millisecond))
-	eventually(t, 5*time.Second, "the inbox is empty", func() bool { return srv.counts(t, "INBOX")["INBOX"] == 0 })
+	eventually(t, 5*time.Second, "the folder is empty", func() bool { return srv.counts(t, folder)[folder] == 0 })
 	cancel()
 	select {
 	case err := <-done:

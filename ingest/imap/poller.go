@@ -329,6 +329,16 @@ func (p *Poller) session(ctx context.Context, sum *Summary, keep bool) (int, err
 	if err := cn.ensureFolders(); err != nil {
 		return 0, err
 	}
+	if keep && len(p.mb.Folders) > 1 && cn.canIdle() {
+		// IDLE tells about one folder: the others get connections of
+		// their own, for the time of the session.
+		wctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		defer func() { stop(); wg.Wait() }()
+		for _, f := range p.mb.Folders[1:] {
+			wg.Go(func() { p.watch(wctx, f, cn.wake) })
+		}
+	}
 	for passes := 0; ; {
 		start := time.Now()
 		var pass Summary
@@ -525,16 +535,19 @@ func (cn *conn) ensureFolders() error {
 	return nil
 }
 
-// wait returns when a new pass is due: new mail was announced (IDLE), or
-// poll_interval passed. It returns ctx's error when ctx ends.
+// wait returns when a new pass is due: new mail was announced (IDLE on
+// the first folder, or a watcher of another folder), or poll_interval
+// passed. It returns ctx's error when ctx ends.
 func (cn *conn) wait(ctx context.Context) error {
 	mb := cn.p.mb
 	timer := time.NewTimer(mb.PollInterval)
 	defer timer.Stop()
-	if cn.p.noIdle || !cn.c.Caps().Has(imap.CapIdle) {
+	if !cn.canIdle() {
 		cn.disarm()
 		select {
 		case <-timer.C:
+			return nil
+		case <-cn.wake: // a watcher of another folder
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -542,41 +555,107 @@ func (cn *conn) wait(ctx context.Context) error {
 			return kinded(ErrConnect, "connection closed by the server")
 		}
 	}
-	// IDLE tells about the selected folder only: the first one.
+	_, err := cn.idle(ctx, mb.Folders[0], timer.C)
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// canIdle says whether the connection waits with IDLE.
+func (cn *conn) canIdle() bool { return !cn.p.noIdle && cn.c.Caps().Has(imap.CapIdle) }
+
+// idle selects folder and waits in IDLE (RFC 2177) until new mail is
+// announced (cn.wake; announced is set), stop fires, ctx ends, or the
+// connection closes (an error).
+func (cn *conn) idle(ctx context.Context, folder string, stop <-chan time.Time) (announced bool, err error) {
 	cn.arm(CommandTimeout)
-	if _, err := cn.c.Select(mb.Folders[0], nil).Wait(); err != nil {
-		return cn.fail("selecting folder "+mb.Folders[0], err)
+	if _, err := cn.c.Select(folder, nil).Wait(); err != nil {
+		return false, cn.fail("selecting folder "+folder, err)
 	}
 	select {
-	case <-cn.wake: // mail arrived during the pass
-		return nil
+	case <-cn.wake: // mail arrived before IDLE
+		cn.disarm()
+		return true, nil
 	default:
 	}
 	idle, err := cn.c.Idle()
 	if err != nil {
-		return cn.fail("starting IDLE", err)
+		return false, cn.fail("starting IDLE", err)
 	}
 	cn.disarm()
 	var closed bool
 	select {
 	case <-cn.wake:
-	case <-timer.C:
+		announced = true
+	case <-stop:
 	case <-ctx.Done():
 	case <-cn.c.Closed():
 		closed = true
 	}
 	cn.arm(CommandTimeout)
 	if err := idle.Close(); err != nil {
-		return cn.fail("ending IDLE", err)
+		return announced, cn.fail("ending IDLE", err)
 	}
 	if closed {
-		return kinded(ErrConnect, "connection closed by the server in IDLE")
+		return announced, kinded(ErrConnect, "connection closed by the server in IDLE")
 	}
 	if err := idle.Wait(); err != nil {
-		return cn.fail("ending IDLE", err)
+		return announced, cn.fail("ending IDLE", err)
 	}
 	cn.disarm()
-	return ctx.Err()
+	return announced, nil
+}
+
+// watch keeps a connection of its own in IDLE on folder (one of the
+// mailbox's folders after the first, which the session's connection
+// watches), and wakes the session (wake) when mail arrives there, so that
+// every folder is read as soon as mail arrives in it, not only every
+// poll_interval. It reconnects with backoff, and returns when ctx ends.
+// Its failures are logged, not counted: the session still reads the
+// folder every poll_interval.
+func (p *Poller) watch(ctx context.Context, folder string, wake chan<- struct{}) {
+	backoff := p.opts.InitialBackoff
+	for ctx.Err() == nil {
+		cn, err := p.connect(ctx)
+		if err == nil {
+			backoff = p.opts.InitialBackoff
+			err = cn.watchFolder(ctx, folder, wake)
+			cn.logout()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Debug("imap folder watch ended; connecting again", "folder", folder, "error", err, "in", backoff)
+		if !sleep(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, p.opts.MaxBackoff)
+	}
+}
+
+// watchFolder waits in IDLE on folder, renewing it every poll_interval,
+// and passes each announcement on to wake.
+func (cn *conn) watchFolder(ctx context.Context, folder string, wake chan<- struct{}) error {
+	if !cn.canIdle() {
+		<-ctx.Done() // the session polls the folder
+		return nil
+	}
+	for ctx.Err() == nil {
+		timer := time.NewTimer(cn.p.mb.PollInterval)
+		announced, err := cn.idle(ctx, folder, timer.C)
+		timer.Stop()
+		if err != nil {
+			return err
+		}
+		if announced {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return nil
 }
 
 // source names a message as an IMAP URL (RFC 5092), in the form of
