@@ -30,6 +30,7 @@ fuzz: ## run each fuzz target for FUZZTIME
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./ingest/failure
 	$(GO) test -run='^$$' -fuzz=FuzzWalk -fuzztime=$(FUZZTIME) ./ingest/unpack
 	$(GO) test -run='^$$' -fuzz=FuzzMbox -fuzztime=$(FUZZTIME) ./ingest
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./ingest/tlsrpt
 
 # Benchmarks end to end (internal/bench; BENCHMARKS.md): results in
 # $(BENCH_OUT)/results.json and results.md, the tables also printed.

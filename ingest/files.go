@@ -101,6 +101,7 @@ type Summary struct {
 	Aggregate   int
 	Records     int64
 	Failure     int
+	TLS         int
 	Duplicates  int
 	Skipped     int
 	Quarantined int
@@ -114,6 +115,7 @@ func (s *Summary) add(o Outcome) {
 	s.Aggregate += o.Aggregate
 	s.Records += o.Records
 	s.Failure += o.Failure
+	s.TLS += o.TLS
 	s.Duplicates += o.Duplicates
 	s.Skipped += o.Skipped
 	if o.Quarantined {

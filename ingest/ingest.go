@@ -1,7 +1,7 @@
 // Package ingest turns what a source delivers (a file, a folder, a Maildir,
 // standard input, an IMAP mailbox) into stored reports: it unpacks each
 // input (ingest/unpack), parses the reports in it (ingest/aggregate,
-// ingest/failure) and hands them to a dmarcd.Store.
+// ingest/failure, ingest/tlsrpt) and hands them to a dmarcd.Store.
 //
 // Nothing is lost: input that holds a report that cannot be parsed is
 // quarantined whole with its reason; a report stored before is counted as a
@@ -24,6 +24,7 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/ingest/aggregate"
 	"github.com/dmarcd/dmarcd/ingest/failure"
+	"github.com/dmarcd/dmarcd/ingest/tlsrpt"
 	"github.com/dmarcd/dmarcd/ingest/unpack"
 )
 
@@ -65,8 +66,9 @@ type Outcome struct {
 	Aggregate  int // aggregate reports stored
 	Records    int64
 	Failure    int // failure reports stored
+	TLS        int // SMTP TLS reports stored
 	Duplicates int // reports stored before
-	Skipped    int // reports of kinds dmarcd does not keep (SMTP TLS reports)
+	Skipped    int // reports the store does not keep (TLS reports, in a store without dmarcd.TLSStore)
 	// Quarantined is set when some or all of the input could not be
 	// parsed; Reason says why. The input was kept whole in the quarantine.
 	Quarantined bool
@@ -74,7 +76,7 @@ type Outcome struct {
 }
 
 // Reports is the number of reports the input held, stored or not.
-func (o Outcome) Reports() int { return o.Aggregate + o.Failure + o.Duplicates + o.Skipped }
+func (o Outcome) Reports() int { return o.Aggregate + o.Failure + o.TLS + o.Duplicates + o.Skipped }
 
 // storeError marks a failure of the store, as opposed to bad input.
 type storeError struct{ err error }
@@ -112,6 +114,17 @@ func (in *Ingester) Ingest(ctx context.Context, raw []byte, o dmarcd.Origin) (Ou
 			if err == nil {
 				out.Failure++
 			}
+		case unpack.TLSReport:
+			ts, ok := in.store.(dmarcd.TLSStore)
+			if !ok {
+				out.Skipped++
+				in.log.Debug("skipping a TLS report: the store does not keep them", "source", o.Source, "part", p.Part)
+				break
+			}
+			err = in.tls(ctx, ts, p.Body, po)
+			if err == nil {
+				out.TLS++
+			}
 		default:
 			out.Skipped++
 			in.log.Debug("skipping report dmarcd does not keep", "kind", p.Kind, "source", o.Source, "part", p.Part)
@@ -145,6 +158,21 @@ func (in *Ingester) Ingest(ctx context.Context, raw []byte, o dmarcd.Origin) (Ou
 		in.log.Warn("quarantined input that could not be parsed", "source", o.Source, "reason", out.Reason)
 	}
 	return out, nil
+}
+
+// tls parses one SMTP TLS report and stores it.
+func (in *Ingester) tls(ctx context.Context, ts dmarcd.TLSStore, body io.Reader, o dmarcd.Origin) error {
+	r, err := tlsrpt.Parse(body)
+	if err != nil {
+		return fmt.Errorf("TLS report: %w", err)
+	}
+	if err := ts.AddTLSReport(ctx, r, o); err != nil {
+		if errors.Is(err, dmarcd.ErrDuplicate) {
+			return err
+		}
+		return &storeError{err}
+	}
+	return nil
 }
 
 // aggregate streams one aggregate report into the store.

@@ -69,6 +69,25 @@ func TestCorpusTwice(t *testing.T) {
 	if got := scalar(t, s, "SELECT COUNT(*) FROM failures"); got != int64(forensic) {
 		t.Errorf("failure reports stored: %d, want %d", got, forensic)
 	}
+	// TLS reports: the distinct reports of EXPECTED_TLSRPT.tsv (the RFC
+	// example is there four times), with their session counts.
+	tlsKeys := map[string]bool{}
+	var wantSessions int64
+	for _, r := range corpus.Table(t, "EXPECTED_TLSRPT.tsv") {
+		k := r["organization_name"] + "|" + r["report_id"]
+		if !tlsKeys[k] {
+			tlsKeys[k] = true
+			ok, _ := strconv.ParseInt(r["total_success"], 10, 64)
+			failed, _ := strconv.ParseInt(r["total_failure"], 10, 64)
+			wantSessions += ok + failed
+		}
+	}
+	if first.TLS != len(tlsKeys) || scalar(t, s, "SELECT COUNT(*) FROM tls_reports") != int64(len(tlsKeys)) {
+		t.Errorf("TLS reports stored: %d, want %d", first.TLS, len(tlsKeys))
+	}
+	if got := scalar(t, s, "SELECT SUM(successful_sessions + failed_sessions) FROM tls_policies"); got != wantSessions {
+		t.Errorf("TLS sessions: %d, want %d", got, wantSessions)
+	}
 	if first.Quarantined == 0 {
 		t.Error("nothing quarantined: the corpus's malformed files must be")
 	}
@@ -80,11 +99,11 @@ func TestCorpusTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Aggregate != 0 || second.Failure != 0 {
-		t.Errorf("second pass stored %d aggregate and %d failure reports, want none", second.Aggregate, second.Failure)
+	if second.Aggregate != 0 || second.Failure != 0 || second.TLS != 0 {
+		t.Errorf("second pass stored %d aggregate, %d failure and %d TLS reports, want none", second.Aggregate, second.Failure, second.TLS)
 	}
-	if second.Duplicates != first.Aggregate+first.Failure+first.Duplicates {
-		t.Errorf("second pass: %d duplicates, want %d", second.Duplicates, first.Aggregate+first.Failure+first.Duplicates)
+	if want := first.Aggregate + first.Failure + first.TLS + first.Duplicates; second.Duplicates != want {
+		t.Errorf("second pass: %d duplicates, want %d", second.Duplicates, want)
 	}
 	if got := scalar(t, s, "SELECT COUNT(*) FROM reports"); got != int64(len(keys)) {
 		t.Errorf("after the second pass: %d reports", got)

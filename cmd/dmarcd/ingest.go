@@ -64,16 +64,17 @@ func printProgress(w io.Writer, s ingest.Summary) {
 		eta = ", about " + (time.Duration(float64(s.Total-s.Inputs)/rate) * time.Second).Round(time.Second).String() + " left"
 	}
 	fmt.Fprintf(w, "ingest: %d/%d inputs (%.0f%%), %d reports stored, %d duplicates, %d quarantined, %.0f inputs/s%s\n",
-		s.Inputs, s.Total, 100*float64(s.Inputs)/float64(s.Total), s.Aggregate+s.Failure, s.Duplicates, s.Quarantined, rate, eta)
+		s.Inputs, s.Total, 100*float64(s.Inputs)/float64(s.Total), s.Aggregate+s.Failure+s.TLS, s.Duplicates, s.Quarantined, rate, eta)
 }
 
 func printSummary(w io.Writer, store string, s ingest.Summary) {
 	fmt.Fprintf(w, "%d inputs read in %s into %s\n", s.Inputs, s.Elapsed.Round(time.Millisecond), store)
 	fmt.Fprintf(w, "  aggregate reports stored  %d (%d records)\n", s.Aggregate, s.Records)
 	fmt.Fprintf(w, "  failure reports stored    %d\n", s.Failure)
+	fmt.Fprintf(w, "  TLS reports stored        %d\n", s.TLS)
 	fmt.Fprintf(w, "  duplicates (not stored)   %d\n", s.Duplicates)
 	if s.Skipped > 0 {
-		fmt.Fprintf(w, "  skipped (TLS reports)     %d\n", s.Skipped)
+		fmt.Fprintf(w, "  skipped (not kept)        %d\n", s.Skipped)
 	}
 	fmt.Fprintf(w, "  quarantined               %d\n", s.Quarantined)
 	reasons := make([]string, 0, len(s.Reasons))

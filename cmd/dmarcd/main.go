@@ -44,6 +44,7 @@ type cli struct {
 	Domains domainsCmd `cmd:"" help:"Print per-domain DMARC compliance from the stored reports."`
 	Daily   dailyCmd   `cmd:"" help:"Print a domain's compliance day by day: volume, DMARC pass rate, DKIM- and SPF-aligned shares, dispositions."`
 	Sources sourcesCmd `cmd:"" help:"Print the sources that send as a domain: class (authorized, forwarder, unknown), reverse DNS, results."`
+	TLS     tlsCmd     `cmd:"" name:"tls" help:"Print what SMTP TLS reports (RFC 8460) say: sessions per policy domain and policy (MTA-STS, DANE), failure rates, failures by kind and MX host."`
 	Domain  domainCmd  `cmd:"" help:"Set up a sender domain: print the SPF, DKIM and DMARC records to publish (domain add)."`
 	Check   checkCmd   `cmd:"" help:"Check the live DNS of a sender domain: SPF limits, DMARC (RFC 9989), DKIM selectors, report authorization, drift. Exit 1 on errors."`
 	Advise  adviseCmd  `cmd:"" help:"Print the rollout recommendation per domain (advance, hold or roll back, with evidence and the exact DMARC record to publish) and the DKIM keys due."`

@@ -30,7 +30,7 @@ const (
 // One Metrics serves every Poller of a process.
 type Metrics struct {
 	MessagesSeen    *prometheus.CounterVec // mailbox
-	ReportsStored   *prometheus.CounterVec // mailbox, kind (aggregate, failure)
+	ReportsStored   *prometheus.CounterVec // mailbox, kind (aggregate, failure, tls)
 	ReportsSkipped  *prometheus.CounterVec // mailbox: reports dmarcd does not keep (SMTP TLS)
 	Duplicates      *prometheus.CounterVec // mailbox
 	Quarantined     *prometheus.CounterVec // mailbox: messages quarantined whole or in part
@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m := &Metrics{
 		MessagesSeen:   counter("messages_seen_total", "Mail messages read from the mailbox.", "mailbox"),
-		ReportsStored:  counter("reports_stored_total", "Reports stored, by kind (aggregate, failure).", "mailbox", "kind"),
+		ReportsStored:  counter("reports_stored_total", "Reports stored, by kind (aggregate, failure, tls).", "mailbox", "kind"),
 		ReportsSkipped: counter("reports_skipped_total", "Reports of kinds dmarcd does not keep (SMTP TLS reports).", "mailbox"),
 		Duplicates:     counter("reports_duplicate_total", "Reports that were stored before.", "mailbox"),
 		Quarantined:    counter("messages_quarantined_total", "Messages that held input that could not be parsed, kept in the quarantine.", "mailbox"),
@@ -73,6 +73,7 @@ func (m *Metrics) init(mailbox string) {
 	m.MessagesSeen.WithLabelValues(mailbox)
 	m.ReportsStored.WithLabelValues(mailbox, "aggregate")
 	m.ReportsStored.WithLabelValues(mailbox, "failure")
+	m.ReportsStored.WithLabelValues(mailbox, "tls")
 	m.ReportsSkipped.WithLabelValues(mailbox)
 	m.Duplicates.WithLabelValues(mailbox)
 	m.Quarantined.WithLabelValues(mailbox)

@@ -246,11 +246,13 @@ func (cn *conn) ingest(ctx context.Context, folder string, uidValidity uint32, u
 	sum.Aggregate += out.Aggregate
 	sum.Records += out.Records
 	sum.Failure += out.Failure
+	sum.TLS += out.TLS
 	sum.Duplicates += out.Duplicates
 	sum.Skipped += out.Skipped
 	m, name := p.m, p.mb.Name
 	m.ReportsStored.WithLabelValues(name, "aggregate").Add(float64(out.Aggregate))
 	m.ReportsStored.WithLabelValues(name, "failure").Add(float64(out.Failure))
+	m.ReportsStored.WithLabelValues(name, "tls").Add(float64(out.TLS))
 	m.ReportsSkipped.WithLabelValues(name).Add(float64(out.Skipped))
 	m.Duplicates.WithLabelValues(name).Add(float64(out.Duplicates))
 	if out.Quarantined {

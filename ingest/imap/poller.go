@@ -221,8 +221,9 @@ type Summary struct {
 	Aggregate   int // aggregate reports stored
 	Records     int64
 	Failure     int // failure reports stored
+	TLS         int // SMTP TLS reports stored
 	Duplicates  int // reports stored before
-	Skipped     int // reports dmarcd does not keep (SMTP TLS)
+	Skipped     int // reports the store does not keep
 	Quarantined int // messages quarantined whole or in part
 	Archived    int // messages moved to the archive folder
 	Invalid     int // messages moved to the invalid folder
@@ -234,6 +235,7 @@ func (s *Summary) add(o Summary) {
 	s.Aggregate += o.Aggregate
 	s.Records += o.Records
 	s.Failure += o.Failure
+	s.TLS += o.TLS
 	s.Duplicates += o.Duplicates
 	s.Skipped += o.Skipped
 	s.Quarantined += o.Quarantined
@@ -243,7 +245,7 @@ func (s *Summary) add(o Summary) {
 }
 
 func (s Summary) logAttrs() []any {
-	return []any{"messages", s.Messages, "aggregate", s.Aggregate, "records", s.Records, "failure", s.Failure,
+	return []any{"messages", s.Messages, "aggregate", s.Aggregate, "records", s.Records, "failure", s.Failure, "tls", s.TLS,
 		"duplicates", s.Duplicates, "skipped", s.Skipped, "quarantined", s.Quarantined,
 		"archived", s.Archived, "invalid", s.Invalid, "deleted", s.Deleted}
 }

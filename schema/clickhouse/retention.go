@@ -18,6 +18,7 @@ var partitionedTables = []string{
 	"rollup_domains", "rollup_sources", "rollup_selectors", "rollup_reporters",
 	"aggregate_records", "aggregate_reports", "report_ledger",
 	"failure_reports", "quarantine",
+	"tlsrpt_failures", "tlsrpt_policies", "tlsrpt_reports",
 }
 
 // DropOlderThan drops, in every table, the monthly partitions older than

@@ -93,6 +93,10 @@ var checks = []check{
 		original_from, original_to, original_subject, original_message_id, original_headers,
 		tolerations, source, received_at FROM failures`},
 	{name: "failures per domain", sql: `SELECT domain, COUNT(*) FROM failures GROUP BY domain`},
+	{name: "tls reports", sql: `SELECT org_name, report_id, domain, date_begin, date_end, day, contact_info, policies, successful_sessions, failed_sessions, tolerations FROM tls_reports`},
+	{name: "tls policies", sql: `SELECT org_name, report_id, domain, day, seq, policy_type, policy_domain, policy_string, mx_hosts, successful_sessions, failed_sessions FROM tls_policies`},
+	{name: "tls failures", sql: `SELECT org_name, report_id, domain, day, policy_type, policy_domain, result_type, sending_mta_ip, receiving_mx_hostname, receiving_mx_helo, receiving_ip, failed_sessions, failure_reason_code, additional_information FROM tls_failures`},
+	{name: "tls totals", sql: `SELECT COUNT(*), COALESCE(SUM(successful_sessions), 0), COALESCE(SUM(failed_sessions), 0) FROM tls_reports`},
 	{name: "quarantined view", sql: `SELECT sha256, reason, source, part, message_id, received_at, size FROM quarantined`},
 	{name: "quarantined totals", sql: `SELECT COUNT(*), SUM(size) FROM quarantined`},
 }
@@ -310,6 +314,21 @@ func analyses(t testing.TB, s dmarcd.Store) map[string]string {
 			out["Sources "+at] = fmt.Sprintf("%+v", sources)
 		}
 	}
+	// The TLS reports: every domain, and each policy domain, over the
+	// whole time the corpus covers.
+	all := analyze.Window{From: "2000-01-01", To: "2100-01-01"}
+	policies, failures, err := analyze.TLS(ctx, s, "", all)
+	if err != nil {
+		t.Fatalf("TLS: %v", err)
+	}
+	out["TLS"] = fmt.Sprintf("%+v %+v", policies, failures)
+	for _, p := range policies {
+		pol, fail, err := analyze.TLS(ctx, s, p.Domain, all)
+		if err != nil {
+			t.Fatalf("TLS %s: %v", p.Domain, err)
+		}
+		out["TLS "+p.Domain] = fmt.Sprintf("%+v %+v", pol, fail)
+	}
 	return out
 }
 
@@ -362,6 +381,7 @@ func TestCorpusSameAnswers(t *testing.T) {
 	want := answers(t, lite)
 	wantDomains := domains(t, lite)
 	if len(want["records view"]) == 0 || len(want["failures view"]) == 0 || len(want["quarantined view"]) == 0 ||
+		len(want["tls policies"]) == 0 || len(want["tls failures"]) == 0 ||
 		len(want["dkim_signatures view"]) == 0 || len(wantDomains) == 0 {
 		t.Fatalf("the corpus gave empty views in SQLite: %+v", first)
 	}
@@ -377,11 +397,14 @@ func TestCorpusSameAnswers(t *testing.T) {
 			t.Errorf("every %sanalysis is empty in SQLite", k)
 		}
 	}
+	if strings.HasPrefix(wantAnalyses["TLS"], "[] ") {
+		t.Error("the TLS analysis is empty in SQLite")
+	}
 	t.Logf("corpus: %d inputs, %+v; %d records", len(inputs), first, len(want["records view"]))
 
 	house := openClickHouse(t, testserver.ClickHouse(t))
 	sum := ingestAll(t, house, inputs)
-	if sum.Aggregate != first.Aggregate || sum.Failure != first.Failure || sum.Duplicates != first.Duplicates ||
+	if sum.Aggregate != first.Aggregate || sum.Failure != first.Failure || sum.TLS != first.TLS || sum.Duplicates != first.Duplicates ||
 		sum.Quarantined != first.Quarantined || sum.Records != first.Records {
 		t.Errorf("ingest into ClickHouse: %+v, into SQLite: %+v", sum, first)
 	}
@@ -394,7 +417,7 @@ func TestCorpusSameAnswers(t *testing.T) {
 	// Twice: every report is a duplicate, every figure unchanged.
 	for name, s := range map[string]dmarcd.Store{"SQLite": lite, "ClickHouse": house} {
 		again := ingestAll(t, s, inputs)
-		if again.Aggregate != 0 || again.Failure != 0 || again.Duplicates != first.Aggregate+first.Failure+first.Duplicates {
+		if again.Aggregate != 0 || again.Failure != 0 || again.TLS != 0 || again.Duplicates != first.Aggregate+first.Failure+first.TLS+first.Duplicates {
 			t.Errorf("%s, second pass: %+v", name, again)
 		}
 		compare(t, name+" twice", want, answers(t, s))

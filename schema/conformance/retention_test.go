@@ -41,6 +41,12 @@ func TestRetention(t *testing.T) {
 			if err := s.AddFailure(ctx, f, dmarcd.Origin{ReceivedAt: now}); err != nil {
 				t.Fatal(err)
 			}
+			tls := &dmarcd.TLSReport{OrganizationName: "Google Inc.", ReportID: fmt.Sprint("t", i), DateBegin: begin, DateEnd: begin.Add(24*time.Hour - time.Second),
+				Policies: []dmarcd.TLSPolicy{{Type: "sts", Domain: "example.com", SuccessfulSessions: 10, FailedSessions: 1,
+					FailureDetails: []dmarcd.TLSFailureDetail{{ResultType: "certificate-expired", FailedSessions: 1}}}}}
+			if err := s.(dmarcd.TLSStore).AddTLSReport(ctx, tls, dmarcd.Origin{ReceivedAt: now}); err != nil {
+				t.Fatal(err)
+			}
 			q := dmarcd.Quarantined{Origin: dmarcd.Origin{Source: "test", ReceivedAt: begin}, Raw: fmt.Appendf(nil, "bad %d", i)}
 			if err := s.Quarantine(ctx, q); err != nil {
 				t.Fatal(err)
@@ -66,6 +72,8 @@ func TestRetention(t *testing.T) {
 			`SELECT COUNT(*) FROM dkim_signatures`,
 			`SELECT COUNT(*) FROM failures`,
 			`SELECT COUNT(*) FROM quarantined`,
+			`SELECT COUNT(*) FROM tls_reports`,
+			`SELECT COUNT(*), SUM(failed_sessions) FROM tls_failures`,
 		} {
 			rows, err := queryRows(s, q)
 			if err != nil {
@@ -84,6 +92,8 @@ func TestRetention(t *testing.T) {
 	want[`SELECT COUNT(*) FROM dkim_signatures`] = "[6]"
 	want[`SELECT COUNT(*) FROM failures`] = "[3]"
 	want[`SELECT COUNT(*) FROM quarantined`] = "[3]"
+	want[`SELECT COUNT(*) FROM tls_reports`] = "[3]"
+	want[`SELECT COUNT(*), SUM(failed_sessions) FROM tls_failures`] = "[3 | 3]"
 	for name, answers := range got {
 		for q, w := range want {
 			if answers[q] != w {

@@ -19,7 +19,8 @@ const RetentionBatch = 500
 // months) (see dmarcd.Retainer): the daily rollups of those days first,
 // so that the daily_* views lose them before the records view does, then
 // the aggregate reports in batches of RetentionBatch (their records and
-// signatures go with them), the failure reports and the quarantined input.
+// signatures go with them), the failure reports, the TLS reports and the
+// quarantined input.
 // It returns the number of reports and quarantined inputs deleted. The
 // file keeps its size: SQLite reuses the freed pages for new reports
 // (VACUUM, with the daemon stopped, gives the space back to the system).
@@ -54,6 +55,7 @@ func (s *Store) dropBefore(ctx context.Context, months int, now time.Time) (int,
 	}
 	for _, q := range []string{
 		`DELETE FROM failure_reports WHERE COALESCE(arrival_date, report_date, received_at) < ?`,
+		`DELETE FROM tlsrpt_reports WHERE date_begin < ?`, // and their policies and failures
 		`DELETE FROM quarantine WHERE received_at < ?`,
 	} {
 		res, err := s.db.ExecContext(ctx, q, unix)
