@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/clickhouse"
 )
@@ -23,6 +26,20 @@ func TestClickHouse(t *testing.T) {
 	lite := openStore(t)
 	ingestSamples(t, ch)
 	ingestSamples(t, lite)
+	// And the corpus's SMTP TLS reports.
+	var tlsFiles []string
+	for _, f := range corpus.Files(t, "tls-rpt") {
+		tlsFiles = append(tlsFiles, corpus.Path(t, f))
+	}
+	tlsInputs, err := ingest.Expand(tlsFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []dmarcd.Store{ch, lite} {
+		if sum, err := ingest.New(s, ingest.Options{}).Files(context.Background(), tlsInputs, nil); err != nil || sum.TLS == 0 {
+			t.Fatalf("TLS reports: %+v, %v", sum, err)
+		}
+	}
 
 	dns := samplesDNS()
 	hCH := newHandler(t, fullOptions(ch, dns, nil, samplesNow))
@@ -34,6 +51,7 @@ func TestClickHouse(t *testing.T) {
 		"/", "/?days=7", "/domain/example.com", "/domain/news.example.com?days=90", "/domain/example.com?days=7&to=2026-11-04",
 		"/domain/example.com/source/" + ip, "/domain/example.com/source/" + ip6, "/domain/example.com/records",
 		"/failures", "/failures?domain=news.example.com",
+		"/tls?days=90&to=2025-06-14", "/tls?domain=example.com&days=90&to=2024-02-22", "/tls?domain=cardinalhealth.ca",
 	} {
 		a, b := mustGet(t, hCH, path), mustGet(t, hLite, path)
 		if fa, fb := figures(a), figures(b); fa != fb {

@@ -197,6 +197,10 @@ func TestBrowser(t *testing.T) {
 			{`#messages`, thousands(scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = 'example.com' AND day >= '2024-03-16' AND day <= '2024-06-13'`))},
 			{`#reporters`, "fred.com"},
 		}},
+		{"13-tls", "/tls?days=90&to=2025-06-14", false, []check{
+			{`#tls-policies tr[data-domain="random.net"][data-policy="tlsa"]`, "tlsa"},
+			{`#tls-failures`, "sts-policy-fetch-error"},
+		}},
 		{"10-domains-mobile", "/", true, []check{
 			{`tr[data-domain="example.com"] td.messages`, thousands(exMessagesNov)},
 		}},

@@ -392,3 +392,20 @@ func failureCount(ctx context.Context, q analyze.Querier, domain string) (int64,
 	}
 	return int64(n), rows.Err()
 }
+
+// lastTLSDay is the last day of the TLS reports (about domain, when not
+// empty), "" when there is none.
+func lastTLSDay(ctx context.Context, q analyze.Querier, domain string) (string, error) {
+	rows, err := q.Query(ctx, `SELECT MAX(day) FROM tls_policies WHERE (? = '' OR policy_domain = ?) HAVING COUNT(*) > 0`, domain, domain)
+	if err != nil {
+		return "", fmt.Errorf("reading the last TLS report: %w", err)
+	}
+	defer rows.Close()
+	var day analyze.DayText
+	if rows.Next() {
+		if err := rows.Scan(&day); err != nil {
+			return "", fmt.Errorf("reading the last TLS report: %w", err)
+		}
+	}
+	return string(day), rows.Err()
+}

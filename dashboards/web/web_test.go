@@ -245,6 +245,26 @@ func TestCorpusPages(t *testing.T) {
 		t.Errorf("stalw.art without mail in the window: no link to the window of its last report")
 	}
 
+	// TLS reports: the window of the corpus's reports of early 2024 has
+	// their sessions and failures; an empty window points to the last.
+	page = mustGet(t, h, "/tls?days=90&to=2024-02-22")
+	for _, want := range []string{`data-domain="example.com" data-policy="sts"`, "validation-failure", "sts-policy-fetch-error"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/tls: lacks %q", want)
+		}
+	}
+	if !strings.Contains(page, `<span class="badge poor">100%</span>`) {
+		t.Errorf("/tls: example.com's 4 of 4 failed sessions are not shown as 100%%")
+	}
+	page = mustGet(t, h, "/tls?domain=cardinalhealth.ca")
+	if !strings.Contains(page, "No TLS reports in this window") || !strings.Contains(page, "to=2024-09-03") {
+		t.Errorf("/tls in a window without reports: no link to the last one")
+	}
+	page = mustGet(t, h, "/tls?domain=cardinalhealth.ca&days=90&to=2024-09-03")
+	if strings.Contains(page, `data-domain="example.com"`) || !strings.Contains(page, `data-domain="cardinalhealth.ca"`) {
+		t.Errorf("/tls?domain=cardinalhealth.ca shows other domains")
+	}
+
 	// Every failure report is listed, and opens.
 	want := len(corpus.Table(t, "EXPECTED_FORENSIC.tsv"))
 	ids := strs(t, st, `SELECT CAST(id AS TEXT) FROM failures`)
