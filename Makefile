@@ -48,7 +48,7 @@ bench-quick: ## a small version of bench (a few minutes; store at 100,000 record
 	$(GO) run ./internal/bench -quick -out $(BENCH_OUT)
 
 samples: ## regenerate samples/ (reproducible: seed 1)
-	rm -rf samples && $(GO) run ./cmd/reportgen -out samples -seed 1
+	rm -rf samples && $(GO) run ./cmd/reportgen -out samples -seed 1 -tls
 
 clean:
 	rm -rf bin $(STORE) $(STORE)-wal $(STORE)-shm $(BENCH_OUT)

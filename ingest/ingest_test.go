@@ -121,7 +121,7 @@ func TestSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Quarantined != 0 || sum.Duplicates != 0 || sum.Aggregate+sum.Failure != len(inputs) {
+	if sum.Quarantined != 0 || sum.Duplicates != 0 || sum.Aggregate+sum.Failure+sum.TLS != len(inputs) || sum.TLS == 0 {
 		t.Fatalf("samples: %+v", sum)
 	}
 }

@@ -27,6 +27,7 @@ func main() {
 	failures := flag.Int("failures", 3, "failure reports to write")
 	sizes := flag.String("sizes", "sources", "records per aggregate report: sources (one per source that sent that day) or realistic (1 to 5,000, about 60 on average: reportgen.RealisticSizes)")
 	legacy := flag.Bool("legacy", false, "write every report without the RFC 9990 namespace, for tools that predate it")
+	tls := flag.Bool("tls", false, "also write the SMTP TLS reports (RFC 8460) of each day and domain from Google and Microsoft")
 	failureKinds := flag.String("failure-kinds", "headers", "failure reports: headers (header only, SPF failed) or mix (headers, whole message, DKIM and SPF failures)")
 	flag.Parse()
 
@@ -37,7 +38,7 @@ func main() {
 	}
 	opt := reportgen.Options{
 		Seed: *seed, Domains: strings.Split(*domains, ","), Start: day, Days: *days,
-		MessagesPerDay: *volume, Sources: *sources, FailureReports: *failures, Legacy: *legacy,
+		MessagesPerDay: *volume, Sources: *sources, FailureReports: *failures, Legacy: *legacy, TLSReports: *tls,
 	}
 	switch *sizes {
 	case "sources":

@@ -812,11 +812,7 @@ var scenarios = []scenario{
 	// every DKIM signature passed.
 	{name: "example.com, samples week", w: window{day(2026, 11, 1), day(2026, 11, 8).Add(-time.Second)},
 		domains: []string{"example.com"}, rows: true,
-		empty: map[string]string{"dmarcd-dkim-selectors: Failing signatures by source": "every signature of the samples passes",
-			"dmarcd-tls: TLS failure rate":               "the samples hold no TLS reports",
-			"dmarcd-tls: Failed TLS sessions per domain": "the samples hold no TLS reports",
-			"dmarcd-tls: Policies":                       "the samples hold no TLS reports",
-			"dmarcd-tls: Failures by kind and host":      "the samples hold no TLS reports"}},
+		empty: map[string]string{"dmarcd-dkim-selectors: Failing signatures by source": "every signature of the samples passes"}},
 	{name: "two domains, one day", w: window{day(2026, 11, 3).Add(6 * time.Hour), day(2026, 11, 3).Add(18 * time.Hour)},
 		domains: []string{"example.com", "news.example.com"}},
 	{name: "a year without reports", w: window{day(2000, 1, 1), day(2001, 1, 1).Add(-time.Second)}, zero: true},

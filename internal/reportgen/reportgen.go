@@ -96,6 +96,11 @@ type Options struct {
 	// uniformly from this list (repeat a kind to weight it); by default
 	// every failure report is FailureHeaders.
 	FailureKinds []FailureKind
+	// TLSReports adds, after the other files, the SMTP TLS reports (RFC
+	// 8460) of each day and domain from Google and Microsoft, in their
+	// mails: an MTA-STS policy for the first domain (with certificate
+	// failures at one MX host on two days), no policy found for the others.
+	TLSReports bool
 }
 
 // Size is a class of aggregate report sizes: reports of Min to Max
@@ -268,7 +273,70 @@ func (g *Generator) Stream(fn func(File) error) error {
 			return err
 		}
 	}
+	if g.opt.TLSReports {
+		for day := range g.opt.Days {
+			begin := g.opt.Start.AddDate(0, 0, day)
+			for d, domain := range g.opt.Domains {
+				for i, rep := range TLSReporters {
+					if err := fn(g.TLSReport(rep, domain, d == 0, begin, day, g.opt.MessagesPerDay/(1+i))); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
 	return nil
+}
+
+// TLSReporters are the senders of the generated SMTP TLS reports.
+var TLSReporters = []Reporter{
+	{OrgName: "Google Inc.", Email: "smtp-tls-reporting@google.com"},
+	{OrgName: "Microsoft Corporation", Email: "tlsrpt-noreply@microsoft.com"},
+}
+
+// TLSReport writes the SMTP TLS report (RFC 8460) of one reporter about
+// one domain and day, as the mail the reporter sends (a gzipped JSON
+// attachment, application/tlsrpt+gzip), with about sessions sessions. With
+// sts, the domain publishes an MTA-STS policy, and on the fifth and sixth
+// day of the run the certificate of its second MX host has expired.
+func (g *Generator) TLSReport(rep Reporter, domain string, sts bool, begin time.Time, dayIndex, sessions int) File {
+	end := begin.Add(24*time.Hour - time.Second)
+	id := fmt.Sprintf("%s_%s", begin.Format(time.RFC3339), domain)
+	ok := sessions/2 + g.rng.IntN(sessions/2+1)
+	var policy string
+	if sts {
+		failed := 0
+		details := ""
+		if dayIndex == 4 || dayIndex == 5 {
+			failed = 1 + ok/25
+			ok -= failed
+			details = fmt.Sprintf(`,
+    "failure-details": [{"result-type": "certificate-expired", "sending-mta-ip": "%s",
+      "receiving-mx-hostname": "mx2.%s", "receiving-ip": "%s", "failed-session-count": %d}]`,
+				g.ip("209.85.220.0/24"), domain, g.ip("192.0.2.0/24"), failed)
+		}
+		policy = fmt.Sprintf(`{
+    "policy": {"policy-type": "sts", "policy-string": ["version: STSv1", "mode: enforce", "mx: mx1.%[1]s", "mx: mx2.%[1]s", "max_age: 604800"],
+      "policy-domain": "%[1]s", "mx-host": ["mx1.%[1]s", "mx2.%[1]s"]},
+    "summary": {"total-successful-session-count": %[2]d, "total-failure-session-count": %[3]d}%[4]s
+  }`, domain, ok, failed, details)
+	} else {
+		policy = fmt.Sprintf(`{
+    "policy": {"policy-type": "no-policy-found", "policy-domain": "%s"},
+    "summary": {"total-successful-session-count": %d, "total-failure-session-count": 0}
+  }`, domain, ok)
+	}
+	report := fmt.Sprintf(`{
+  "organization-name": "%s",
+  "date-range": {"start-datetime": "%s", "end-datetime": "%s"},
+  "contact-info": "%s",
+  "report-id": "%s",
+  "policies": [%s]
+}
+`, rep.OrgName, begin.Format(time.RFC3339), end.Format(time.RFC3339), rep.Email, id, policy)
+	sender := strings.ToLower(strings.Fields(rep.OrgName)[0]) + ".com"
+	name := fmt.Sprintf("%s!%s!%d!%d!001.json.gz", sender, domain, begin.Unix(), end.Unix())
+	return File{Name: strings.TrimSuffix(name, ".json.gz") + ".tls.eml", Data: g.mail(rep, domain, name, "application/tlsrpt+gzip", gzipped([]byte(report))), Reports: 1}
 }
 
 // Aggregate writes one aggregate report of about messages mails, in the

@@ -16,12 +16,13 @@ import (
 	"github.com/dmarcd/dmarcd/ingest/unpack"
 )
 
-// TestSamplesReproducible checks that the defaults of `make samples` (seed
-// 1, cmd/reportgen's flags) still write exactly the files of samples/: the
-// options added since leave existing corpora alone when unset.
+// TestSamplesReproducible checks that `make samples` (seed 1,
+// cmd/reportgen's defaults and -tls) still writes exactly the files of
+// samples/: the options added since leave existing corpora alone when
+// unset (the TLS reports come after every other file).
 func TestSamplesReproducible(t *testing.T) {
 	g := New(Options{Seed: 1, Domains: []string{"example.com", "news.example.com"}, Days: 7,
-		MessagesPerDay: 1000, Sources: 12, FailureReports: 3})
+		MessagesPerDay: 1000, Sources: 12, FailureReports: 3, TLSReports: true})
 	files := g.Files()
 	dir := filepath.Join("..", "..", "samples")
 	entries, err := os.ReadDir(dir)
