@@ -27,6 +27,9 @@ const (
 	// AlertIngest: ingest is unhealthy (a mailbox login fails, the
 	// quarantine grows).
 	AlertIngest AlertKind = "ingest-health"
+	// AlertTLS: the SMTP TLS reports (RFC 8460) of the domain show too
+	// many sessions that failed to set up TLS with its MX hosts.
+	AlertTLS AlertKind = "tls-failures"
 )
 
 // Alert is one condition worth telling a person about. An alert is

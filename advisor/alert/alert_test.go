@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ func engine(s *sqlite.Store, now *time.Time) *Engine {
 		State: s,
 		Detectors: []Detector{
 			FailingSources(s, domains), PassRate(s, domains), SilentReporters(s, domains), QuarantineGrowth(s, 5),
+			TLSFailures(s, domains),
 		},
 		Now: func() time.Time { return *now },
 	}
@@ -163,5 +165,59 @@ func TestQuarantineGrowth(t *testing.T) {
 	}
 	if got := strings.Join(check(t, engine(s, &now)), ","); got != "ingest-health:quarantine" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// tlsReport stores an SMTP TLS report of one day about example.com.
+func tlsReport(t *testing.T, s *sqlite.Store, day string, ok, failed int64) {
+	t.Helper()
+	begin, _ := time.Parse(time.DateOnly, day)
+	r := &dmarcd.TLSReport{OrganizationName: "Google Inc.", ReportID: day + "_example.com", DateBegin: begin, DateEnd: begin.Add(24*time.Hour - time.Second),
+		Policies: []dmarcd.TLSPolicy{{Type: "sts", Domain: "example.com", SuccessfulSessions: ok, FailedSessions: failed}}}
+	if failed > 0 {
+		r.Policies[0].FailureDetails = []dmarcd.TLSFailureDetail{{ResultType: "certificate-expired", ReceivingMXHostname: "mx2.example.com", FailedSessions: failed}}
+	}
+	if err := s.AddTLSReport(context.Background(), r, dmarcd.Origin{Source: "test", ReceivedAt: begin.AddDate(0, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTLSFailures: TLS sessions to the domain's MX hosts failing above the
+// threshold fire once, with the failure that counts most, and resolve when
+// the reports of the window are clean; below the threshold, nothing.
+func TestTLSFailures(t *testing.T) {
+	s := testserver.SQLite(t)
+	synth.Dataset{Domain: "example.com", From: "2026-10-20", To: "2026-11-30", Sources: []synth.Traffic{ours}}.Write(t, s)
+	for d := 10; d <= 19; d++ {
+		tlsReport(t, s, fmt.Sprintf("2026-11-%02d", d), 1000, 5) // 0.5%: below 1%
+	}
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	e := engine(s, &now)
+	if got := check(t, e); len(got) != 0 {
+		t.Fatalf("alerts below the threshold: %v", got)
+	}
+	tlsReport(t, s, "2026-11-20", 600, 400)
+	now = now.AddDate(0, 0, 1)
+	told, err := e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(kinds(told), ","); got != "tls-failures:sts" {
+		t.Fatalf("got %q", got)
+	}
+	if facts := fmt.Sprint(told[0].Facts); !strings.Contains(facts, "certificate-expired at mx2.example.com (430)") {
+		t.Errorf("facts %s lack the failure that counts most", facts)
+	}
+	if got := check(t, e); len(got) != 0 {
+		t.Errorf("told again: %v", got)
+	}
+	// A week later the bad day is out of the window, and the days after it
+	// are clean.
+	for d := 21; d <= 28; d++ {
+		tlsReport(t, s, fmt.Sprintf("2026-11-%02d", d), 1000, 0)
+	}
+	now = time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+	if got := strings.Join(check(t, e), ","); got != "tls-failures:sts:resolved" {
+		t.Errorf("got %q, want the resolution", got)
 	}
 }

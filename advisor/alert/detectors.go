@@ -33,6 +33,11 @@ type Thresholds struct {
 	// mail that makes a reporter large.
 	SilentDays         int     `toml:"silent_days"`
 	LargeReporterShare float64 `toml:"large_reporter_share"`
+	// TLSFailureRate is the most of the TLS sessions to the domain's MX
+	// hosts (SMTP TLS reports, over PassRateDays) that may fail, 0..1,
+	// when there were at least TLSMinSessions.
+	TLSFailureRate float64 `toml:"tls_failure_rate"`
+	TLSMinSessions int64   `toml:"tls_min_sessions"`
 }
 
 // DefaultThresholds apply where the config sets none.
@@ -45,6 +50,8 @@ var DefaultThresholds = Thresholds{
 	PassRateMinMessages:   100,
 	SilentDays:            3,
 	LargeReporterShare:    0.05,
+	TLSFailureRate:        0.01,
+	TLSMinSessions:        100,
 }
 
 // withDefaults fills the zero fields of t from DefaultThresholds.
@@ -61,6 +68,8 @@ func (t Thresholds) Over(d Thresholds) Thresholds {
 	t.PassRateMinMessages = cmp.Or(t.PassRateMinMessages, d.PassRateMinMessages)
 	t.SilentDays = cmp.Or(t.SilentDays, d.SilentDays)
 	t.LargeReporterShare = cmp.Or(t.LargeReporterShare, d.LargeReporterShare)
+	t.TLSFailureRate = cmp.Or(t.TLSFailureRate, d.TLSFailureRate)
+	t.TLSMinSessions = cmp.Or(t.TLSMinSessions, d.TLSMinSessions)
 	return t
 }
 
@@ -164,6 +173,48 @@ func PassRate(q analyze.Querier, domains []Domain) Detector {
 				},
 				Action: "Look at the failing sources (dmarcd advise --domain " + d.Name + "): a source of yours failing is urgent, spoofing is not.",
 			})
+		}
+		return out, nil
+	}
+}
+
+// TLSFailures alerts when the SMTP TLS reports of a domain show more
+// failed sessions than its threshold, per policy type (an MTA-STS policy in
+// enforce mode means the mail of those sessions was not delivered).
+func TLSFailures(q analyze.Querier, domains []Domain) Detector {
+	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		var out []dmarcd.Alert
+		for _, d := range domains {
+			t := d.Thresholds.withDefaults()
+			w := days(now, t.PassRateDays)
+			policies, failures, err := analyze.TLS(ctx, q, d.Name, w)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range policies {
+				if p.Successful+p.Failed < t.TLSMinSessions || p.FailureRate() <= t.TLSFailureRate {
+					continue
+				}
+				a := dmarcd.Alert{
+					Domain: d.Name, Kind: dmarcd.AlertTLS, Subject: p.Type, Onset: true,
+					Title: fmt.Sprintf("%.1f%% of TLS sessions to %s fail (%s)", 100*p.FailureRate(), d.Name, p.Type),
+					Text: fmt.Sprintf("%d of %d sessions that %d reporters opened to the MX hosts of %s failed to set up TLS from %s to %s; the threshold is %.1f%%.",
+						p.Failed, p.Successful+p.Failed, p.Reporters, d.Name, w.From, w.To, 100*t.TLSFailureRate),
+					Facts: []dmarcd.Fact{
+						{Label: "Failure rate", Value: fmt.Sprintf("%.1f%%", 100*p.FailureRate())},
+						{Label: "Failed sessions", Value: fmt.Sprint(p.Failed)},
+						{Label: "Policy", Value: p.Type},
+					},
+					Action: "Look at the failures (dmarcd tls " + d.Name + "): an expired or mismatched certificate, or an MX host without STARTTLS, loses mail under an enforced MTA-STS or DANE policy.",
+				}
+				for _, f := range failures {
+					if f.Domain == d.Name {
+						a.Facts = append(a.Facts, dmarcd.Fact{Label: "Most failed", Value: fmt.Sprintf("%s at %s (%d)", f.ResultType, cmp.Or(f.ReceivingMX, "an MX host"), f.Sessions)})
+						break
+					}
+				}
+				out = append(out, a)
+			}
 		}
 		return out, nil
 	}

@@ -90,6 +90,7 @@ func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*im
 		alert.FailingSources(st, domains),
 		alert.PassRate(st, domains),
 		alert.SilentReporters(st, domains),
+		alert.TLSFailures(st, domains),
 		alert.QuarantineGrowth(st, e.cfg.Alerts.QuarantinePerDay),
 		alert.KeysDue(func(ctx context.Context) ([]advisor.KeyAdvice, error) { return keyAdvice(e, st) }),
 		alert.DNSDrift(r, e.cfg.Domains, ourSPF(e.cfg.Sending), func(d dmarcd.SenderDomain) ([]advisor.DKIMPublicKey, error) {
