@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
 )
 
@@ -54,10 +55,7 @@ type sourcesCmd struct {
 // Run prints the sources that sent mail as the domain, with their class,
 // reverse DNS and results.
 func (c *sourcesCmd) Run(e *env) error {
-	if c.Days < 1 || c.Days > maxAnalysisDays {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--days must be within 1..%d", maxAnalysisDays)}
-	}
-	st, err := e.openStore()
+	st, w, err := openAnalysis(e, c.Days)
 	if err != nil {
 		return err
 	}
@@ -70,7 +68,6 @@ func (c *sourcesCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
-	w := lastDays(c.Days)
 	sources, err := classify(configuredDomain(e.cfg, c.Domain)).Sources(e.ctx, st, strings.ToLower(c.Domain), w)
 	if err != nil {
 		return err
@@ -100,15 +97,12 @@ type dailyCmd struct {
 
 // Run prints the domain's compliance day by day.
 func (c *dailyCmd) Run(e *env) error {
-	if c.Days < 1 || c.Days > maxAnalysisDays {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--days must be within 1..%d", maxAnalysisDays)}
-	}
-	st, err := e.openStore()
+	st, w, err := openAnalysis(e, c.Days)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	days, err := analyze.Daily(e.ctx, st, strings.ToLower(c.Domain), lastDays(c.Days))
+	days, err := analyze.Daily(e.ctx, st, strings.ToLower(c.Domain), w)
 	if err != nil {
 		return err
 	}
@@ -123,6 +117,16 @@ func (c *dailyCmd) Run(e *env) error {
 
 // maxAnalysisDays bounds the window of the analysis commands.
 const maxAnalysisDays = 3660
+
+// openAnalysis checks --days and opens the store for an analysis command
+// over the days that end yesterday.
+func openAnalysis(e *env, days int) (dmarcd.Store, analyze.Window, error) {
+	if days < 1 || days > maxAnalysisDays {
+		return nil, analyze.Window{}, &exitError{code: exitUsage, err: fmt.Errorf("--days must be within 1..%d", maxAnalysisDays)}
+	}
+	st, err := e.openStore()
+	return st, lastDays(days), err
+}
 
 // lastDays is the window of the n days that end yesterday: reports cover
 // whole days and arrive the day after.

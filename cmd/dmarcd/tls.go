@@ -22,15 +22,11 @@ const maxTLSFailureRows = 20
 // type the sessions that succeeded and failed, then the failures by kind
 // and receiving host.
 func (c *tlsCmd) Run(e *env) error {
-	if c.Days < 1 || c.Days > maxAnalysisDays {
-		return &exitError{code: exitUsage, err: fmt.Errorf("--days must be within 1..%d", maxAnalysisDays)}
-	}
-	st, err := e.openStore()
+	st, w, err := openAnalysis(e, c.Days)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	w := lastDays(c.Days)
 	policies, failures, err := analyze.TLS(e.ctx, st, strings.ToLower(strings.TrimSuffix(c.Domain, ".")), w)
 	if err != nil {
 		return err

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -315,22 +314,7 @@ func counterValue(t testing.TB, c prometheus.Metric) float64 {
 }
 
 // logBuffer collects log lines for assertions, safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = testserver.Output
 
 func newLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 	lb := &logBuffer{}
