@@ -40,7 +40,7 @@ type cli struct {
 	LogFormat string `help:"Log format: text or json." enum:"text,json," default:""`
 
 	Ingest  ingestCmd  `cmd:"" help:"Store the reports found in files, folders, Maildir folders, mbox files or standard input (-)."`
-	Query   queryCmd   `cmd:"" help:"Run SQL over the stored reports (views: reports, records, dkim_signatures, failures, quarantined, daily_*)."`
+	Query   queryCmd   `cmd:"" help:"Run SQL over the stored reports (views: reports, records, dkim_signatures, failures, tls_*, quarantined, alerts, daily_*; docs/SQL.md)."`
 	Domains domainsCmd `cmd:"" help:"Print per-domain DMARC compliance from the stored reports."`
 	Daily   dailyCmd   `cmd:"" help:"Print a domain's compliance day by day: volume, DMARC pass rate, DKIM- and SPF-aligned shares, dispositions."`
 	Sources sourcesCmd `cmd:"" help:"Print the sources that send as a domain: class (authorized, forwarder, unknown), reverse DNS, results."`
@@ -92,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	parser, err := kong.New(&c,
 		kong.Name("dmarcd"),
-		kong.Description("dmarcd turns DMARC reports into safe decisions: it ingests aggregate and failure reports, "+
+		kong.Description("dmarcd turns DMARC reports into safe decisions: it ingests aggregate, failure and SMTP TLS reports, "+
 			"stores them once (an embedded SQLite file by default), and answers SQL over them.\n\n"+
 			"Exit codes: 0 success; 1 failure; 2 bad usage or configuration; 3 completed, but some input was quarantined."),
 		kong.UsageOnError(),
