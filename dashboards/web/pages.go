@@ -381,6 +381,7 @@ type domainPage struct {
 	PublishedStep string
 	Failures      int64
 	HasPlan       bool
+	TLSURL        string // the domain's SMTP TLS reports, when it has some
 	LatestURL     string // the window ending at the last report, when this one has none
 }
 
@@ -402,6 +403,22 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &domainPage{page: h.page(r, name, "domains"), Domain: name, Window: win, WindowQuery: win.query(), HasPlan: h.opts.Plan != nil}
+	lastTLS, err := lastTLSDay(ctx, h.opts.Store, name)
+	if err != nil {
+		h.internal(w, r, "the TLS reports", err)
+		return
+	}
+	if lastTLS != "" {
+		v := url.Values{}
+		v.Set("domain", name)
+		if win.Days != DefaultWindowDays {
+			v.Set("days", strconv.Itoa(win.Days))
+		}
+		if win.End != "" {
+			v.Set("to", win.End)
+		}
+		p.TLSURL = "/tls?" + v.Encode()
+	}
 	if c, err := analyze.Domains(ctx, h.opts.Store, name); err != nil {
 		h.internal(w, r, "the domain's compliance", err)
 		return

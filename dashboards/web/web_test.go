@@ -34,6 +34,15 @@ func TestSamplesPages(t *testing.T) {
 	o := fullOptions(st, dns, ks, samplesNow)
 	h := newHandler(t, o)
 
+	// The samples' TLS reports: the domain page links to them, and the
+	// TLS page shows example.com's expired certificate.
+	if page := mustGet(t, h, "/domain/example.com?days=90"); !strings.Contains(page, `href="/tls?days=90&amp;domain=example.com"`) {
+		t.Error("/domain/example.com: no link to its TLS reports")
+	}
+	if page := mustGet(t, h, "/tls?domain=example.com"); !strings.Contains(page, "certificate-expired") || !strings.Contains(page, "mx2.example.com") {
+		t.Error("/tls?domain=example.com: the samples' certificate failures are missing")
+	}
+
 	// The front page: every domain with its mail of the last 30 days.
 	page := mustGet(t, h, "/")
 	var total int64
