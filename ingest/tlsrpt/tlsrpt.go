@@ -173,10 +173,10 @@ func (p *parser) policy(jp jsonPolicyRes) (dmarcd.TLSPolicy, error) {
 		p.tolerate("unknown-policy-type")
 	}
 	var err error
-	if pol.String, err = p.strings(jp.Policy.String, "policy-string-string"); err != nil {
+	if pol.String, err = p.stringList(jp.Policy.String, "policy-string-string"); err != nil {
 		return pol, fmt.Errorf("policy-string: %w", err)
 	}
-	if pol.MXHosts, err = p.strings(jp.Policy.MXHost, "mx-host-string"); err != nil {
+	if pol.MXHosts, err = p.stringList(jp.Policy.MXHost, "mx-host-string"); err != nil {
 		return pol, fmt.Errorf("mx-host: %w", err)
 	}
 	if pol.SuccessfulSessions, err = p.count(jp.Summary.Successful); err != nil {
@@ -257,8 +257,8 @@ func (p *parser) count(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
-// strings reads a list of strings, or one string (noted as code).
-func (p *parser) strings(raw json.RawMessage, code string) ([]string, error) {
+// stringList reads a list of strings, or one string (noted as code).
+func (p *parser) stringList(raw json.RawMessage, code string) ([]string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
