@@ -10,6 +10,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/analyze"
 )
 
 // Retry bounds of the outbox.
@@ -113,6 +114,9 @@ type Weekly struct {
 	At              time.Time                 `json:"at"`
 	Recommendations []*advisor.Recommendation `json:"recommendations"`
 	Keys            []advisor.KeyAdvice       `json:"keys,omitempty"`
+	// TLS sums up the SMTP TLS reports of the advised domains over the
+	// window of the evidence, per policy.
+	TLS []analyze.TLSPolicy `json:"tls,omitempty"`
 }
 
 // QueueWeekly puts the weekly recommendation in the outbox. Its id is the

@@ -170,6 +170,13 @@ func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 	if keys.Len() > 0 {
 		blocks = append(blocks, slack.NewDividerBlock(), section("*DKIM keys due*\n"+keys.String()))
 	}
+	if len(w.TLS) > 0 {
+		var b strings.Builder
+		for _, p := range w.TLS {
+			fmt.Fprintf(&b, "• *%s* %s: %d sessions, %.2f%% failed\n", p.Domain, p.Type, p.Successful+p.Failed, 100*p.FailureRate())
+		}
+		blocks = append(blocks, slack.NewDividerBlock(), section("*SMTP TLS* (what sending servers saw of your MX hosts)\n"+b.String()))
+	}
 	return title, blocks
 }
 

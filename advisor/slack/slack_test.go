@@ -16,6 +16,7 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/advisor/alert"
+	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
@@ -124,7 +125,8 @@ func TestOutageLosesNothing(t *testing.T) {
 	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	w := alert.Weekly{At: at, Recommendations: []*advisor.Recommendation{{Domain: "example.com", Action: advisor.Advance,
 		Current: dmarcd.RolloutStep{Policy: "quarantine", Percent: 5}, Next: dmarcd.RolloutStep{Policy: "quarantine", Percent: 10},
-		Reasons: []string{"quarantine 5% has held 14 days"}, RecordName: "_dmarc.example.com", Record: "v=DMARC1; p=quarantine; pct=10; t=y"}}}
+		Reasons: []string{"quarantine 5% has held 14 days"}, RecordName: "_dmarc.example.com", Record: "v=DMARC1; p=quarantine; pct=10; t=y"}},
+		TLS: []analyze.TLSPolicy{{Domain: "example.com", Type: "sts", Reports: 14, Reporters: 2, Successful: 7832, Failed: 100}}}
 	if err := alert.QueueWeekly(ctx, s, w); err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +151,9 @@ func TestOutageLosesNothing(t *testing.T) {
 	msgs := f.messages()
 	if !strings.Contains(msgs[0]["blocks"], "p=quarantine; pct=10; t=y") {
 		t.Errorf("weekly message lacks the record: %v", msgs[0])
+	}
+	if !strings.Contains(msgs[0]["blocks"], "example.com* sts: 7932 sessions, 1.26% failed") {
+		t.Errorf("weekly message lacks the TLS sessions: %v", msgs[0]["blocks"])
 	}
 	if delivered, _ := out.Flush(ctx); delivered != 0 {
 		t.Errorf("flushed again: %d", delivered)

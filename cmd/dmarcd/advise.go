@@ -53,12 +53,31 @@ func (c *adviseCmd) Run(e *env) error {
 		if err := advisor.WriteMarkdown(e.stdout, w.Recommendations); err != nil {
 			return err
 		}
-		return writeKeyAdvice(e.stdout, w.Keys, "## DKIM keys\n\n", "- ")
+		if err := writeKeyAdvice(e.stdout, w.Keys, "## DKIM keys\n\n", "- "); err != nil {
+			return err
+		}
+		writeTLS(e.stdout, w.TLS, "\n## SMTP TLS\n\n", "- ")
+		return nil
 	}
 	if err := advisor.WriteText(e.stdout, w.Recommendations); err != nil {
 		return err
 	}
-	return writeKeyAdvice(e.stdout, w.Keys, "\nDKIM keys:\n", "  ")
+	if err := writeKeyAdvice(e.stdout, w.Keys, "\nDKIM keys:\n", "  "); err != nil {
+		return err
+	}
+	writeTLS(e.stdout, w.TLS, "\nSMTP TLS (what sending servers saw of your MX hosts):\n", "  ")
+	return nil
+}
+
+// writeTLS prints the TLS sessions of the advised domains per policy.
+func writeTLS(w io.Writer, policies []analyze.TLSPolicy, heading, bullet string) {
+	if len(policies) == 0 {
+		return
+	}
+	fmt.Fprint(w, heading)
+	for _, p := range policies {
+		fmt.Fprintf(w, "%s%s %s: %d sessions from %d reporters, %.2f%% failed\n", bullet, p.Domain, p.Type, p.Successful+p.Failed, p.Reporters, 100*p.FailureRate())
+	}
 }
 
 func writeKeyAdvice(w io.Writer, keys []advisor.KeyAdvice, heading, bullet string) error {
@@ -98,6 +117,11 @@ func weekly(e *env, st dmarcd.Store, only []string, now time.Time) (alert.Weekly
 			return w, err
 		}
 		w.Recommendations = append(w.Recommendations, rec)
+		policies, _, err := analyze.TLS(e.ctx, st, d.Name, rec.Evidence.Window)
+		if err != nil {
+			return w, err
+		}
+		w.TLS = append(w.TLS, policies...)
 	}
 	w.Keys, err = keyAdvice(e, st)
 	return w, err
