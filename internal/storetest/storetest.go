@@ -57,6 +57,24 @@ func Write(t testing.TB, s dmarcd.Store, r *dmarcd.AggregateReport, recs []dmarc
 	return w, nil
 }
 
+// Store writes r with recs and commits it, then flushes s when it groups
+// its writes (dmarcd.Flusher), so that the report is visible.
+func Store(t testing.TB, s dmarcd.Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) error {
+	t.Helper()
+	w, err := Write(t, s, r, recs)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	if err := w.Commit(context.Background(), r); err != nil {
+		return err
+	}
+	if f, ok := s.(dmarcd.Flusher); ok {
+		return f.Flush(context.Background())
+	}
+	return nil
+}
+
 // Views are queries over the documented views and what each store must
 // answer once Report("r1") is stored with Records(): columns joined by |,
 // rows ended by a newline, days as YYYY-MM-DD, times as YYYY-MM-DD

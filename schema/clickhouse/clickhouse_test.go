@@ -27,20 +27,6 @@ func openTemp(t testing.TB, opts Options) (*Store, string) {
 	return s, dsn
 }
 
-// store stores a report and flushes the group, so that it is visible.
-func store(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) error {
-	t.Helper()
-	w, err := storetest.Write(t, s, r, recs)
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	if err := w.Commit(context.Background(), r); err != nil {
-		return err
-	}
-	return s.Flush(context.Background())
-}
-
 // queryString runs q and renders its rows as in the sqlite tests: columns
 // joined by |, rows ended by a newline; days as YYYY-MM-DD, times as
 // YYYY-MM-DD HH:MM:SS, arrays as JSON.
@@ -102,16 +88,16 @@ func render(v any, typ string) string {
 
 func TestStoreOnce(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Fatalf("second store: got %v, want ErrDuplicate", err)
 	}
 	// Same id, another day: another report.
 	r := storetest.Report("r1")
 	r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, 1)
-	if err := store(t, s, r, storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, r, storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	if got := queryString(t, s, `SELECT COUNT(*), SUM(count) FROM records`); got != "4|26\n" {
@@ -147,7 +133,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 		}
 	}
 	// The aborted report can be stored afterwards, and counts once.
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	checkOnce(t, s)
@@ -166,7 +152,7 @@ func checkOnce(t *testing.T, s *Store) {
 
 func TestViews(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	checkOnce(t, s)
@@ -178,7 +164,7 @@ func TestViews(t *testing.T) {
 	// An absent pct is NULL, as in SQLite.
 	r := storetest.Report("r2")
 	r.Policy.Pct = dmarcd.PctAbsent
-	if err := store(t, s, r, nil); err != nil {
+	if err := storetest.Store(t, s, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := queryString(t, s, `SELECT pct, record_count FROM reports WHERE report_id = 'r2'`); got != "<nil>|0\n" {
@@ -222,7 +208,7 @@ func TestDuplicatesBeforeMerge(t *testing.T) {
 	}
 	checkOnce(t, s)
 	// A third copy now finds it.
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Errorf("third store: got %v, want ErrDuplicate", err)
 	}
 }
@@ -244,7 +230,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range reports {
-				err := store(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
+				err := storetest.Store(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
 				if err == nil {
 					stored[i]++
 				} else if !errors.Is(err, dmarcd.ErrDuplicate) {
@@ -292,7 +278,7 @@ func TestQueryIsReadOnly(t *testing.T) {
 // (profile readonly=1), as `dmarcd query` would for an analyst.
 func TestAnalyst(t *testing.T) {
 	s, dsn := openTemp(t, Options{})
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	analyst := strings.Replace(dsn, "clickhouse://default:@", "clickhouse://analyst:analyst@", 1)
@@ -308,7 +294,7 @@ func TestAnalyst(t *testing.T) {
 		rows.Close()
 		t.Error("the analyst dropped a table")
 	}
-	if err := store(t, a, storetest.Report("r2"), storetest.Records()); err == nil {
+	if err := storetest.Store(t, a, storetest.Report("r2"), storetest.Records()); err == nil {
 		t.Error("the analyst stored a report")
 	}
 }
@@ -362,7 +348,7 @@ func TestRetention(t *testing.T) {
 		r := storetest.Report(fmt.Sprint("r", i))
 		r.Metadata.DateBegin = time.Date(2026, month, 3, 0, 0, 0, 0, time.UTC)
 		r.Metadata.DateEnd = r.Metadata.DateBegin.Add(24*time.Hour - time.Second)
-		if err := store(t, s, r, storetest.Records()); err != nil {
+		if err := storetest.Store(t, s, r, storetest.Records()); err != nil {
 			t.Fatal(err)
 		}
 		f := &dmarcd.FailureReport{ReportFrom: "r@receiver.example", ReportedDomain: "example.com",

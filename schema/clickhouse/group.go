@@ -101,13 +101,12 @@ func (g *group) pending(digest string) bool {
 
 // full says whether the group is to be written now; g.mu is held.
 func (s *Store) full(g *group) bool {
-	return len(g.reports) >= s.opts.GroupReports || g.records >= s.opts.GroupRecords ||
-		len(g.failures) >= s.opts.GroupReports || g.failureBytes >= GroupFailureBytes ||
-		!g.empty() && time.Since(g.oldest) >= s.opts.GroupAge
+	return s.overfull(g) || !g.empty() && time.Since(g.oldest) >= s.opts.GroupAge
 }
 
-// overfull says whether a failed write left the group full: it is written
-// before it grows; g.mu is held.
+// overfull says whether the group reached a bound of its size (a failed
+// write can leave it so: it is then written before it grows); g.mu is
+// held.
 func (s *Store) overfull(g *group) bool {
 	return len(g.reports) >= s.opts.GroupReports || g.records >= s.opts.GroupRecords ||
 		len(g.failures) >= s.opts.GroupReports || g.failureBytes >= GroupFailureBytes

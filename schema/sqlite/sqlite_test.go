@@ -23,16 +23,6 @@ func openTemp(t testing.TB) (*Store, string) {
 	return s, path
 }
 
-func store(t testing.TB, s *Store, r *dmarcd.AggregateReport, recs []dmarcd.Record) error {
-	t.Helper()
-	w, err := storetest.Write(t, s, r, recs)
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	return w.Commit(context.Background(), r)
-}
-
 func queryString(t testing.TB, s *Store, q string, args ...any) string {
 	t.Helper()
 	rows, err := s.Query(context.Background(), q, args...)
@@ -70,16 +60,16 @@ func queryString(t testing.TB, s *Store, q string, args ...any) string {
 
 func TestStoreOnce(t *testing.T) {
 	s, _ := openTemp(t)
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Fatalf("second store: got %v, want ErrDuplicate", err)
 	}
 	// Same id, another day: another report.
 	r := storetest.Report("r1")
 	r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, 1)
-	if err := store(t, s, r, storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, r, storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	got := queryString(t, s, `SELECT COUNT(*), SUM(count) FROM records`)
@@ -104,14 +94,14 @@ func TestAbortLeavesNothing(t *testing.T) {
 		t.Errorf("after abort: %q", got)
 	}
 	// The aborted report can be stored afterwards.
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestViews(t *testing.T) {
 	s, _ := openTemp(t)
-	if err := store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range storetest.Views {
@@ -172,7 +162,7 @@ func TestConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 50 {
-				err := store(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
+				err := storetest.Store(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
 				if err == nil {
 					stored[i]++
 				} else if !errors.Is(err, dmarcd.ErrDuplicate) {
@@ -216,7 +206,7 @@ func TestRollupsMatchRecords(t *testing.T) {
 		if i == 4 {
 			r.Metadata.OrgName = "Yahoo"
 		}
-		if err := store(t, s, r, storetest.Records()); err != nil {
+		if err := storetest.Store(t, s, r, storetest.Records()); err != nil {
 			t.Fatal(err)
 		}
 	}
