@@ -14,29 +14,30 @@ const RetentionInterval = 24 * time.Hour
 // setting): schema/clickhouse drops monthly partitions, schema/sqlite
 // deletes rows.
 type Retainer interface {
-	// DropOlderThan drops the aggregate reports (with their records and
-	// daily rollups), failure reports and quarantined input filed before
-	// RetentionCutoff(now, months): it keeps the current month (UTC) and
-	// the months before it. Reports are filed under the day of their
+	// DropBefore drops the aggregate reports (with their records and
+	// daily rollups), failure reports, TLS reports and quarantined input
+	// filed before cutoff, the first day of a month (UTC): see
+	// RetentionCutoff. Reports are filed under the day of their
 	// date_begin, failure reports under their arrival date (else their
 	// date, else the day they were read), quarantined input under the day
-	// it was read. months <= 0 keeps everything. It returns how much it
-	// dropped, for the log: partitions or rows, as the store counts.
-	DropOlderThan(ctx context.Context, months int) (int, error)
+	// it was read. It returns how much it dropped, for the log: partitions
+	// or rows, as the store counts.
+	DropBefore(ctx context.Context, cutoff time.Time) (int, error)
 }
 
 // RetentionCutoff is the first day kept when months of data are kept
-// before the month of now: the first day (UTC) of the month months before
-// it.
+// before the month of now (the retention_months setting): the first day
+// (UTC) of the month months before it.
 func RetentionCutoff(now time.Time, months int) time.Time {
 	now = now.UTC()
 	return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, -months, 0)
 }
 
-// RunRetention drops what is older than months now and then every interval
-// (RetentionInterval when 0), until ctx ends. A failed run is logged and
-// tried again at the next tick. months <= 0 returns at once.
-func RunRetention(ctx context.Context, r Retainer, months int, interval time.Duration, log *slog.Logger) {
+// RunRetention drops what is older than months before the month of now()
+// at once and then every interval (RetentionInterval when 0), until ctx
+// ends. A failed run is logged and tried again at the next tick. months <= 0
+// returns at once.
+func RunRetention(ctx context.Context, r Retainer, months int, interval time.Duration, now func() time.Time, log *slog.Logger) {
 	if months <= 0 {
 		return
 	}
@@ -46,12 +47,13 @@ func RunRetention(ctx context.Context, r Retainer, months int, interval time.Dur
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := r.DropOlderThan(ctx, months)
+		cutoff := RetentionCutoff(now(), months)
+		n, err := r.DropBefore(ctx, cutoff)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			log.Error("retention: dropping old data failed", "dropped", n, "err", err)
+			log.Error("retention: dropping old data failed", "dropped", n, "before", cutoff.Format(time.DateOnly), "err", err)
 		case n > 0:
-			log.Info("retention: old data dropped", "dropped", n, "retention_months", months)
+			log.Info("retention: old data dropped", "dropped", n, "before", cutoff.Format(time.DateOnly), "retention_months", months)
 		}
 		select {
 		case <-ctx.Done():

@@ -156,7 +156,7 @@ func TestPassRateAndSilentReporter(t *testing.T) {
 
 func TestQuarantineGrowth(t *testing.T) {
 	s := testserver.SQLite(t)
-	now := time.Now().UTC()
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	for i := range 7 {
 		q := dmarcd.Quarantined{Origin: dmarcd.Origin{Source: "test", ReceivedAt: now.Add(-time.Hour)}, Reason: "bad", Raw: []byte{byte(i)}}
 		if err := s.Quarantine(context.Background(), q); err != nil {

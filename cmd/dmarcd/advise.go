@@ -32,13 +32,9 @@ func (c *adviseCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
-	now := time.Now()
-	if c.At != "" {
-		day, err := time.Parse(time.DateOnly, c.At)
-		if err != nil {
-			return &exitError{code: exitUsage, err: fmt.Errorf("--at: %q is not a day (YYYY-MM-DD)", c.At)}
-		}
-		now = day.Add(12 * time.Hour)
+	now, err := e.asOf(c.At)
+	if err != nil {
+		return err
 	}
 	w, err := weekly(e, st, c.Domain, now)
 	if err != nil {
@@ -161,7 +157,7 @@ func newAdvisor(e *env, st dmarcd.Store) (*advisor.Advisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &advisor.Advisor{Store: st, Lookup: advisor.LookupDMARC(r), Gates: e.cfg.Advisor, Classifier: classifiers}, nil
+	return &advisor.Advisor{Store: st, Lookup: advisor.LookupDMARC(r), Gates: e.cfg.Advisor, Classifier: classifiers, Now: e.now}, nil
 }
 
 // newClassifiers returns, per sender domain, the classifier of its
@@ -209,7 +205,7 @@ func keyAdvice(e *env, st dmarcd.Store) ([]advisor.KeyAdvice, error) {
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
-	a := &advisor.KeyAdvisor{Policy: e.cfg.Keys.policy(), Lookup: txtLookup(e.cfg.DNS), Store: st}
+	a := &advisor.KeyAdvisor{Policy: e.cfg.Keys.policy(), Lookup: txtLookup(e.cfg.DNS), Store: st, Now: e.now}
 	return a.Advise(e.ctx, keys)
 }
 

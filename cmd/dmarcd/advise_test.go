@@ -30,8 +30,8 @@ func TestAdviseAndAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
-	from := time.Now().UTC().AddDate(0, 0, -20).Format(time.DateOnly)
+	yesterday := testNow.AddDate(0, 0, -1).Format(time.DateOnly)
+	from := testNow.AddDate(0, 0, -20).Format(time.DateOnly)
 	synth.Dataset{Domain: "example.com", From: from, To: yesterday, Published: synth.Constant("quarantine", 5, "y"),
 		Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 2000, Pass: true}, {IP: "100.64.0.9", PerDay: 30},
 			{IP: "203.0.113.66", PerDay: 400, From: yesterday}}}.Write(t, st)
@@ -91,7 +91,7 @@ rua = ["dmarc@example.com"]
 
 	// As of the day after the first report: one day of data, too few
 	// days at the step.
-	code, out, _ = runCLI(t, "--config", config, "advise", "--at", time.Now().UTC().AddDate(0, 0, -19).Format(time.DateOnly))
+	code, out, _ = runCLI(t, "--config", config, "advise", "--at", testNow.AddDate(0, 0, -19).Format(time.DateOnly))
 	if code != exitOK || !strings.Contains(out, "example.com: HOLD (quarantine 5%") || !strings.Contains(out, "has held 1 days") {
 		t.Errorf("advise --at: exit %d\n%s", code, out)
 	}

@@ -100,7 +100,7 @@ func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*im
 	if pollers != nil {
 		detectors = append(detectors, mailboxHealth(pollers))
 	}
-	return &alert.Engine{State: as, Detectors: detectors, Logger: e.log,
+	return &alert.Engine{State: as, Detectors: detectors, Logger: e.log, Now: e.now,
 		Suppress: time.Duration(e.cfg.Alerts.SuppressHours) * time.Hour}, nil
 }
 
@@ -150,7 +150,7 @@ func flushOutbox(e *env, as dmarcd.AlertStore) error {
 	if err != nil || poster == nil {
 		return err
 	}
-	n, err := (&alert.Outbox{State: as, Poster: poster, Logger: e.log}).Flush(e.ctx)
+	n, err := (&alert.Outbox{State: as, Poster: poster, Logger: e.log, Now: e.now}).Flush(e.ctx)
 	if n > 0 {
 		e.log.Info("posted to slack", "notifications", n)
 	}
@@ -198,7 +198,7 @@ func runWeekly(ctx context.Context, e *env, st dmarcd.Store, as dmarcd.AlertStor
 	if err != nil {
 		return err
 	}
-	e.log.Info("weekly recommendation scheduled", "schedule", sched.String(), "next", sched.Next(time.Now()))
+	e.log.Info("weekly recommendation scheduled", "schedule", sched.String(), "next", sched.Next(e.now()))
 	return sched.Run(ctx, alert.RealClock, func(ctx context.Context, at time.Time) {
 		w, err := weekly(e, st, nil, at)
 		if err == nil {

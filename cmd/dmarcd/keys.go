@@ -96,7 +96,12 @@ func (c *keysCmd) open(e *env) (*keystore.Store, error) {
 	if c.Dir != "" {
 		dir = c.Dir
 	}
-	return keystore.Open(dir)
+	ks, err := keystore.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	ks.SetClock(func() time.Time { return e.now().UTC().Truncate(time.Second) })
+	return ks, nil
 }
 
 // list opens the key store and lists its keys.
@@ -268,7 +273,7 @@ func (c *keysRotateCmd) Run(e *env, k *keysCmd) error {
 	for _, alg := range algs {
 		sel := c.Selector
 		if sel == "" {
-			sel = nextSelector(alg, keys, c.Domain, time.Now())
+			sel = nextSelector(alg, keys, c.Domain, e.now())
 		}
 		bits := 0
 		if alg == "rsa" {
@@ -331,7 +336,7 @@ func (c *keysAdvanceCmd) Run(e *env, k *keysCmd) error {
 	if err != nil {
 		return err
 	}
-	a := &advisor.KeyAdvisor{Policy: e.cfg.Keys.policy(), Lookup: txtLookup(e.cfg.DNS)}
+	a := &advisor.KeyAdvisor{Policy: e.cfg.Keys.policy(), Lookup: txtLookup(e.cfg.DNS), Now: e.now}
 	if store, err := e.openStore(); err != nil {
 		e.log.Warn("no report store: the checks that read aggregate reports cannot pass", "err", err)
 	} else {

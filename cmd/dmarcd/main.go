@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -60,13 +61,16 @@ type cli struct {
 }
 
 // env is what every command receives: the merged configuration, the
-// logger, and a context cancelled on SIGINT/SIGTERM.
+// logger, a context cancelled on SIGINT/SIGTERM, and the clock.
 type env struct {
 	ctx    context.Context
 	cfg    Config
 	log    *slog.Logger
 	stdout io.Writer
 	stderr io.Writer
+	// now is the clock: time.Now in the binary, a fixed day in tests, so
+	// that no test depends on the day it runs.
+	now func() time.Time
 }
 
 // openStore opens the configured store.
@@ -84,11 +88,11 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, time.Now))
 }
 
-// run is main without the process: tests call it.
-func run(args []string, stdout, stderr io.Writer) int {
+// run is main without the process: tests call it with their own clock.
+func run(args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	var c cli
 	parser, err := kong.New(&c,
 		kong.Name("dmarcd"),
@@ -120,7 +124,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			code = exitUsage
 			return
 		}
-		code = c.execute(kctx, stdout, stderr)
+		code = c.execute(kctx, stdout, stderr, now)
 	}()
 	return code
 }
@@ -129,7 +133,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // run instead of exiting the process, so that tests can call run.
 type exitPanic int
 
-func (c *cli) execute(kctx *kong.Context, stdout, stderr io.Writer) int {
+func (c *cli) execute(kctx *kong.Context, stdout, stderr io.Writer, now func() time.Time) int {
 	cfg, err := loadConfig(c.Config)
 	if err != nil {
 		fmt.Fprintln(stderr, "dmarcd:", err)
@@ -146,7 +150,7 @@ func (c *cli) execute(kctx *kong.Context, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{ctx: ctx, cfg: cfg, log: newLogger(cfg.Log, stderr), stdout: stdout, stderr: stderr}
+	e := &env{ctx: ctx, cfg: cfg, log: newLogger(cfg.Log, stderr), stdout: stdout, stderr: stderr, now: now}
 	err = kctx.Run(e)
 	if err == nil {
 		return exitOK

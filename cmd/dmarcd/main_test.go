@@ -7,14 +7,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
+
+// testNow is the clock of every command a test runs: the day after the
+// samples' last report (2026-11-07), so that no test depends on the day
+// it runs.
+var testNow = time.Date(2026, 11, 8, 9, 30, 0, 0, time.UTC)
+
+func testClock() time.Time { return testNow }
 
 // runCLI runs the command line in-process and returns its exit code and
 // output.
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(args, &stdout, &stderr)
+	code := run(args, &stdout, &stderr, testClock)
 	return code, stdout.String(), stderr.String()
 }
 
@@ -54,14 +62,30 @@ func TestIngestSamplesAndQuery(t *testing.T) {
 	if code != exitUsage {
 		t.Errorf("a write through query: exit %d (%s), want %d", code, errOut, exitUsage)
 	}
-	// The samples are of November 2026: a window of ten years holds them.
-	code, out, _ = runCLI(t, "sources", "--store", db, "--days", "3650", "example.com")
+	// The samples cover 2026-11-01..07; the test clock is the day after.
+	code, out, _ = runCLI(t, "sources", "--store", db, "example.com")
 	if code != exitOK || !strings.Contains(out, "authorized") || !strings.Contains(out, "unknown") {
 		t.Errorf("sources: exit %d\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "daily", "--store", db, "--days", "3650", "example.com")
+	code, out, _ = runCLI(t, "daily", "--store", db, "example.com")
 	if code != exitOK || !strings.Contains(out, "2026-11-01") || strings.Count(out, "\n") != 8 {
 		t.Errorf("daily: exit %d\n%s", code, out)
+	}
+	// As of a later day, the windows are empty and say where the reports
+	// are; as of the day after them, the same as today.
+	for _, cmd := range []string{"daily", "sources"} {
+		code, out, _ = runCLI(t, cmd, "--store", db, "--at", "2027-03-01", "example.com")
+		if want := "no reports for example.com from "; code != exitOK || !strings.Contains(out, want) ||
+			!strings.Contains(out, "the last report covers 2026-11-07 (try --at 2026-11-08)") {
+			t.Errorf("%s --at 2027-03-01: exit %d\n%s", cmd, code, out)
+		}
+	}
+	code, out, _ = runCLI(t, "daily", "--store", db, "--at", "2026-11-08", "--days", "3", "example.com")
+	if code != exitOK || !strings.Contains(out, "2026-11-05") || strings.Contains(out, "2026-11-04") {
+		t.Errorf("daily --at 2026-11-08 --days 3: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := runCLI(t, "tls", "--store", db, "--at", "yesterday"); code != exitUsage || !strings.Contains(errOut, "is not a day") {
+		t.Errorf("tls --at yesterday: exit %d: %s", code, errOut)
 	}
 	code, out, _ = runCLI(t, "domains", "--store", db, "news.example.com")
 	if code != exitOK || strings.Contains(out, "\nexample.com") || !strings.Contains(out, "news.example.com") {

@@ -31,8 +31,8 @@ func (c *pruneCmd) Run(e *env) error {
 	if !ok {
 		return &exitError{code: exitUsage, err: fmt.Errorf("prune: the store %s cannot drop old data", e.cfg.Store)}
 	}
-	cutoff := dmarcd.RetentionCutoff(time.Now(), months)
-	n, err := r.DropOlderThan(e.ctx, months)
+	cutoff := dmarcd.RetentionCutoff(e.now(), months)
+	n, err := r.DropBefore(e.ctx, cutoff)
 	if err != nil {
 		return err
 	}

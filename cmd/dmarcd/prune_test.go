@@ -19,7 +19,7 @@ func TestPrune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
+	now := testNow
 	synth.Dataset{Domain: "example.com", From: now.AddDate(0, -3, -5).Format(time.DateOnly), To: now.AddDate(0, 0, -1).Format(time.DateOnly),
 		Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 100, Pass: true}}}.Write(t, st)
 	st.Close()

@@ -81,7 +81,7 @@ func (runCmd) Run(e *env) error {
 	if r, ok := st.(dmarcd.Retainer); ok && e.cfg.RetentionMonths > 0 {
 		e.log.Info("retention: dropping the data of months older than the retention",
 			"retention_months", e.cfg.RetentionMonths, "every", dmarcd.RetentionInterval)
-		wg.Go(func() { dmarcd.RunRetention(e.ctx, r, e.cfg.RetentionMonths, dmarcd.RetentionInterval, e.log) })
+		wg.Go(func() { dmarcd.RunRetention(e.ctx, r, e.cfg.RetentionMonths, dmarcd.RetentionInterval, e.now, e.log) })
 	}
 	if as, ok := st.(dmarcd.AlertStore); ok && len(e.cfg.Domains) > 0 {
 		eng, err := newAlertEngine(e, st, as, pollers)

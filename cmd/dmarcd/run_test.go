@@ -27,7 +27,7 @@ func TestRunRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now().UTC()
+	now := testNow
 	old := now.AddDate(0, -4, 0)
 	for i, begin := range []time.Time{old, now} {
 		r := &dmarcd.AggregateReport{
@@ -71,7 +71,7 @@ func TestRunRetention(t *testing.T) {
 
 	var logs testserver.Output
 	runCtx, stop := context.WithCancel(ctx)
-	e := &env{ctx: runCtx, cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil)), stdout: io.Discard, stderr: io.Discard}
+	e := &env{ctx: runCtx, cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil)), stdout: io.Discard, stderr: io.Discard, now: testClock}
 	done := make(chan error, 1)
 	go func() { done <- runCmd{}.Run(e) }()
 	oldMonth := fmt.Sprint(old.Year()*100 + int(old.Month()))

@@ -10,9 +10,9 @@ import (
 )
 
 type tlsCmd struct {
-	Domain string `arg:"" optional:"" help:"Only this policy domain."`
-	Days   int    `help:"Days of reports, ending yesterday." default:"30"`
-	Format string `help:"Output: table or json." enum:"table,json" default:"table" short:"f"`
+	Domain      string `arg:"" optional:"" help:"Only this policy domain."`
+	windowFlags `embed:"" set:"days=30"`
+	Format      string `help:"Output: table or json." enum:"table,json" default:"table" short:"f"`
 }
 
 // maxTLSFailureRows bounds the failure rows of the table output.
@@ -22,7 +22,7 @@ const maxTLSFailureRows = 20
 // type the sessions that succeeded and failed, then the failures by kind
 // and receiving host.
 func (c *tlsCmd) Run(e *env) error {
-	st, w, err := openAnalysis(e, c.Days)
+	st, w, err := openAnalysis(e, c.windowFlags)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
-	day := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	day := testNow.AddDate(0, 0, -1).Format(time.DateOnly)
 	report := fmt.Sprintf(`{"organization-name": "Google Inc.", "report-id": "%[1]sT00:00:00Z_example.com",
   "date-range": {"start-datetime": "%[1]sT00:00:00Z", "end-datetime": "%[1]sT23:59:59Z"},
   "contact-info": "smtp-tls-reporting@google.com",

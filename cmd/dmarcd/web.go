@@ -200,6 +200,7 @@ func newWebHandler(e *env, st dmarcd.Store, auth web.Auth) (*web.Handler, error)
 		},
 		Auth:   auth,
 		Logger: e.log,
+		Now:    e.now,
 	}
 	// Without [[domain]] tables every domain with reports is advised on,
 	// as dmarcd advise does.

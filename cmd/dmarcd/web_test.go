@@ -99,7 +99,7 @@ func TestWebServes(t *testing.T) {
 	var logs bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := &env{ctx: ctx, cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil)), stdout: io.Discard, stderr: io.Discard}
+	e := &env{ctx: ctx, cfg: cfg, log: slog.New(slog.NewTextHandler(&logs, nil)), stdout: io.Discard, stderr: io.Discard, now: testClock}
 	st, err := e.openStore()
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"time"
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
@@ -23,7 +24,7 @@ func Example() {
 
 	// The daemon runs this in the background: it drops the monthly
 	// partitions older than 13 months now and then once a day.
-	go dmarcd.RunRetention(ctx, s, 13, dmarcd.RetentionInterval, slog.Default())
+	go dmarcd.RunRetention(ctx, s, 13, dmarcd.RetentionInterval, time.Now, slog.Default())
 
 	domains, err := analyze.Domains(ctx, s)
 	if err != nil {

@@ -21,18 +21,12 @@ var partitionedTables = []string{
 	"tlsrpt_failures", "tlsrpt_policies", "tlsrpt_reports",
 }
 
-// DropOlderThan drops, in every table, the monthly partitions older than
-// dmarcd.RetentionCutoff(now, months) (see dmarcd.Retainer), and returns
-// the number of partitions dropped.
-func (s *Store) DropOlderThan(ctx context.Context, months int) (int, error) {
-	return s.dropPartitionsBefore(ctx, months, time.Now())
-}
-
-func (s *Store) dropPartitionsBefore(ctx context.Context, months int, now time.Time) (int, error) {
-	if months <= 0 {
-		return 0, nil
-	}
-	first := dmarcd.RetentionCutoff(now, months)
+// DropBefore drops, in every table, the monthly partitions of the months
+// before cutoff's (see dmarcd.Retainer), and returns the number of
+// partitions dropped. A partition holds a whole month, so a cutoff within
+// a month keeps that month.
+func (s *Store) DropBefore(ctx context.Context, first time.Time) (int, error) {
+	first = first.UTC()
 	cutoff := first.Year()*100 + int(first.Month()) // YYYYMM, as toYYYYMM
 	dropped := 0
 	for _, table := range partitionedTables {
@@ -65,7 +59,7 @@ WHERE database = currentDatabase() AND table = ? AND active`, table)
 				return dropped, fmt.Errorf("dropping partition %d of %s.%s: %w", p, s.database, table, err)
 			}
 			dropped++
-			s.log.Info("dropped old partition", "database", s.database, "table", table, "month", p, "retention_months", months)
+			s.log.Info("dropped old partition", "database", s.database, "table", table, "month", p, "before", first.Format("2006-01"))
 		}
 	}
 	return dropped, nil

@@ -11,12 +11,12 @@ import (
 var _ dmarcd.Retainer = (*Store)(nil)
 
 // RetentionBatch is how many aggregate reports one transaction of
-// DropOlderThan deletes (with their records and signatures): short
+// DropBefore deletes (with their records and signatures): short
 // transactions, so that a daemon storing reports meanwhile waits little.
 const RetentionBatch = 500
 
-// DropOlderThan deletes what is filed before dmarcd.RetentionCutoff(now,
-// months) (see dmarcd.Retainer): the daily rollups of those days first,
+// DropBefore deletes what is filed before cutoff (see dmarcd.Retainer):
+// the daily rollups of those days first,
 // so that the daily_* views lose them before the records view does, then
 // the aggregate reports in batches of RetentionBatch (their records and
 // signatures go with them), the failure reports, the TLS reports and the
@@ -24,15 +24,8 @@ const RetentionBatch = 500
 // It returns the number of reports and quarantined inputs deleted. The
 // file keeps its size: SQLite reuses the freed pages for new reports
 // (VACUUM, with the daemon stopped, gives the space back to the system).
-func (s *Store) DropOlderThan(ctx context.Context, months int) (int, error) {
-	return s.dropBefore(ctx, months, time.Now())
-}
-
-func (s *Store) dropBefore(ctx context.Context, months int, now time.Time) (int, error) {
-	if months <= 0 {
-		return 0, nil
-	}
-	cutoff := dmarcd.RetentionCutoff(now, months)
+func (s *Store) DropBefore(ctx context.Context, cutoff time.Time) (int, error) {
+	cutoff = cutoff.UTC()
 	day, unix := cutoff.Format(time.DateOnly), cutoff.Unix()
 	for _, table := range []string{"rollup_domains", "rollup_sources", "rollup_selectors", "rollup_reporters"} {
 		// The table name is one of ours, never input.
