@@ -24,6 +24,11 @@ type SenderDomain struct {
 	// Selectors are DKIM selectors used for the domain by other senders
 	// (our own come from the key store).
 	Selectors []string `toml:"selectors"`
+	// NotOurs are senders the owner says are not theirs: sender service
+	// IDs (of the catalogue), domains they authenticate as, addresses or
+	// CIDR networks. The advisor counts their mail as spoofing, so it no
+	// longer holds the rollout.
+	NotOurs []string `toml:"not_ours"`
 	// Mode says how the domain is set up: "own" merges our servers into
 	// the SPF record the domain already publishes; "subdomain" means the
 	// domain is a subdomain dedicated to the mail we send, and its parent

@@ -295,6 +295,17 @@ func (r *Resolver) AAAA(ctx context.Context, name string) ([]netip.Addr, error) 
 	return out, nil
 }
 
+// Addrs returns the A and AAAA addresses of host, for forward-confirmed
+// reverse DNS (analyze.Resolver); an error only when both lookups fail.
+func (r *Resolver) Addrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	v4, err4 := r.A(ctx, host)
+	v6, err6 := r.AAAA(ctx, host)
+	if err4 != nil && err6 != nil {
+		return nil, err4
+	}
+	return append(v4, v6...), nil
+}
+
 // MX implements DNS.
 func (r *Resolver) MX(ctx context.Context, name string) ([]MX, error) {
 	rrs, err := r.query(ctx, name, dns.TypeMX)

@@ -12,7 +12,7 @@ func WriteText(w io.Writer, recs []*Recommendation) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "%s: %s (%s -> %s)\n", r.Domain, strings.ToUpper(string(r.Action)), r.Current, r.Next)
+		fmt.Fprintf(w, "%s: %s (%s -> %s)\n", r.Domain, strings.ToUpper(string(r.Action)), StepText(r.Current, r.Testing), StepText(r.Next, r.NextTesting))
 		for _, reason := range r.Reasons {
 			fmt.Fprintf(w, "  - %s\n", reason)
 		}
@@ -25,36 +25,58 @@ func WriteText(w io.Writer, recs []*Recommendation) error {
 		if r.Explanation != "" && r.Record != "" {
 			fmt.Fprintf(w, "  why pct and t=y: %s\n", r.Explanation)
 		}
+		writeBlockers(w, r, "  ")
 		writeEvidence(w, r, "  ")
 	}
 	return nil
 }
 
+// writeBlockers writes the senders that hold the rollout, each with its
+// fixes.
+func writeBlockers(w io.Writer, r *Recommendation, indent string) {
+	if len(r.Evidence.Blocking) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%ssenders to fix:\n", indent)
+	for _, b := range r.Evidence.Blocking {
+		fmt.Fprintf(w, "%s  %s (%s): %d of %d messages fail, %s of the domain's mail, since %s; %s\n",
+			indent, b.Name, b.Class, b.Failing, b.Messages, pct(b.FailingShare), b.Since, strings.Join(b.IPs, ", "))
+		for _, f := range b.Fixes {
+			fmt.Fprintf(w, "%s    - %s\n", indent, f.Text)
+			if f.Record != "" {
+				fmt.Fprintf(w, "%s      %s\n", indent, f.Record)
+			}
+		}
+	}
+}
+
 func writeEvidence(w io.Writer, r *Recommendation, indent string) {
 	e := r.Evidence
 	fmt.Fprintf(w, "%sevidence %s..%s: %d days at %s, %d messages, DMARC pass %.1f%%, DKIM aligned %.1f%%, SPF aligned %.1f%%\n",
-		indent, e.Window.From, e.Window.To, e.DaysAtStep, r.Current, e.Messages, 100*e.DMARCPassRate, 100*e.DKIMAlignedRate, 100*e.SPFAlignedRate)
-	fmt.Fprintf(w, "%s  authorized sources: %d messages, %.1f%% pass DMARC\n", indent, e.AuthorizedMessages, 100*e.AuthorizedPassRate)
-	for _, f := range e.FailingAuthorized {
-		fmt.Fprintf(w, "%s  failing authorized source %s: %d of %d messages fail since %s (%s)\n", indent, sourceName(f.IP, f.PTR), f.Failing, f.Messages, f.Since, f.Why)
-	}
-	fmt.Fprintf(w, "%s  failing mail of forwarders: %d; of unknown sources (spoofing): %d\n", indent, e.ForwardedFailing, e.UnknownFailing)
+		indent, e.Window.From, e.Window.To, e.DaysAtStep, StepText(r.Current, r.Testing), e.Messages, 100*e.DMARCPassRate, 100*e.DKIMAlignedRate, 100*e.SPFAlignedRate)
+	fmt.Fprintf(w, "%s  authorized senders: %d messages, %.1f%% pass DMARC\n", indent, e.AuthorizedMessages, 100*e.AuthorizedPassRate)
+	fmt.Fprintf(w, "%s  failing mail of legitimate senders: %d (%s of the domain's mail; %s in the last days)\n", indent, e.LegitimateFailing, pct(e.LegitimateFailingShare), pct(e.RecentFailingShare))
+	fmt.Fprintf(w, "%s  failing mail of forwarders: %d; of spoofing senders: %d\n", indent, e.ForwardedFailing, e.SpoofingFailing)
 	if r.Next.Policy != "none" {
-		fmt.Fprintf(w, "%s  %s would have applied to about %d messages in the window (%d of them authorized)\n", indent, r.Next, e.NextWouldAffect, e.NextWouldAffectAuthorized)
+		fmt.Fprintf(w, "%s  %s would have applied to about %d messages in the window (%d of them from legitimate senders)\n", indent, r.Next, e.NextWouldAffect, e.NextWouldAffectLegitimate)
 	}
 	if len(e.Reporters) > 0 {
 		names := make([]string, len(e.Reporters))
 		for i, rep := range e.Reporters {
 			names[i] = fmt.Sprintf("%s (%d)", rep.OrgName, rep.Messages)
 		}
-		fmt.Fprintf(w, "%s  reporters: %s\n", indent, strings.Join(names, ", "))
+		fmt.Fprintf(w, "%s  reporters: %s", indent, strings.Join(names, ", "))
+		if e.Formats != "" {
+			fmt.Fprintf(w, "; formats: %s", e.Formats)
+		}
+		fmt.Fprintln(w)
 	}
 }
 
 // WriteMarkdown writes recommendations as Markdown, for tickets and chat.
 func WriteMarkdown(w io.Writer, recs []*Recommendation) error {
 	for _, r := range recs {
-		fmt.Fprintf(w, "## %s: %s (%s → %s)\n\n", r.Domain, r.Action, r.Current, r.Next)
+		fmt.Fprintf(w, "## %s: %s (%s → %s)\n\n", r.Domain, r.Action, StepText(r.Current, r.Testing), StepText(r.Next, r.NextTesting))
 		for _, reason := range r.Reasons {
 			fmt.Fprintf(w, "- %s\n", reason)
 		}
@@ -62,6 +84,7 @@ func WriteMarkdown(w io.Writer, recs []*Recommendation) error {
 			fmt.Fprintf(w, "\nPublish:\n\n```\n%s. IN TXT %s\n```\n\n%s\n", r.RecordName, quoteTXT(r.Record), r.Explanation)
 		}
 		fmt.Fprintln(w, "\n<details><summary>Evidence</summary>\n\n```")
+		writeBlockers(w, r, "")
 		writeEvidence(w, r, "")
 		fmt.Fprint(w, "```\n</details>\n\n")
 	}

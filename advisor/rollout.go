@@ -7,7 +7,8 @@ package advisor
 import (
 	"context"
 	"fmt"
-	"slices"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,31 +25,48 @@ type Gates struct {
 	MinDaysPerStep int `toml:"min_days_per_step"`
 	// MinMessages is the least mail in the window for a decision.
 	MinMessages int64 `toml:"min_messages"`
-	// MinAlignedShare is the share of the mail of authorized sources
+	// MinAlignedShare is the share of the mail of authorized senders
 	// that must pass DMARC (aligned DKIM or SPF), 0..1.
 	MinAlignedShare float64 `toml:"min_aligned_share"`
+	// MaxLegitimateFailing is the largest share of the domain's mail,
+	// 0..1, that may come from legitimate senders (authorized or not set
+	// up, and not marked not ours) and fail DMARC, both to advance and to
+	// stay at a step: a step that would quarantine or reject more of the
+	// domain's own mail than this is rolled back. See
+	// DefaultMaxLegitimateFailing.
+	MaxLegitimateFailing float64 `toml:"max_legitimate_failing"`
 	// MinSampleMessages is the least mail a percentage step must apply to
 	// in the window to mean anything: quarantine 1% of 300 messages is 3
 	// messages, which tells nothing, so the step is refused and the
 	// advisor goes to the first percentage that reaches it.
 	MinSampleMessages int64 `toml:"min_sample_messages"`
-	// NewFailureDays: an authorized source whose mail first failed within
-	// this many days of the window's end is a new failure.
+	// NewFailureDays are the last days of the window whose failing mail
+	// also counts at its own rate: a sender that started failing late in
+	// the window weighs as much as it fails now.
 	NewFailureDays int `toml:"new_failure_days"`
-	// MinSourceMessages: sources with less mail in the window are noise
-	// for the gates (they are still listed).
+	// MinSourceMessages: senders with less failing mail in the window are
+	// not named as blocking (they still count in the shares).
 	MinSourceMessages int64 `toml:"min_source_messages"`
 }
 
+// DefaultMaxLegitimateFailing is 1%: at p=reject, one legitimate message
+// in a hundred lost is what users notice and complain of within days (a
+// domain of 1,000 messages a day loses 10 a day), so no step may put more
+// at risk; and failures of authorized mail below it are mostly what no
+// setup can fix (receivers' gateways and lists that alter signed mail),
+// so a lower gate would hold clean domains for ever.
+const DefaultMaxLegitimateFailing = 0.01
+
 // DefaultGates are the gates without configuration.
 var DefaultGates = Gates{
-	WindowDays:        7,
-	MinDaysPerStep:    7,
-	MinMessages:       500,
-	MinAlignedShare:   0.98,
-	MinSampleMessages: 50,
-	NewFailureDays:    3,
-	MinSourceMessages: 10,
+	WindowDays:           7,
+	MinDaysPerStep:       7,
+	MinMessages:          500,
+	MinAlignedShare:      0.98,
+	MaxLegitimateFailing: DefaultMaxLegitimateFailing,
+	MinSampleMessages:    50,
+	NewFailureDays:       3,
+	MinSourceMessages:    10,
 }
 
 // Action is what the advisor recommends for a domain.
@@ -72,6 +90,12 @@ type Recommendation struct {
 	// publish (equal to Current on hold).
 	Current dmarcd.RolloutStep `json:"current"`
 	Next    dmarcd.RolloutStep `json:"next"`
+	// Testing says that the live record has t=y: its policy is being
+	// tested, and RFC 9989 receivers apply the next lower one (reject as
+	// quarantine, quarantine as none). NextTesting is the same of the
+	// record to publish.
+	Testing     bool `json:"testing"`
+	NextTesting bool `json:"next_testing"`
 	// Reasons say why, one sentence each, the deciding one first.
 	Reasons []string `json:"reasons"`
 	// RecordName and Record are the TXT record to publish; Record is empty
@@ -86,6 +110,14 @@ type Recommendation struct {
 	At          time.Time `json:"at"`
 }
 
+// StepText writes a step with its test mode: "quarantine 5% (t=y)".
+func StepText(s dmarcd.RolloutStep, testing bool) string {
+	if testing && s.Policy != dmarcd.PolicyNone {
+		return s.String() + " (t=y)"
+	}
+	return s.String()
+}
+
 // Evidence is what the recommendation rests on.
 type Evidence struct {
 	Window analyze.Window `json:"window"`
@@ -98,34 +130,53 @@ type Evidence struct {
 	DMARCPassRate   float64 `json:"dmarc_pass_rate"`
 	DKIMAlignedRate float64 `json:"dkim_aligned_rate"`
 	SPFAlignedRate  float64 `json:"spf_aligned_rate"`
+	// Formats says which report formats the reporters used: "RFC 7489",
+	// "RFC 9990" or "RFC 7489 and RFC 9990".
+	Formats string `json:"formats,omitempty"`
 	// AuthorizedMessages and AuthorizedPassRate cover the mail of the
-	// domain's own and authorized sources: the mail a policy must never
-	// block.
+	// domain's authorized senders.
 	AuthorizedMessages int64   `json:"authorized_messages"`
 	AuthorizedPassRate float64 `json:"authorized_pass_rate"`
-	// FailingAuthorized lists authorized sources that still fail DMARC.
-	FailingAuthorized []SourceFailure `json:"failing_authorized,omitempty"`
+	// LegitimateFailing is the failing mail of legitimate senders
+	// (authorized or not set up, not marked not ours): the mail a policy
+	// must not block. LegitimateFailingShare is its share of the domain's
+	// mail over the window, RecentFailingShare over its last
+	// NewFailureDays; the gates use the larger.
+	LegitimateFailing      int64   `json:"legitimate_failing"`
+	LegitimateFailingShare float64 `json:"legitimate_failing_share"`
+	RecentFailingShare     float64 `json:"recent_failing_share"`
+	// Blocking are the legitimate senders whose failing mail holds or
+	// rolls back the rollout, the most failing mail first, each with what
+	// would fix it.
+	Blocking []Blocker `json:"blocking,omitempty"`
 	// ForwardedFailing is mail of forwarders that fails DMARC: a policy
 	// will hit it, and the domain cannot fix it (ARC can).
 	ForwardedFailing int64 `json:"forwarded_failing"`
-	UnknownFailing   int64 `json:"unknown_failing"`
+	// SpoofingFailing is the failing mail of spoofing senders (and of
+	// senders marked not ours): what the policy is for.
+	SpoofingFailing int64 `json:"spoofing_failing"`
 	// NextWouldAffect estimates what the next step would have quarantined
-	// or rejected in the window: its percentage of the failing mail.
+	// or rejected in the window (its exposure times the failing mail),
+	// NextWouldAffectLegitimate the part of it from legitimate senders.
 	NextWouldAffect           int64              `json:"next_would_affect"`
-	NextWouldAffectAuthorized int64              `json:"next_would_affect_authorized"`
+	NextWouldAffectLegitimate int64              `json:"next_would_affect_legitimate"`
 	Reporters                 []analyze.Reporter `json:"reporters"`
 }
 
-// SourceFailure is an authorized source whose mail fails DMARC.
-type SourceFailure struct {
-	IP       string  `json:"ip"`
-	PTR      string  `json:"ptr,omitempty"`
-	Messages int64   `json:"messages"`
-	Failing  int64   `json:"failing"`
-	Why      string  `json:"why"`
-	Since    string  `json:"since"` // first day it failed in the window
-	New      bool    `json:"new"`
-	PassRate float64 `json:"pass_rate"`
+// Blocker is a legitimate sender whose failing mail stands in the way of
+// the rollout.
+type Blocker struct {
+	ID           string        `json:"id"`
+	Name         string        `json:"name"`
+	Class        analyze.Class `json:"class"`
+	Why          string        `json:"why"`
+	Messages     int64         `json:"messages"`
+	Failing      int64         `json:"failing"`
+	FailingShare float64       `json:"failing_share"` // of the domain's mail
+	RecentShare  float64       `json:"recent_share"`  // of the domain's mail of the last days
+	Since        string        `json:"since"`         // first day it failed in the window
+	IPs          []string      `json:"ips"`
+	Fixes        []Fix         `json:"fixes"`
 }
 
 // RecordLookup returns the DMARC record published for domain (the TXT value
@@ -136,8 +187,11 @@ type RecordLookup func(ctx context.Context, domain string) (string, error)
 type Advisor struct {
 	Store  analyze.Querier
 	Lookup RecordLookup
-	Gates  Gates
-	// Classifier gives the class of each source; per domain, since the
+	// DNS reads the live SPF records for the fixes (their lookup cost and
+	// the merged record); the fixes go without them when nil.
+	DNS   DNS
+	Gates Gates
+	// Classifier gives the class of each sender; per domain, since the
 	// authorized networks differ.
 	Classifier func(d dmarcd.SenderDomain) *analyze.Classifier
 	Now        func() time.Time
@@ -163,71 +217,212 @@ func (a *Advisor) Recommend(ctx context.Context, d dmarcd.SenderDomain) (*Recomm
 		return nil, fmt.Errorf("reading the DMARC record of %s: %w", d.Name, err)
 	}
 	rec.LiveRecord = live
-	tags := parseTags(live)
-	current := stepOf(tags)
-	rec.Current, rec.Next = current, current
+	liveRec, liveNote := readLive(live)
+	current := liveRec.Step()
+	rec.Current, rec.Next, rec.Testing = current, current, liveRec.Testing && current.Policy != dmarcd.PolicyNone
+	rec.NextTesting = rec.Testing
 
-	if err := a.gather(ctx, d, w, rec); err != nil {
-		return nil, err
-	}
-	ev := &rec.Evidence
-	if live == "" {
-		rec.Action, rec.Next = Start, dmarcd.Rollout[0]
-		rec.Reasons = []string{"no DMARC record is published: start monitoring with p=none and reports to your mailbox"}
-		if ev.Messages == 0 && ev.LastReportDay != "" {
-			rec.Reasons = append(rec.Reasons, noReports(ev, g.WindowDays))
-		}
-		rec.Record = buildRecord(nil, rec.Next, d)
-		rec.Explanation = explain(rec.Next)
-		return rec, nil
-	}
-	rec.Evidence.DaysAtStep, err = a.daysAtStep(ctx, d.Name, current, tags, at)
+	inv, err := a.gather(ctx, d, w, rec)
 	if err != nil {
 		return nil, err
 	}
-	idx := dmarcd.StepIndex(current)
+	ev := &rec.Evidence
+	if live == "" || liveNote != "" {
+		rec.Action, rec.Next, rec.NextTesting = Start, dmarcd.Rollout[0], false
+		rec.Reasons = []string{"no DMARC record is published: start monitoring with p=none and reports to your mailbox"}
+		if liveNote != "" {
+			rec.Reasons = []string{liveNote + ": start over with p=none and reports to your mailbox"}
+		}
+		if ev.Messages == 0 && ev.LastReportDay != "" {
+			rec.Reasons = append(rec.Reasons, noReports(ev, g.WindowDays))
+		}
+		rec.Record = buildRecord(liveRec, rec.Next, d)
+		rec.Explanation = explain(rec.Next)
+		return rec, nil
+	}
+	if note := invalidPolicyNote(live); note != "" {
+		rec.Reasons = append(rec.Reasons, note)
+	}
+	rec.Evidence.DaysAtStep, err = a.daysAtStep(ctx, d.Name, current, rec.Testing, at)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.blockers(ctx, d, inv, rec); err != nil {
+		return nil, err
+	}
+	a.decide(rec, inv, d)
+	if rec.Next != current || rec.NextTesting != rec.Testing || rec.Action == Advance || rec.Action == Rollback {
+		rec.Record = buildRecord(liveRec, rec.Next, d)
+	}
+	ev.NextWouldAffect, ev.NextWouldAffectLegitimate = wouldAffect(rec)
+	rec.Explanation = explain(rec.Next)
+	return rec, nil
+}
 
+// decide applies the gates, in order: reports at all; a step that exposes
+// more legitimate mail than MaxLegitimateFailing rolls back to the last
+// safe step, whatever day its failures began; too little mail holds (with
+// what would move it); failing legitimate mail holds, naming the senders
+// and their fixes; authorized mail below MinAlignedShare holds; a step
+// holds MinDaysPerStep; then the next step, skipping percentages too small
+// to show anything.
+func (a *Advisor) decide(rec *Recommendation, inv *analyze.Inventory, d dmarcd.SenderDomain) {
+	g := a.Gates
+	ev := &rec.Evidence
+	current := rec.Current
+	idx := dmarcd.StepIndex(current)
+	share := max(ev.LegitimateFailingShare, ev.RecentFailingShare)
+	limit := g.MaxLegitimateFailing
 	switch {
 	case ev.Messages == 0:
 		rec.hold(noReports(ev, g.WindowDays))
+	case idx > 0 && ev.LegitimateFailing >= g.MinSourceMessages && exposure(current)*share > limit:
+		safe := lastSafeStep(idx, share, limit)
+		rec.Action, rec.Next, rec.NextTesting = Rollback, dmarcd.Rollout[safe], dmarcd.Rollout[safe].Percent < 100
+		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s puts %s of the domain's mail at risk: legitimate senders fail DMARC for %s of it (%s in the last %d days), over the limit of %s; go back to %s, which puts %s at risk, until they are fixed",
+			current, pct(exposure(current)*share), pct(ev.LegitimateFailingShare), pct(ev.RecentFailingShare), g.NewFailureDays, pct(limit), dmarcd.Rollout[safe], pct(exposure(dmarcd.Rollout[safe])*share)))
+		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.Messages < g.MinMessages:
 		rec.hold(fmt.Sprintf("too little mail to decide: %d messages in %d days, the gate is %d", ev.Messages, g.WindowDays, g.MinMessages))
-	case idx > 0 && hasNewFailure(ev.FailingAuthorized):
-		prev := dmarcd.Rollout[idx-1]
-		rec.Action, rec.Next = Rollback, prev
-		for _, f := range ev.FailingAuthorized {
-			if f.New {
-				rec.Reasons = append(rec.Reasons, fmt.Sprintf("authorized source %s started failing DMARC on %s (%d of %d messages fail): go back to %s until it is fixed",
-					sourceName(f.IP, f.PTR), f.Since, f.Failing, f.Messages, prev))
-			}
-		}
+		rec.Reasons = append(rec.Reasons, lowVolume(rec, inv, g, d)...)
+	case share > limit:
+		rec.hold(fmt.Sprintf("legitimate senders fail DMARC for %s of the domain's mail (%s in the last %d days), over the limit of %s: fix them, or mark those that are not yours, before any stricter step",
+			pct(ev.LegitimateFailingShare), pct(ev.RecentFailingShare), g.NewFailureDays, pct(limit)))
+		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.AuthorizedMessages > 0 && ev.AuthorizedPassRate < g.MinAlignedShare:
-		rec.hold(fmt.Sprintf("%.1f%% of the mail of authorized sources passes DMARC, the gate is %.1f%%: fix the failing sources first",
+		rec.hold(fmt.Sprintf("%.1f%% of the mail of authorized senders passes DMARC, the gate is %.1f%%: fix the failing senders first",
 			100*ev.AuthorizedPassRate, 100*g.MinAlignedShare))
-		for _, f := range ev.FailingAuthorized {
-			rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s fails DMARC for %d of %d messages (%s)", sourceName(f.IP, f.PTR), f.Failing, f.Messages, f.Why))
-		}
+		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.DaysAtStep < g.MinDaysPerStep:
-		rec.hold(fmt.Sprintf("%s has held %d days; each step holds at least %d", current, ev.DaysAtStep, g.MinDaysPerStep))
+		rec.hold(fmt.Sprintf("%s has held %d days; each step holds at least %d", StepText(current, rec.Testing), ev.DaysAtStep, g.MinDaysPerStep))
+	case rec.Testing && current.Percent == 100:
+		rec.Action, rec.NextTesting = Advance, false
+		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days in test mode (t=y), %s of the mail fails from legitimate senders: drop t=y so that RFC 9989 receivers apply p=%s too",
+			current, ev.DaysAtStep, pct(share), current.Policy))
 	case idx == len(dmarcd.Rollout)-1:
 		rec.Action = Done
-		rec.Reasons = []string{"p=reject applies to all failing mail: the rollout is complete; keep watching for new failing sources"}
+		rec.Reasons = []string{"p=reject applies to all failing mail: the rollout is complete; keep watching for new failing senders"}
 	default:
 		next, skipped := nextMeaningful(idx, ev.Messages, g.MinSampleMessages)
-		rec.Action, rec.Next = Advance, next
-		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days, %.1f%% of authorized mail passes DMARC over %d messages: go to %s",
-			current, ev.DaysAtStep, 100*ev.AuthorizedPassRate, ev.Messages, next))
+		if exposure(next)*share > limit {
+			rec.hold(fmt.Sprintf("%s would put %s of the domain's mail at risk, over the limit of %s", next, pct(exposure(next)*share), pct(limit)))
+			rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
+			return
+		}
+		rec.Action, rec.Next, rec.NextTesting = Advance, next, next.Percent < 100
+		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days, %.1f%% of authorized mail passes DMARC over %d messages, legitimate senders fail for %s: go to %s",
+			StepText(current, rec.Testing), ev.DaysAtStep, 100*ev.AuthorizedPassRate, ev.Messages, pct(share), next))
 		for _, s := range skipped {
 			rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s is skipped: %d%% of %d messages is fewer than %d, too few for the step to show anything",
 				s, s.Percent, ev.Messages, g.MinSampleMessages))
 		}
+		if len(ev.Blocking) > 0 {
+			rec.Reasons = append(rec.Reasons, "still to fix, though under the limit:")
+			rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
+		}
 	}
-	if rec.Next != current || rec.Action == Advance || rec.Action == Rollback {
-		rec.Record = buildRecord(tags, rec.Next, d)
+}
+
+// exposure is the share of the failing mail that a step quarantines or
+// rejects at an RFC 7489 receiver, the stricter reading: p applies to pct%
+// of it and the next lower policy to the rest (RFC 7489 §6.6.4), so every
+// reject step quarantines at least all of it. (An RFC 9989 receiver reads
+// t=y as the next lower policy: less.)
+func exposure(s dmarcd.RolloutStep) float64 {
+	switch s.Policy {
+	case dmarcd.PolicyQuarantine:
+		return float64(s.Percent) / 100
+	case dmarcd.PolicyReject:
+		return 1
 	}
-	ev.NextWouldAffect, ev.NextWouldAffectAuthorized = a.wouldAffect(rec)
-	rec.Explanation = explain(rec.Next)
-	return rec, nil
+	return 0
+}
+
+// lastSafeStep is the highest step below idx whose exposure of the
+// legitimate failing share stays within limit.
+func lastSafeStep(idx int, share, limit float64) int {
+	for i := idx - 1; i > 0; i-- {
+		if exposure(dmarcd.Rollout[i])*share <= limit {
+			return i
+		}
+	}
+	return 0
+}
+
+// pct writes a share as a percentage for people: 0.4%, 12%, 30%.
+func pct(f float64) string {
+	switch p := 100 * f; {
+	case p == 0:
+		return "0%"
+	case p < 0.1:
+		return "<0.1%"
+	case p < 10:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	default:
+		return strconv.FormatFloat(p, 'f', 0, 64) + "%"
+	}
+}
+
+// lowVolume says what would let a domain with too little mail move: a
+// longer window, a lower min_messages, or a direct step with its risk.
+func lowVolume(rec *Recommendation, inv *analyze.Inventory, g Gates, d dmarcd.SenderDomain) []string {
+	ev := rec.Evidence
+	perDay := float64(ev.Messages) / float64(g.WindowDays)
+	var out []string
+	if perDay > 0 {
+		days := int(math.Ceil(float64(g.MinMessages) / perDay))
+		out = append(out, fmt.Sprintf("at %.0f messages a day, window_days = %d in [advisor] would hold the %d messages the gate asks for", perDay, days, g.MinMessages))
+	}
+	out = append(out, fmt.Sprintf("or lower min_messages in [advisor] to %d: the gates then decide on fewer messages, and a single sender weighs more", max(ev.Messages, 1)))
+	if ev.LegitimateFailing == 0 && ev.Messages > 0 {
+		next := dmarcd.RolloutStep{Policy: dmarcd.PolicyQuarantine, Percent: 100}
+		if dmarcd.StepIndex(rec.Current) >= dmarcd.StepIndex(next) {
+			next = dmarcd.Rollout[len(dmarcd.Rollout)-1]
+		}
+		if next != rec.Current {
+			out = append(out, fmt.Sprintf("or, since percentages mean nothing at this volume, step directly to %s (%q): all %d messages of legitimate senders passed, but a sender not seen in these %d days would have its mail %sed",
+				next, buildRecord(nil, next, d), ev.Messages-ev.SpoofingFailing-ev.ForwardedFailing, g.WindowDays, strings.TrimSuffix(string(next.Policy), "e")))
+		}
+	}
+	return out
+}
+
+func blockerReasons(bs []Blocker) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, fmt.Sprintf("%s (%s) fails DMARC for %d of %d messages (%s of the domain's mail, since %s): %s",
+			b.Name, b.Class, b.Failing, b.Messages, pct(b.FailingShare), b.Since, b.Why))
+	}
+	return out
+}
+
+// readLive parses the live record. A TXT record that is not a DMARC record
+// counts as none, with a note of why it is ignored.
+func readLive(live string) (*Record, string) {
+	if live == "" {
+		return &Record{}, ""
+	}
+	r, _, err := ParseDMARC(live)
+	if err != nil {
+		return &Record{}, fmt.Sprintf("the TXT record at _dmarc (%q) is not a DMARC record, so receivers ignore it (%v)", live, err)
+	}
+	return r, ""
+}
+
+// invalidPolicyNote says when a record's p= or sp= is not valid: receivers
+// then act as if the record said p=none (RFC 7489 §6.6.3; RFC 9989 keeps
+// the rule), or ignore it without a valid rua.
+func invalidPolicyNote(live string) string {
+	_, fs, err := ParseDMARC(live)
+	if err != nil {
+		return ""
+	}
+	for _, f := range fs {
+		if f.Code == "dmarc-invalid-p" || f.Code == "dmarc-invalid-sp" {
+			return f.Message + ": receivers act as if the record said p=none (RFC 7489 §6.6.3), whatever its other tags; the record below corrects it"
+		}
+	}
+	return ""
 }
 
 // noReports says that the window holds no reports, and where the last
@@ -245,11 +440,12 @@ func (r *Recommendation) hold(reason string) {
 	r.Reasons = append(r.Reasons, reason)
 }
 
-// gather reads the evidence of the window.
-func (a *Advisor) gather(ctx context.Context, d dmarcd.SenderDomain, w analyze.Window, rec *Recommendation) error {
+// gather reads the evidence of the window: the volume and results, the
+// reporters and their formats, and the sender inventory.
+func (a *Advisor) gather(ctx context.Context, d dmarcd.SenderDomain, w analyze.Window, rec *Recommendation) (*analyze.Inventory, error) {
 	days, err := analyze.Daily(ctx, a.Store, d.Name, w)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t := analyze.Total(days)
 	ev := &rec.Evidence
@@ -257,7 +453,7 @@ func (a *Advisor) gather(ctx context.Context, d dmarcd.SenderDomain, w analyze.W
 	if ev.Messages == 0 {
 		all, err := analyze.Domains(ctx, a.Store, d.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(all) == 1 {
 			ev.LastReportDay = all[0].LastDay
@@ -267,78 +463,97 @@ func (a *Advisor) gather(ctx context.Context, d dmarcd.SenderDomain, w analyze.W
 	ev.DKIMAlignedRate = t.DKIMRate()
 	ev.SPFAlignedRate = t.SPFRate()
 	if ev.Reporters, err = analyze.Reporters(ctx, a.Store, d.Name, w); err != nil {
-		return err
+		return nil, err
 	}
 	cl := &analyze.Classifier{}
 	if a.Classifier != nil {
 		cl = a.Classifier(d)
 	}
-	sources, err := cl.Sources(ctx, a.Store, d.Name, w)
+	cl.RecentDays = a.Gates.NewFailureDays
+	inv, err := cl.Inventory(ctx, a.Store, d.Name, w)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	newSince := day(w.To).AddDate(0, 0, 1-a.Gates.NewFailureDays).Format(time.DateOnly)
 	var authPass int64
-	for _, s := range sources {
-		switch s.Class {
-		case analyze.Authorized:
+	for _, s := range inv.Senders {
+		switch {
+		case s.Class == analyze.Authorized || s.Class == analyze.AuthorizedFailing:
 			ev.AuthorizedMessages += s.Messages
 			authPass += s.DMARCPass
-			if s.Failing() > 0 && s.Messages >= a.Gates.MinSourceMessages {
-				ev.FailingAuthorized = append(ev.FailingAuthorized, SourceFailure{
-					IP: s.IP, PTR: s.PTR, Messages: s.Messages, Failing: s.Failing(), Why: s.Why,
-					Since: s.FirstFailDay, New: s.FirstFailDay >= newSince, PassRate: s.PassRate(),
-				})
-			}
-		case analyze.Forwarder:
+		case s.Class == analyze.Forwarder:
 			ev.ForwardedFailing += s.Failing()
-		default:
-			ev.UnknownFailing += s.Failing()
+		}
+		switch {
+		case s.Class.Legitimate():
+			ev.LegitimateFailing += s.Failing()
+		case s.Class == analyze.Spoofing:
+			ev.SpoofingFailing += s.Failing()
+		}
+	}
+	var recentLegit int64
+	for _, s := range inv.Senders {
+		if s.Class.Legitimate() {
+			recentLegit += s.RecentFailing
 		}
 	}
 	ev.AuthorizedPassRate = ratio(authPass, ev.AuthorizedMessages)
-	return nil
+	ev.LegitimateFailingShare = ratio(ev.LegitimateFailing, inv.Messages)
+	ev.RecentFailingShare = ratio(recentLegit, inv.RecentMessages)
+	if ev.Formats, err = a.formats(ctx, d.Name, w); err != nil {
+		return nil, err
+	}
+	return inv, nil
+}
+
+// formats says which report formats the window's reports came in.
+func (a *Advisor) formats(ctx context.Context, domain string, w analyze.Window) (string, error) {
+	days, err := analyze.Published(ctx, a.Store, domain, w)
+	if err != nil {
+		return "", err
+	}
+	var old, new bool
+	for _, d := range days {
+		old = old || d.RFC7489
+		new = new || d.RFC9990
+	}
+	switch {
+	case old && new:
+		return "RFC 7489 and RFC 9990", nil
+	case new:
+		return "RFC 9990", nil
+	case old:
+		return "RFC 7489", nil
+	}
+	return "", nil
 }
 
 // wouldAffect estimates what the recommended step would have applied to
-// in the window: its percentage of the failing mail.
-func (a *Advisor) wouldAffect(rec *Recommendation) (all, authorized int64) {
-	if rec.Next.Policy == dmarcd.PolicyNone {
-		return 0, 0
-	}
+// in the window: its exposure of the failing mail.
+func wouldAffect(rec *Recommendation) (all, legitimate int64) {
 	ev := rec.Evidence
-	var authFailing int64
-	for _, f := range ev.FailingAuthorized {
-		authFailing += f.Failing
-	}
-	failing := authFailing + ev.ForwardedFailing + ev.UnknownFailing
-	pct := int64(rec.Next.Percent)
-	return failing * pct / 100, authFailing * pct / 100
+	x := exposure(rec.Next)
+	failing := ev.LegitimateFailing + ev.ForwardedFailing + ev.SpoofingFailing
+	return int64(float64(failing) * x), int64(float64(ev.LegitimateFailing) * x)
 }
 
 // daysAtStep counts the days up to now that receivers have seen the live
-// step, from the policy_published of their reports. A record changed after
-// the last reports counts 0 days.
-func (a *Advisor) daysAtStep(ctx context.Context, domain string, current dmarcd.RolloutStep, tags []tag, now time.Time) (int, error) {
+// step, from the policy_published of their reports: the same p, the same
+// pct where the report has one (RFC 7489 reports), the same testing where
+// it has one (RFC 9990 reports). A record changed after the last reports
+// counts 0 days.
+func (a *Advisor) daysAtStep(ctx context.Context, domain string, current dmarcd.RolloutStep, testing bool, now time.Time) (int, error) {
 	// Look back far enough to count any gate.
 	back := analyze.Window{From: now.AddDate(0, 0, -90).Format(time.DateOnly), To: now.Format(time.DateOnly)}
 	days, err := analyze.Published(ctx, a.Store, domain, back)
 	if err != nil {
 		return 0, err
 	}
-	testing := tagValue(tags, "t") == "y"
 	since := ""
 	for i := len(days) - 1; i >= 0; i-- {
-		d := days[i]
-		seen := dmarcd.RolloutStep{Policy: dmarcd.Policy(strings.ToLower(d.P)), Percent: d.Pct}
-		if seen.Policy == dmarcd.PolicyNone {
-			seen.Percent = 100
-		}
-		// Reports older than RFC 9990 carry no testing element.
-		if seen != current || d.Testing != "" && (d.Testing == "y") != testing {
+		if !days[i].Matches(current, testing) {
 			break
 		}
-		since = d.Day
+		since = days[i].Day
 	}
 	if since == "" {
 		return 0, nil
@@ -359,17 +574,6 @@ func nextMeaningful(idx int, messages, minSample int64) (dmarcd.RolloutStep, []d
 		skipped = append(skipped, s)
 	}
 	return dmarcd.Rollout[len(dmarcd.Rollout)-1], skipped
-}
-
-func hasNewFailure(fs []SourceFailure) bool {
-	return slices.ContainsFunc(fs, func(f SourceFailure) bool { return f.New })
-}
-
-func sourceName(ip, ptr string) string {
-	if ptr != "" {
-		return ip + " (" + ptr + ")"
-	}
-	return ip
 }
 
 func ratio(a, b int64) float64 {

@@ -41,11 +41,17 @@ func advisorFor(s analyze.Querier, live string) *Advisor {
 	}
 }
 
+// spoofing is unauthenticated mail from a new address every day, as
+// spoofing campaigns send.
+func spoofing(perDay int64) synth.Traffic {
+	return synth.Traffic{IP: "spoofing", PerDay: perDay, Vary: func(day string) string { return "100.64.1." + strings.TrimPrefix(day[8:], "0") }}
+}
+
 var example = dmarcd.SenderDomain{Name: "example.com", IPs: []string{"192.0.2.0/24", "198.51.100.7"}, RUA: []string{"dmarc@example.com"}}
 
 func TestRolloutDecisions(t *testing.T) {
 	ours := synth.Traffic{IP: "192.0.2.1", PerDay: 1000, Pass: true}
-	spoofer := synth.Traffic{IP: "100.64.0.1", PerDay: 20}
+	spoofer := spoofing(20)
 	cases := []struct {
 		name       string
 		ds         synth.Dataset
@@ -77,7 +83,7 @@ func TestRolloutDecisions(t *testing.T) {
 		ds: synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("none", -1, ""),
 			Sources: []synth.Traffic{ours, spoofer, {IP: "198.51.100.7", PerDay: 100}}},
 		live:   "v=DMARC1; p=none; rua=mailto:dmarc@example.com",
-		action: Hold, next: "none", reasonPart: "198.51.100.7 fails DMARC for 700 of 700 messages",
+		action: Hold, next: "none", reasonPart: "listed network 198.51.100.7/32 (authorized-failing) fails DMARC for 700 of 700 messages",
 	}, {
 		name:   "hold for low volume",
 		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("none", -1, ""), Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 10, Pass: true}}},
@@ -88,9 +94,9 @@ func TestRolloutDecisions(t *testing.T) {
 		ds: synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("quarantine", 25, "y"),
 			Sources: []synth.Traffic{ours, spoofer, {IP: "192.0.2.9", PerDay: 200, Pass: true, FailFrom: "2026-11-18"}}},
 		live:   "v=DMARC1; p=quarantine; pct=25; t=y; sp=none; rua=mailto:dmarc@example.com",
-		action: Rollback, next: "quarantine 10%",
-		record:     "v=DMARC1; p=quarantine; pct=10; t=y; sp=none; rua=mailto:dmarc@example.com",
-		reasonPart: "192.0.2.9 started failing DMARC on 2026-11-18",
+		action: Rollback, next: "quarantine 5%",
+		record:     "v=DMARC1; p=quarantine; sp=none; pct=5; t=y; rua=mailto:dmarc@example.com",
+		reasonPart: "go back to quarantine 5%",
 	}, {
 		name:   "start without a record",
 		ds:     synth.Dataset{Domain: "example.com", From: "2026-11-18", To: "2026-11-19", Published: synth.Constant("none", -1, ""), Sources: []synth.Traffic{ours}},
@@ -160,17 +166,17 @@ func TestRolloutDecisions(t *testing.T) {
 
 func TestWouldAffect(t *testing.T) {
 	ds := synth.Dataset{Domain: "example.com", From: "2026-11-01", To: "2026-11-19", Published: synth.Constant("quarantine", 5, "y"),
-		Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 1000, Pass: true}, {IP: "100.64.0.1", PerDay: 200}}}
+		Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 1000, Pass: true}, spoofing(200)}}
 	rec, err := advisorFor(store(t, ds), "v=DMARC1; p=quarantine; pct=5; t=y").Recommend(context.Background(), example)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 1400 failing messages in the window; quarantine 10% of them.
-	if rec.Evidence.NextWouldAffect != 140 || rec.Evidence.NextWouldAffectAuthorized != 0 {
-		t.Errorf("would affect %d (%d authorized), want 140 (0)", rec.Evidence.NextWouldAffect, rec.Evidence.NextWouldAffectAuthorized)
+	if rec.Evidence.NextWouldAffect != 140 || rec.Evidence.NextWouldAffectLegitimate != 0 {
+		t.Errorf("would affect %d (%d legitimate), want 140 (0)", rec.Evidence.NextWouldAffect, rec.Evidence.NextWouldAffectLegitimate)
 	}
-	if rec.Evidence.UnknownFailing != 1400 {
-		t.Errorf("unknown failing %d", rec.Evidence.UnknownFailing)
+	if rec.Evidence.SpoofingFailing != 1400 {
+		t.Errorf("spoofing failing %d", rec.Evidence.SpoofingFailing)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 )
 
 // Querier runs read-only SQL; every dmarcd.Store is one.
@@ -99,27 +98,4 @@ ORDER BY SUM(messages) DESC, domain`)
 		}
 	}
 	return out, rows.Err()
-}
-
-// DayText scans a day of the views as YYYY-MM-DD from either store: SQLite
-// gives text, ClickHouse a Date, which its driver gives as a time.Time.
-// (ClickHouse 18.16 renders the Date 1970-01-01 as "0000-00-00" in SQL,
-// so the conversion is done here rather than with a CAST.)
-type DayText string
-
-// Scan implements sql.Scanner.
-func (d *DayText) Scan(v any) error {
-	switch v := v.(type) {
-	case string:
-		*d = DayText(v)
-	case []byte:
-		*d = DayText(v)
-	case time.Time:
-		*d = DayText(v.UTC().Format(time.DateOnly))
-	case nil:
-		*d = ""
-	default:
-		return fmt.Errorf("reading a day: unexpected %T", v)
-	}
-	return nil
 }

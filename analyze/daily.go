@@ -3,6 +3,9 @@ package analyze
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/dmarcd/dmarcd"
 )
 
 // Day is the compliance of one domain on one day.
@@ -75,11 +78,49 @@ func Total(days []Day) Day {
 // PublishedDay is the policy receivers saw published on one day, as their
 // reports say (policy_published), with the reports' volume.
 type PublishedDay struct {
-	Day      string
-	P        string
-	Pct      int // 100 when the reports carry no pct
-	Testing  string
+	Day string
+	P   string
+	// Pct is the pct of the reports, 100 when they carry none; HasPct
+	// says whether they did (RFC 7489 reports do, RFC 9990 reports
+	// dropped it).
+	Pct     int
+	HasPct  bool
+	Testing string
+	// Messages is the mail of the reports under this policy.
 	Messages int64
+	// RFC7489 and RFC9990 say which report formats the day's reports
+	// came in (all of them, not only the policy kept): a report with pct
+	// and no testing is of RFC 7489, whose schema requires pct; the
+	// others of RFC 9990.
+	RFC7489, RFC9990 bool
+}
+
+// Step is the rollout step the policy is at: p and pct, none for p=none
+// or a p that is not a policy.
+func (d PublishedDay) Step() dmarcd.RolloutStep {
+	s := dmarcd.RolloutStep{Policy: dmarcd.Policy(strings.ToLower(d.P)), Percent: d.Pct}
+	if s.Policy != dmarcd.PolicyQuarantine && s.Policy != dmarcd.PolicyReject {
+		s = dmarcd.RolloutStep{Policy: dmarcd.PolicyNone, Percent: 100}
+	}
+	return s
+}
+
+// Matches says whether the reports of the day saw the step with testing:
+// the same policy, the same pct where they carry one, the same testing
+// where they carry it. RFC 9990 reports carry no pct, so they match any
+// percentage of their policy; RFC 7489 reports carry no testing.
+func (d PublishedDay) Matches(step dmarcd.RolloutStep, testing bool) bool {
+	seen := d.Step()
+	if seen.Policy != step.Policy {
+		return false
+	}
+	if seen.Policy == dmarcd.PolicyNone {
+		return true
+	}
+	if d.HasPct && seen.Percent != step.Percent {
+		return false
+	}
+	return d.Testing == "" || (d.Testing == "y") == testing
 }
 
 // Published returns, per day of the window, the policy most of the day's
@@ -112,13 +153,17 @@ ORDER BY day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`, domain, w
 		d.Day = string(day)
 		d.Pct = 100
 		if pct != nil {
-			d.Pct = int(*pct)
+			d.Pct, d.HasPct = int(*pct), true
 		}
+		d.RFC7489 = d.HasPct && d.Testing == ""
+		d.RFC9990 = !d.RFC7489
 		// Keep the policy with the most mail per day.
 		if n := len(out); n > 0 && out[n-1].Day == d.Day {
+			old, new := out[n-1].RFC7489 || d.RFC7489, out[n-1].RFC9990 || d.RFC9990
 			if d.Messages > out[n-1].Messages {
 				out[n-1] = d
 			}
+			out[n-1].RFC7489, out[n-1].RFC9990 = old, new
 			continue
 		}
 		out = append(out, d)

@@ -12,25 +12,38 @@ import (
 	"golang.org/x/net/publicsuffix"
 )
 
-// Class says who a sending source is to a domain. RFC 9990 dropped the
-// "forwarded" override reason that RFC 7489 receivers sometimes gave, so the
-// class is inferred from the results the reports carry.
+// Class says who a sender is to a domain, from the evidence of the
+// aggregate reports (Inventory explains how each is decided).
 type Class string
 
 const (
-	// Authorized: the domain's own servers or a service it authorized:
-	// the source is in its SPF record (aligned SPF passes), signs with its
-	// DKIM selectors (aligned DKIM passes with a known selector), or is
-	// listed in the configuration.
+	// Authorized: the domain authorized the sender (its servers are
+	// listed in the configuration or pass SPF for the domain, or it signs
+	// with the domain's DKIM selectors) and its mail passes DMARC.
 	Authorized Class = "authorized"
-	// Forwarder: a forwarder or a mailing list relaying the domain's mail:
-	// aligned DKIM passes (the signature survived) but SPF fails, or the
-	// source's reverse DNS is a known forwarder.
+	// AuthorizedFailing: authorized, but part of its mail fails DMARC.
+	AuthorizedFailing Class = "authorized-failing"
+	// Unconfigured: legitimate but not set up: a known sending service,
+	// a sender that authenticates for its own domain, or one that sends
+	// steadily; its mail fails DMARC because the domain has not
+	// authorized it (yet).
+	Unconfigured Class = "unconfigured"
+	// Forwarder: a forwarder or a mailing list relaying the domain's
+	// mail, on evidence: aligned DKIM passes while SPF fails, the
+	// reporter says forwarded, mailing_list, trusted_forwarder or (with
+	// ARC) local_policy, the domain's own signature arrives broken beside
+	// the relay's, or a known forwarding service.
 	Forwarder Class = "forwarder"
-	// Unknown: neither; mostly spoofing, sometimes a sender the domain
-	// forgot to authorize.
-	Unknown Class = "unknown"
+	// Spoofing: no authentication, or only for unrelated domains now and
+	// then; or a sender the user marked as not theirs.
+	Spoofing Class = "spoofing"
 )
+
+// Legitimate says whether mail of the class is the domain's own: a policy
+// must not block it.
+func (c Class) Legitimate() bool {
+	return c == Authorized || c == AuthorizedFailing || c == Unconfigured
+}
 
 // Source is one sending IP address for a domain over a window.
 type Source struct {
@@ -41,16 +54,25 @@ type Source struct {
 	SPFAligned  int64
 	FirstDay    string
 	LastDay     string
+	// Days is the number of days of the window it sent on.
+	Days int
 	// FirstFailDay is the first day in the window on which some of its
 	// mail failed DMARC; empty when none did.
 	FirstFailDay string
-	// PTR is the reverse DNS name; BaseDomain its registrable domain
-	// (public suffix list), the name a postmaster recognises.
-	PTR        string
-	BaseDomain string
-	Class      Class
-	// Why explains the class.
-	Why string
+	// PTR is the reverse DNS name; PTRConfirmed says whether it is
+	// forward-confirmed (its A or AAAA records hold IP): only then is it
+	// evidence of who sends. BaseDomain is its registrable domain (public
+	// suffix list), the name a postmaster recognises.
+	PTR          string
+	PTRConfirmed bool
+	BaseDomain   string
+	// Sender is the ID of the sender the source belongs to (Inventory);
+	// Class and Why are the sender's.
+	Sender string
+	Class  Class
+	Why    string
+
+	dayList []string // the days it sent on
 }
 
 // Failing is the number of messages from the source that failed DMARC.
@@ -64,46 +86,54 @@ func (s Source) PassRate() float64 { return ratio(s.DMARCPass, s.Messages) }
 func (s Source) DKIMRate() float64 { return ratio(s.DKIMAligned, s.Messages) }
 func (s Source) SPFRate() float64  { return ratio(s.SPFAligned, s.Messages) }
 
-// PTRResolver looks up reverse DNS. The advisor's DNS client is one.
-type PTRResolver interface {
-	PTR(ctx context.Context, ip string) ([]string, error)
+// Resolver looks up reverse DNS and the addresses of a name, for
+// forward-confirmed reverse DNS. The advisor's DNS client is one.
+type Resolver interface {
+	PTR(ctx context.Context, addr netip.Addr) ([]string, error)
+	Addrs(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
-// Classifier decides the class of sources of one domain.
+// Classifier decides the senders of one domain and their class.
 type Classifier struct {
 	// Networks are the addresses and CIDRs that send for the domain (our
 	// servers and the ones the configuration lists).
 	Networks []netip.Prefix
 	// Selectors are the DKIM selectors of the domain (ours and the
-	// configured ones); a source whose aligned DKIM passes with one of
+	// configured ones); a sender whose aligned DKIM passes with one of
 	// them is authorized.
 	Selectors []string
-	// Forwarders are registrable domains of known forwarders and list
-	// servers; DefaultForwarders when nil.
-	Forwarders []string
+	// SPFIncludes are the SPF includes the configuration lists for the
+	// domain: a catalogue service with one of them is authorized.
+	SPFIncludes []string
+	// Catalogue recognises sending services; DefaultCatalogue when nil.
+	Catalogue *Catalogue
+	// NotOurs are senders the user says are not theirs: service IDs,
+	// domains (with the names below them), addresses or CIDR prefixes.
+	// They are spoofing, whatever their evidence.
+	NotOurs []string
 	// Resolver looks up reverse DNS; none when nil.
-	Resolver PTRResolver
-	// PTRTimeout bounds one reverse lookup; DefaultPTRTimeout when zero.
+	Resolver Resolver
+	// PTRTimeout bounds one reverse lookup with its confirmation;
+	// DefaultPTRTimeout when zero.
 	PTRTimeout time.Duration
+	// RecentDays is the span at the end of the window that Sender's
+	// Recent figures cover; DefaultRecentDays when zero.
+	RecentDays int
 }
 
-// DefaultPTRTimeout bounds one reverse DNS lookup.
+// DefaultPTRTimeout bounds one reverse DNS lookup with its confirmation.
 const DefaultPTRTimeout = 2 * time.Second
 
-// MaxPTRLookups bounds the reverse lookups of one Sources call: the sources
+// MaxPTRLookups bounds the reverse lookups of one inventory: the sources
 // beyond it, the least mail, are left without a name.
 const MaxPTRLookups = 500
 
 // ptrConcurrency is how many reverse lookups run at once.
 const ptrConcurrency = 16
 
-// DefaultForwarders are registrable domains of large mailbox providers and
-// list services whose servers forward mail on behalf of their users.
-var DefaultForwarders = []string{
-	"google.com", "googlemail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com",
-	"me.com", "gmx.net", "web.de", "mail.ru", "yandex.net", "fastmail.com", "messagingengine.com",
-	"pobox.com", "groups.io", "freelists.org", "lists.debian.org", "apache.org",
-}
+// maxPTRNames is how many names of one PTR answer are tried for
+// confirmation.
+const maxPTRNames = 3
 
 // ParseNetworks reads addresses and CIDR prefixes; a bare address is a
 // prefix of its full length.
@@ -125,130 +155,80 @@ func ParseNetworks(list []string) ([]netip.Prefix, error) {
 }
 
 // Sources returns the sources that sent mail as domain in the window, the
-// most mail first, each with its class.
+// most mail first, each with the class of its sender.
 func (c *Classifier) Sources(ctx context.Context, q Querier, domain string, w Window) ([]Source, error) {
-	rows, err := q.Query(ctx, `
-SELECT source_ip, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned), SUM(spf_aligned), MIN(day), MAX(day)
-FROM daily_sources
-WHERE domain = ? AND day >= ? AND day <= ?
-GROUP BY source_ip
-ORDER BY SUM(messages) DESC, source_ip`, domain, w.From, w.To)
-	if err != nil {
-		return nil, fmt.Errorf("reading the sources of %s: %w", domain, err)
-	}
-	var out []Source
-	for rows.Next() {
-		var s Source
-		var first, last DayText
-		if err := rows.Scan(&s.IP, &s.Messages, &s.DMARCPass, &s.DKIMAligned, &s.SPFAligned, &first, &last); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reading the sources of %s: %w", domain, err)
-		}
-		s.FirstDay, s.LastDay = string(first), string(last)
-		out = append(out, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if err := c.firstFailures(ctx, q, domain, w, out); err != nil {
-		return nil, err
-	}
-	signers, err := c.selectorSources(ctx, q, domain, w)
+	inv, err := c.Inventory(ctx, q, domain, w)
 	if err != nil {
 		return nil, err
 	}
-	c.reverse(ctx, out)
-	for i := range out {
-		out[i].Class, out[i].Why = c.classify(&out[i], signers[out[i].IP])
-	}
-	return out, nil
+	return inv.Sources, nil
 }
 
-// firstFailures sets the first day each source failed DMARC.
-func (c *Classifier) firstFailures(ctx context.Context, q Querier, domain string, w Window, sources []Source) error {
+// sourceDays reads the sources of the window day by day from the
+// daily_sources view and sums them per source: volume, results, the days
+// sent on, the first failing day, and the figures of the days from recent
+// on.
+func sourceDays(ctx context.Context, q Querier, domain string, w Window, recent string) ([]Source, map[string]*figures, error) {
 	rows, err := q.Query(ctx, `
-SELECT source_ip, MIN(day)
+SELECT source_ip, day, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned), SUM(spf_aligned)
 FROM daily_sources
-WHERE domain = ? AND day >= ? AND day <= ? AND dmarc_pass < messages
-GROUP BY source_ip`, domain, w.From, w.To)
+WHERE domain = ? AND day >= ? AND day <= ?
+GROUP BY source_ip, day
+ORDER BY source_ip, day`, domain, w.From, w.To)
 	if err != nil {
-		return fmt.Errorf("reading the failures of %s: %w", domain, err)
+		return nil, nil, fmt.Errorf("reading the sources of %s: %w", domain, err)
 	}
 	defer rows.Close()
-	first := map[string]string{}
+	var out []Source
+	recentFigures := map[string]*figures{}
 	for rows.Next() {
 		var ip string
 		var day DayText
-		if err := rows.Scan(&ip, &day); err != nil {
-			return err
+		var m, p, dk, sp Count
+		if err := rows.Scan(&ip, &day, &m, &p, &dk, &sp); err != nil {
+			return nil, nil, fmt.Errorf("reading the sources of %s: %w", domain, err)
 		}
-		first[ip] = string(day)
-	}
-	for i := range sources {
-		sources[i].FirstFailDay = first[sources[i].IP]
-	}
-	return rows.Err()
-}
-
-// selectorSources returns, per source, the selectors of passing DKIM
-// signatures aligned with domain (the signing domain is domain or a
-// subdomain of it, or its parent: relaxed alignment, RFC 9989 §4.4.1).
-func (c *Classifier) selectorSources(ctx context.Context, q Querier, domain string, w Window) (map[string][]string, error) {
-	rows, err := q.Query(ctx, `
-SELECT source_ip, dkim_domain, selector
-FROM dkim_signatures
-WHERE domain = ? AND day >= ? AND day <= ? AND result = 'pass'
-GROUP BY source_ip, dkim_domain, selector
-ORDER BY source_ip, dkim_domain, selector`, domain, w.From, w.To)
-	if err != nil {
-		return nil, fmt.Errorf("reading the DKIM selectors of %s: %w", domain, err)
-	}
-	defer rows.Close()
-	out := map[string][]string{}
-	for rows.Next() {
-		var ip, dkimDomain, selector string
-		if err := rows.Scan(&ip, &dkimDomain, &selector); err != nil {
-			return nil, err
+		if n := len(out); n == 0 || out[n-1].IP != ip {
+			out = append(out, Source{IP: ip, FirstDay: string(day)})
 		}
-		if relaxedAligned(dkimDomain, domain) {
-			out[ip] = append(out[ip], strings.ToLower(selector))
+		s := &out[len(out)-1]
+		s.Messages += int64(m)
+		s.DMARCPass += int64(p)
+		s.DKIMAligned += int64(dk)
+		s.SPFAligned += int64(sp)
+		s.LastDay = string(day)
+		s.Days++
+		s.dayList = append(s.dayList, string(day))
+		if p < m && s.FirstFailDay == "" {
+			s.FirstFailDay = string(day)
 		}
-	}
-	return out, rows.Err()
-}
-
-func (c *Classifier) classify(s *Source, selectors []string) (Class, string) {
-	if addr, err := netip.ParseAddr(s.IP); err == nil {
-		for _, p := range c.Networks {
-			if p.Contains(addr.Unmap()) {
-				return Authorized, "listed as a sender of the domain (" + p.String() + ")"
+		if string(day) >= recent {
+			f := recentFigures[ip]
+			if f == nil {
+				f = &figures{}
+				recentFigures[ip] = f
 			}
+			f.Messages += int64(m)
+			f.DMARCPass += int64(p)
 		}
 	}
-	known := lower(c.Selectors)
-	for _, sel := range selectors {
-		if slices.Contains(known, sel) {
-			return Authorized, "signs with the domain's DKIM selector " + sel
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("reading the sources of %s: %w", domain, err)
+	}
+	slices.SortStableFunc(out, func(a, b Source) int {
+		if a.Messages != b.Messages {
+			return int(b.Messages - a.Messages)
 		}
-	}
-	if s.SPFAligned > 0 {
-		return Authorized, "in the domain's SPF record (aligned SPF passes)"
-	}
-	forwarders := c.Forwarders
-	if forwarders == nil {
-		forwarders = DefaultForwarders
-	}
-	if s.BaseDomain != "" && slices.Contains(forwarders, s.BaseDomain) {
-		return Forwarder, "reverse DNS in " + s.BaseDomain + ", a known forwarder"
-	}
-	if s.DKIMAligned > 0 {
-		return Forwarder, "aligned DKIM passes but SPF does not: forwarded or relayed by a list"
-	}
-	return Unknown, "neither in SPF nor signed with the domain's keys"
+		return strings.Compare(a.IP, b.IP)
+	})
+	return out, recentFigures, nil
 }
 
-// reverse fills PTR and BaseDomain of the sources with the most mail.
+// reverse fills PTR, PTRConfirmed and BaseDomain of the sources with the
+// most mail. A PTR name is confirmed when one of its A or AAAA records is
+// the source's address (forward-confirmed reverse DNS): anyone can write
+// any name into the PTR record of an address they hold, so an unconfirmed
+// name is shown but never trusted.
 func (c *Classifier) reverse(ctx context.Context, sources []Source) {
 	if c.Resolver == nil {
 		return
@@ -261,24 +241,43 @@ func (c *Classifier) reverse(ctx context.Context, sources []Source) {
 	sem := make(chan struct{}, ptrConcurrency)
 	var wg sync.WaitGroup
 	for i := range sources[:n] {
-		wg.Add(1)
 		sem <- struct{}{}
-		go func(s *Source) {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
-			lctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			names, err := c.Resolver.PTR(lctx, s.IP)
-			if err != nil || len(names) == 0 {
-				return
-			}
-			s.PTR = strings.TrimSuffix(strings.ToLower(names[0]), ".")
-			if base, err := publicsuffix.EffectiveTLDPlusOne(s.PTR); err == nil {
-				s.BaseDomain = base
-			}
-		}(&sources[i])
+			c.reverseOne(ctx, &sources[i], timeout)
+		})
 	}
 	wg.Wait()
+}
+
+func (c *Classifier) reverseOne(ctx context.Context, s *Source, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addr, err := netip.ParseAddr(s.IP)
+	if err != nil {
+		return
+	}
+	names, err := c.Resolver.PTR(ctx, addr)
+	if err != nil || len(names) == 0 {
+		return
+	}
+	for i, name := range names[:min(len(names), maxPTRNames)] {
+		name = strings.TrimSuffix(strings.ToLower(name), ".")
+		if i == 0 {
+			s.PTR = name
+		}
+		addrs, err := c.Resolver.Addrs(ctx, name)
+		if err != nil {
+			continue
+		}
+		if slices.Contains(addrs, addr.Unmap()) || slices.Contains(addrs, addr) {
+			s.PTR, s.PTRConfirmed = name, true
+			break
+		}
+	}
+	if base, err := publicsuffix.EffectiveTLDPlusOne(s.PTR); err == nil {
+		s.BaseDomain = base
+	}
 }
 
 // relaxedAligned says whether two domains align in relaxed mode: they share
@@ -293,6 +292,16 @@ func relaxedAligned(a, b string) bool {
 	oa, err1 := publicsuffix.EffectiveTLDPlusOne(a)
 	ob, err2 := publicsuffix.EffectiveTLDPlusOne(b)
 	return err1 == nil && err2 == nil && oa == ob
+}
+
+// orgDomain is the registrable domain of name (public suffix list), or name
+// itself when it has none.
+func orgDomain(name string) string {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if o, err := publicsuffix.EffectiveTLDPlusOne(name); err == nil {
+		return o
+	}
+	return name
 }
 
 func lower(s []string) []string {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -157,7 +155,7 @@ func newAdvisor(e *env, st dmarcd.Store) (*advisor.Advisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &advisor.Advisor{Store: st, Lookup: advisor.LookupDMARC(r), Gates: e.cfg.Advisor, Classifier: classifiers, Now: e.now}, nil
+	return &advisor.Advisor{Store: st, Lookup: advisor.LookupDMARC(r), DNS: r, Gates: e.cfg.Advisor, Classifier: classifiers, Now: e.now}, nil
 }
 
 // newClassifiers returns, per sender domain, the classifier of its
@@ -172,6 +170,10 @@ func newClassifiers(e *env, r *advisor.Resolver) (func(dmarcd.SenderDomain) *ana
 	if err != nil {
 		return nil, err
 	}
+	cat, err := e.cfg.catalogue()
+	if err != nil {
+		return nil, err
+	}
 	return func(d dmarcd.SenderDomain) *analyze.Classifier {
 		nets, _ := analyze.ParseNetworks(d.IPs) // validated with the config
 		selectors := slices.Clone(d.Selectors)
@@ -180,7 +182,8 @@ func newClassifiers(e *env, r *advisor.Resolver) (func(dmarcd.SenderDomain) *ana
 				selectors = append(selectors, k.Selector)
 			}
 		}
-		return &analyze.Classifier{Networks: append(slices.Clone(ours), nets...), Selectors: selectors, Resolver: ptrResolver{r}}
+		return &analyze.Classifier{Networks: append(slices.Clone(ours), nets...), Selectors: selectors, Resolver: r, Catalogue: cat,
+			SPFIncludes: append(slices.Clone(e.cfg.Sending.SPFIncludes), d.SPFIncludes...), NotOurs: d.NotOurs}
 	}, nil
 }
 
@@ -207,15 +210,4 @@ func keyAdvice(e *env, st dmarcd.Store) ([]advisor.KeyAdvice, error) {
 	}
 	a := &advisor.KeyAdvisor{Policy: e.cfg.Keys.policy(), Lookup: txtLookup(e.cfg.DNS), Store: st, Now: e.now}
 	return a.Advise(e.ctx, keys)
-}
-
-// ptrResolver adapts the advisor's resolver to the analysis.
-type ptrResolver struct{ r *advisor.Resolver }
-
-func (p ptrResolver) PTR(ctx context.Context, ip string) ([]string, error) {
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return nil, err
-	}
-	return p.r.PTR(ctx, addr)
 }

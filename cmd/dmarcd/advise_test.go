@@ -68,13 +68,15 @@ webhook_url = "`+hook.URL+`"
 [[domain]]
 name = "example.com"
 rua = ["dmarc@example.com"]
+# It sends every day, unauthenticated: the owner says it is not theirs.
+not_ours = ["100.64.0.9"]
 `), 0o644)
 
 	code, out, errOut := runCLI(t, "--config", config, "advise")
 	if code != exitOK {
 		t.Fatalf("advise: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"example.com: ADVANCE (quarantine 5% -> quarantine 10%)",
+	for _, want := range []string{"example.com: ADVANCE (quarantine 5% (t=y) -> quarantine 10% (t=y))",
 		`publish: _dmarc.example.com. IN TXT "v=DMARC1; p=quarantine; pct=10; t=y; rua=mailto:dmarc@example.com"`,
 		"RFC 9989 receivers ignore pct", "google.com (7305)"} {
 		if !strings.Contains(out, want) {

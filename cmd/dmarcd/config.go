@@ -11,6 +11,7 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/advisor/alert"
+	"github.com/dmarcd/dmarcd/analyze"
 )
 
 // Config is the daemon's configuration file (TOML). dmarcd.example.toml in
@@ -32,7 +33,10 @@ type Config struct {
 	Mailboxes []MailboxConfig `toml:"mailbox"`
 	// Domains are the sender domains dmarcd advises on: [[domain]] tables.
 	Domains []dmarcd.SenderDomain `toml:"domain"`
-	DNS     DNSConfig             `toml:"dns"`
+	// Senders add sending services to the catalogue (analyze/senders.toml)
+	// or replace its entries of the same id: [[sender]] tables.
+	Senders []analyze.Service `toml:"sender"`
+	DNS     DNSConfig         `toml:"dns"`
 	// Keys is the DKIM key store and its rotation (keys.go).
 	Keys KeysConfig `toml:"keys"`
 	// Signer is the signing relay and milter (signer.go).

@@ -94,6 +94,16 @@ type ScheduleConfig struct {
 	TimeZone string `toml:"time_zone"`
 }
 
+// catalogue is the catalogue of sending services with the [[sender]]
+// tables of the configuration.
+func (c *Config) catalogue() (*analyze.Catalogue, error) {
+	cat, err := analyze.DefaultCatalogue.With(c.Senders...)
+	if err != nil {
+		return nil, fmt.Errorf("config: [[sender]]: %w", err)
+	}
+	return cat, nil
+}
+
 func (c *Config) validateAdvise() error {
 	if _, err := analyze.ParseNetworks(c.Sending.IPs); err != nil {
 		return fmt.Errorf("config: sending.ips: %w", err)
@@ -106,9 +116,13 @@ func (c *Config) validateAdvise() error {
 			return fmt.Errorf("config: domain %s: ips: %w", d.Name, err)
 		}
 	}
+	if _, err := c.catalogue(); err != nil {
+		return err
+	}
 	g := c.Advisor
-	if g.WindowDays < 1 || g.MinDaysPerStep < 0 || g.MinAlignedShare < 0 || g.MinAlignedShare > 1 || g.NewFailureDays < 1 {
-		return fmt.Errorf("config: [advisor]: window_days and new_failure_days must be at least 1, min_aligned_share within 0..1")
+	if g.WindowDays < 1 || g.MinDaysPerStep < 0 || g.MinAlignedShare < 0 || g.MinAlignedShare > 1 || g.NewFailureDays < 1 ||
+		g.MaxLegitimateFailing < 0 || g.MaxLegitimateFailing > 1 {
+		return fmt.Errorf("config: [advisor]: window_days and new_failure_days must be at least 1, min_aligned_share and max_legitimate_failing within 0..1")
 	}
 	if c.Alerts.CheckIntervalMinutes < 1 {
 		return fmt.Errorf("config: alerts.check_interval_minutes must be at least 1")

@@ -64,7 +64,7 @@ func TestIngestSamplesAndQuery(t *testing.T) {
 	}
 	// The samples cover 2026-11-01..07; the test clock is the day after.
 	code, out, _ = runCLI(t, "sources", "--store", db, "example.com")
-	if code != exitOK || !strings.Contains(out, "authorized") || !strings.Contains(out, "unknown") {
+	if code != exitOK || !strings.Contains(out, "authorized") || !strings.Contains(out, "spoofing") {
 		t.Errorf("sources: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "daily", "--store", db, "example.com")

@@ -90,15 +90,16 @@ func (f *fakeDNS) PTR(_ context.Context, a netip.Addr) ([]string, error) {
 	return nil, advisor.ErrNXDomain
 }
 
-// ptrs adapts fakeDNS to the analysis.
-type ptrs struct{ d *fakeDNS }
-
-func (p ptrs) PTR(ctx context.Context, ip string) ([]string, error) {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return nil, err
+// Addrs confirms every PTR name of the fake: the name's address is the one
+// it names.
+func (f *fakeDNS) Addrs(_ context.Context, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for ip, name := range f.ptr {
+		if strings.TrimSuffix(name, ".") == strings.TrimSuffix(host, ".") {
+			out = append(out, netip.MustParseAddr(ip))
+		}
 	}
-	return p.d.PTR(ctx, a)
+	return out, nil
 }
 
 func (f *fakeDNS) lookupDMARC(_ context.Context, domain string) (string, error) {
@@ -172,7 +173,7 @@ func samplesDNS() *fakeDNS {
 func fullOptions(st analyze.Querier, dns *fakeDNS, ks *keystore.Store, now time.Time) Options {
 	classifier := func(d dmarcd.SenderDomain) *analyze.Classifier {
 		nets, _ := analyze.ParseNetworks(d.IPs)
-		return &analyze.Classifier{Networks: nets, Selectors: d.Selectors, Resolver: ptrs{dns}}
+		return &analyze.Classifier{Networks: nets, Selectors: d.Selectors, Resolver: dns, NotOurs: d.NotOurs}
 	}
 	clock := func() time.Time { return now }
 	o := Options{
@@ -300,7 +301,7 @@ func scalar(t testing.TB, q analyze.Querier, query string, args ...any) int64 {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var n count
+	var n analyze.Count
 	if rows.Next() {
 		if err := rows.Scan(&n); err != nil {
 			t.Fatalf("%s: %v", query, err)

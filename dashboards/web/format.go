@@ -83,11 +83,11 @@ func resultClass(s string) string {
 func actionLabel(r *advisor.Recommendation) string {
 	switch r.Action {
 	case advisor.Advance:
-		return "Advance to " + r.Next.String()
+		return "Advance to " + advisor.StepText(r.Next, r.NextTesting)
 	case advisor.Rollback:
-		return "Roll back to " + r.Next.String()
+		return "Roll back to " + advisor.StepText(r.Next, r.NextTesting)
 	case advisor.Hold:
-		return "Hold at " + r.Current.String()
+		return "Hold at " + advisor.StepText(r.Current, r.Testing)
 	case advisor.Done:
 		return "Done: reject 100%"
 	case advisor.Start:
@@ -112,7 +112,7 @@ func classClass(c analyze.Class) string {
 	switch c {
 	case analyze.Authorized:
 		return "good"
-	case analyze.Forwarder:
+	case analyze.Forwarder, analyze.Spoofing:
 		return "info"
 	}
 	return "poor"

@@ -324,7 +324,7 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if n := len(pub); n > 0 {
-			l := newLadder(publishedStep(pub[n-1]))
+			l := newLadder(pub[n-1].Step())
 			row.Ladder, row.StepSource = &l, "reports"
 		}
 	}
@@ -341,22 +341,13 @@ func failureCountAll(ctx context.Context, q analyze.Querier) (int64, error) {
 		return 0, fmt.Errorf("counting the failure reports: %w", err)
 	}
 	defer rows.Close()
-	var n count
+	var n analyze.Count
 	if rows.Next() {
 		if err := rows.Scan(&n); err != nil {
 			return 0, err
 		}
 	}
 	return int64(n), rows.Err()
-}
-
-// publishedStep is the rollout step of a policy as reports saw it.
-func publishedStep(d analyze.PublishedDay) dmarcd.RolloutStep {
-	s := dmarcd.RolloutStep{Policy: dmarcd.Policy(strings.ToLower(d.P)), Percent: d.Pct}
-	if s.Policy != dmarcd.PolicyQuarantine && s.Policy != dmarcd.PolicyReject {
-		s = dmarcd.RolloutStep{Policy: dmarcd.PolicyNone, Percent: 100}
-	}
-	return s
 }
 
 // ---- /domain/{name}
@@ -471,7 +462,7 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 	}
 	if n := len(pub); n > 0 {
 		p.Published = &pub[n-1]
-		p.PublishedStep = publishedStep(pub[n-1]).String()
+		p.PublishedStep = pub[n-1].Step().String()
 	}
 	if p.Failures, err = failureCount(ctx, h.opts.Store, name); err != nil {
 		h.internal(w, r, "the failure reports", err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
@@ -17,104 +16,7 @@ import (
 // SQL that SQLite and ClickHouse both take: plain SELECT, WHERE, GROUP BY,
 // ORDER BY and LIMIT, days compared as 'YYYY-MM-DD' strings, every input a
 // bound parameter. Values whose type differs between the stores (days,
-// times, lists) are scanned with the types below.
-
-// timeText scans a time as "YYYY-MM-DD HH:MM:SS" UTC: text in SQLite, a
-// DateTime in ClickHouse; empty for NULL and for the zero time.
-type timeText string
-
-func (t *timeText) Scan(v any) error {
-	switch v := v.(type) {
-	case string:
-		*t = timeText(v)
-	case []byte:
-		*t = timeText(v)
-	case time.Time:
-		if v.IsZero() || v.Unix() == 0 {
-			*t = ""
-		} else {
-			*t = timeText(v.UTC().Format(time.DateTime))
-		}
-	case *time.Time:
-		if v == nil {
-			*t = ""
-			return nil
-		}
-		return t.Scan(*v)
-	case nil:
-		*t = ""
-	default:
-		return fmt.Errorf("reading a time: unexpected %T", v)
-	}
-	return nil
-}
-
-// textList scans a list: JSON array text in SQLite, Array(String) in
-// ClickHouse.
-type textList []string
-
-func (l *textList) Scan(v any) error {
-	switch v := v.(type) {
-	case []string:
-		*l = v
-	case string:
-		return l.parse([]byte(v))
-	case []byte:
-		return l.parse(v)
-	case nil:
-		*l = nil
-	default:
-		return fmt.Errorf("reading a list: unexpected %T", v)
-	}
-	return nil
-}
-
-func (l *textList) parse(b []byte) error {
-	if len(b) == 0 {
-		*l = nil
-		return nil
-	}
-	var out []string
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fmt.Errorf("reading a list: %w", err)
-	}
-	*l = out
-	return nil
-}
-
-// count scans a figure: INTEGER in SQLite, UInt64 or Int64 in ClickHouse,
-// NULL (a SUM over no rows) as 0.
-type count int64
-
-func (c *count) Scan(v any) error {
-	switch v := v.(type) {
-	case int64:
-		*c = count(v)
-	case uint64:
-		*c = count(v)
-	case int32:
-		*c = count(v)
-	case uint32:
-		*c = count(v)
-	case int:
-		*c = count(v)
-	case float64:
-		*c = count(v)
-	case []byte:
-		n, err := strconv.ParseInt(string(v), 10, 64)
-		*c = count(n)
-		return err
-	case string:
-		n, err := strconv.ParseInt(v, 10, 64)
-		*c = count(n)
-		return err
-	case nil:
-		*c = 0
-	default:
-		return fmt.Errorf("reading a number: unexpected %T", v)
-	}
-	return nil
-}
+// times, lists, figures) are scanned with analyze's dialect scanners.
 
 // windowFigures is the mail of one domain over a window.
 type windowFigures struct {
@@ -144,7 +46,7 @@ GROUP BY domain`, w.From, w.To)
 	out := map[string]windowFigures{}
 	for rows.Next() {
 		var d string
-		var m, p, dk, sp, qu, re count
+		var m, p, dk, sp, qu, re analyze.Count
 		if err := rows.Scan(&d, &m, &p, &dk, &sp, &qu, &re); err != nil {
 			return nil, fmt.Errorf("reading the domains' mail: %w", err)
 		}
@@ -201,8 +103,8 @@ LIMIT ?`, domain, ip, w.From, w.To, limit)
 	for rows.Next() {
 		var r sourceRecord
 		var day analyze.DayText
-		var n count
-		var dd, ds, dr, sd, ss, sr textList
+		var n analyze.Count
+		var dd, ds, dr, sd, ss, sr analyze.TextList
 		var reasons sql.NullString
 		if err := rows.Scan(&day, &r.Reporter, &r.ReportID, &n, &r.Disposition, &r.DKIM, &r.SPF, &r.HeaderFrom, &r.EnvelopeFrom, &r.EnvelopeTo,
 			&dd, &ds, &dr, &sd, &ss, &sr, &reasons); err != nil {
@@ -253,8 +155,8 @@ const failureColumns = `id, domain, report_from, arrival_date, received_at, sour
 
 func scanFailureRow(rows *sql.Rows, extra ...any) (failureRow, error) {
 	var f failureRow
-	var id count64
-	var arrival, received timeText
+	var id analyze.ID
+	var arrival, received analyze.TimeText
 	dest := append([]any{&id, &f.Domain, &f.ReportFrom, &arrival, &received, &f.SourceIP, &f.AuthFailure, &f.DeliveryResult,
 		&f.OriginalFrom, &f.OriginalSubject, &f.MailFrom}, extra...)
 	if err := rows.Scan(dest...); err != nil {
@@ -262,26 +164,6 @@ func scanFailureRow(rows *sql.Rows, extra ...any) (failureRow, error) {
 	}
 	f.ID, f.ArrivalDate, f.ReceivedAt = string(id), string(arrival), string(received)
 	return f, nil
-}
-
-// count64 scans an id as its decimal text: an INTEGER in SQLite, a UInt64
-// hash in ClickHouse that may not fit an int64.
-type count64 string
-
-func (c *count64) Scan(v any) error {
-	switch v := v.(type) {
-	case int64:
-		*c = count64(strconv.FormatInt(v, 10))
-	case uint64:
-		*c = count64(strconv.FormatUint(v, 10))
-	case []byte:
-		*c = count64(v)
-	case string:
-		*c = count64(v)
-	default:
-		return fmt.Errorf("reading an id: unexpected %T", v)
-	}
-	return nil
 }
 
 // failureList returns one page of failure reports, newest first (by the
@@ -296,7 +178,7 @@ func failureList(ctx context.Context, q analyze.Querier, domain string, page int
 	if err != nil {
 		return nil, 0, fmt.Errorf("counting the failure reports: %w", err)
 	}
-	var total count
+	var total analyze.Count
 	if rows.Next() {
 		err = rows.Scan(&total)
 	}
@@ -366,8 +248,8 @@ LIMIT 1`, arg)
 		return nil, rows.Err()
 	}
 	var d failureDetail
-	var reportDate timeText
-	var rcpt, auth, tol textList
+	var reportDate analyze.TimeText
+	var rcpt, auth, tol analyze.TextList
 	f, err := scanFailureRow(rows, &d.ReportSubject, &reportDate, &d.FeedbackType, &d.UserAgent, &d.ReportedDomain, &rcpt, &d.IdentityAlignment,
 		&d.DKIMDomain, &d.DKIMSelector, &auth, &d.OriginalTo, &d.OriginalMessageID, &d.OriginalHeaders, &tol, &d.Source)
 	if err != nil {
@@ -384,7 +266,7 @@ func failureCount(ctx context.Context, q analyze.Querier, domain string) (int64,
 		return 0, fmt.Errorf("counting the failure reports of %s: %w", domain, err)
 	}
 	defer rows.Close()
-	var n count
+	var n analyze.Count
 	if rows.Next() {
 		if err := rows.Scan(&n); err != nil {
 			return 0, err

@@ -52,9 +52,35 @@ const (
 	// Forwarder: mail forwarded by a list or mailbox; our DKIM survives,
 	// SPF fails.
 	Forwarder
-	// Spoofer: unauthenticated mail using our domain.
+	// Spoofer: unauthenticated mail using our domain, from an address
+	// that changes every day (see dailyIP), as spoofing campaigns send.
 	Spoofer
 )
+
+// dailyIP is the address a spoofer uses on the day of begin: its own
+// address moved by the day number within its /16 (IPv4) or its last 32
+// bits (IPv6). No random draw, so that the rest of the output stays as it
+// was for a seed.
+func dailyIP(ip string, begin time.Time) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	n := uint32(begin.Unix()/86400) * 7919
+	b := a.AsSlice()
+	k := len(b)
+	if a.Is4() {
+		v := uint32(b[2])<<8 | uint32(b[3])
+		v = (v + n) & 0xffff
+		b[2], b[3] = byte(v>>8), byte(v)
+	} else {
+		v := uint32(b[k-4])<<24 | uint32(b[k-3])<<16 | uint32(b[k-2])<<8 | uint32(b[k-1])
+		v += n
+		b[k-4], b[k-3], b[k-2], b[k-1] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+	}
+	out, _ := netip.AddrFromSlice(b)
+	return out.String()
+}
 
 // Source is one sending address in the generated data.
 type Source struct {
@@ -431,7 +457,7 @@ func (g *Generator) AggregateXML(rep Reporter, domain string, begin time.Time, m
 		g.sources[domain] = sources
 	}
 	if len(g.opt.Sizes) > 0 {
-		return g.sizedRecords(&b, domain, sources, messages, rep.RFC9990)
+		return g.sizedRecords(&b, domain, sources, messages, rep.RFC9990, begin)
 	}
 	var weight float64
 	for _, s := range sources {
@@ -447,6 +473,9 @@ func (g *Generator) AggregateXML(rep Reporter, domain string, begin time.Time, m
 			}
 			n = 1
 		}
+		if s.Class == Spoofer {
+			s.IP = dailyIP(s.IP, begin)
+		}
 		g.record(&b, domain, s, n, rep.RFC9990)
 		records++
 		total += n
@@ -458,7 +487,7 @@ func (g *Generator) AggregateXML(rep Reporter, domain string, begin time.Time, m
 // sizedRecords writes the records of a report whose size is drawn from
 // Options.Sizes: that many distinct sources of the domain, each with at
 // least one message, then closes the document.
-func (g *Generator) sizedRecords(b *bytes.Buffer, domain string, sources []Source, messages int, rfc9990 bool) ([]byte, int, int64) {
+func (g *Generator) sizedRecords(b *bytes.Buffer, domain string, sources []Source, messages int, rfc9990 bool, begin time.Time) ([]byte, int, int64) {
 	var sum float64
 	for _, s := range g.opt.Sizes {
 		sum += s.Weight
@@ -492,6 +521,9 @@ func (g *Generator) sizedRecords(b *bytes.Buffer, domain string, sources []Sourc
 	for _, k := range idx[:n] {
 		s := sources[k]
 		c := max(1, int64(float64(messages)*s.Weight/weight*(0.5+g.rng.Float64())))
+		if s.Class == Spoofer {
+			s.IP = dailyIP(s.IP, begin)
+		}
 		g.record(b, domain, s, c, rfc9990)
 		total += c
 	}

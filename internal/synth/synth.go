@@ -6,6 +6,7 @@ package synth
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,22 @@ type Traffic struct {
 	// Selector, when set, adds a DKIM result with it, passing when
 	// the source passes.
 	Selector string
+
+	// DKIM and SPF, when set, are the authentication results the records
+	// carry instead of the ones Pass, DKIMOnly and Selector make; the
+	// record's aligned dkim and spf pass when one of them passes for the
+	// domain (relaxed). From FailFrom on, the results for the domain fail.
+	DKIM []dmarcd.DKIMResult
+	SPF  []dmarcd.SPFResult
+	// Envelope is the envelope_from of the records (the SPF domain, or the
+	// domain, when empty).
+	Envelope string
+	// Reasons are the reporters' policy overrides of its records.
+	Reasons []dmarcd.PolicyOverride
+	// Vary, when set, returns the source's address on a day, for senders
+	// that rotate their addresses (spoofing campaigns); IP is then a
+	// label.
+	Vary func(day string) string
 }
 
 // Policy is what a day's reports say was published.
@@ -58,6 +75,10 @@ type Reporter struct {
 	OrgName string
 	Share   float64 // of every source's mail; equal shares when zero
 	Until   string  // last day it reports (empty: every day)
+	// RFC9990 reporters write the published policy as RFC 9990 does: no
+	// pct, testing y or n. Others write pct (100 when the record has
+	// none) and no testing, as RFC 7489 reporters do.
+	RFC9990 bool
 }
 
 // Write stores the dataset's reports into s, flushed where s groups its
@@ -87,7 +108,7 @@ func (ds Dataset) Write(t testing.TB, s dmarcd.Store) {
 			r := &dmarcd.AggregateReport{
 				Metadata: dmarcd.ReportMetadata{OrgName: rep.OrgName, Email: "dmarc@" + rep.OrgName, ReportID: fmt.Sprintf("%s-%d", dayStr, i),
 					DateBegin: d, DateEnd: d.Add(24*time.Hour - time.Second)},
-				Policy: dmarcd.PolicyPublished{Domain: ds.Domain, P: pol.P, Pct: pol.Pct, Testing: pol.Testing, ADKIM: "r", ASPF: "r"},
+				Policy: rep.published(ds.Domain, pol),
 			}
 			w, err := s.BeginAggregate(ctx, r, dmarcd.Origin{Source: "synth"})
 			if err != nil {
@@ -101,12 +122,13 @@ func (ds Dataset) Write(t testing.TB, s dmarcd.Store) {
 				if n == 0 {
 					continue
 				}
-				rec := record(ds.Domain, tr, dayStr, n)
-				if err := w.Write(ctx, &rec); err != nil {
-					t.Fatal(err)
+				for _, rec := range dispose(record(ds.Domain, tr, dayStr, n), r.Policy) {
+					if err := w.Write(ctx, &rec); err != nil {
+						t.Fatal(err)
+					}
+					r.RecordCount++
+					r.MessageCount += rec.Count
 				}
-				r.RecordCount++
-				r.MessageCount += n
 			}
 			if err := w.Commit(ctx, r); err != nil {
 				t.Fatal(err)
@@ -120,9 +142,87 @@ func (ds Dataset) Write(t testing.TB, s dmarcd.Store) {
 	}
 }
 
+// published is the policy_published of a report of rep under pol: RFC 9990
+// reporters write testing and no pct, the others pct and no testing.
+func (rep Reporter) published(domain string, pol Policy) dmarcd.PolicyPublished {
+	pp := dmarcd.PolicyPublished{Domain: domain, P: pol.P, Pct: pol.Pct, Testing: pol.Testing, ADKIM: "r", ASPF: "r"}
+	if rep.RFC9990 {
+		pp.Pct = dmarcd.PctAbsent
+		if pp.Testing == "" {
+			pp.Testing = "n"
+		}
+	} else {
+		pp.Testing = ""
+		if pp.Pct == dmarcd.PctAbsent && pol.P != "" {
+			pp.Pct = 100
+		}
+	}
+	return pp
+}
+
+// dispose sets the disposition of a record as a receiver applies the
+// published policy to failing mail: RFC 9990 receivers read testing=y as
+// the next lower policy, RFC 7489 receivers apply p to pct% of the mail
+// and the next lower policy to the rest (the record is split in two).
+func dispose(rec dmarcd.Record, pp dmarcd.PolicyPublished) []dmarcd.Record {
+	if rec.DKIM == "pass" || rec.SPF == "pass" || pp.P == "none" || pp.P == "" {
+		return []dmarcd.Record{rec}
+	}
+	lower := map[string]string{"reject": "quarantine", "quarantine": "none"}[pp.P]
+	if pp.Testing == "y" {
+		rec.Disposition = lower
+		return []dmarcd.Record{rec}
+	}
+	pct := int64(100)
+	if pp.Pct != dmarcd.PctAbsent {
+		pct = int64(pp.Pct)
+	}
+	applied := rec.Count * pct / 100
+	rest := rec
+	rec.Disposition, rec.Count = pp.P, applied
+	rest.Disposition, rest.Count = lower, rest.Count-applied
+	var out []dmarcd.Record
+	for _, r := range []dmarcd.Record{rec, rest} {
+		if r.Count > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func record(domain string, tr Traffic, dayStr string, n int64) dmarcd.Record {
 	pass := tr.Pass && (tr.FailFrom == "" || dayStr < tr.FailFrom)
-	rec := dmarcd.Record{SourceIP: tr.IP, Count: n, Disposition: "none", DKIM: "fail", SPF: "fail", HeaderFrom: domain}
+	ip := tr.IP
+	if tr.Vary != nil {
+		ip = tr.Vary(dayStr)
+	}
+	rec := dmarcd.Record{SourceIP: ip, Count: n, Disposition: "none", DKIM: "fail", SPF: "fail", HeaderFrom: domain,
+		EnvelopeFrom: tr.Envelope, Reasons: tr.Reasons}
+	if tr.DKIM != nil || tr.SPF != nil {
+		failing := tr.FailFrom != "" && dayStr >= tr.FailFrom
+		for _, d := range tr.DKIM {
+			if failing && aligned(d.Domain, domain) {
+				d.Result = "fail"
+			}
+			rec.DKIMResults = append(rec.DKIMResults, d)
+			if d.Result == "pass" && aligned(d.Domain, domain) {
+				rec.DKIM = "pass"
+			}
+		}
+		for _, s := range tr.SPF {
+			if failing && aligned(s.Domain, domain) {
+				s.Result = "fail"
+			}
+			rec.SPFResults = append(rec.SPFResults, s)
+			if s.Result == "pass" && aligned(s.Domain, domain) {
+				rec.SPF = "pass"
+			}
+		}
+		if rec.EnvelopeFrom == "" && len(tr.SPF) > 0 {
+			rec.EnvelopeFrom = tr.SPF[0].Domain
+		}
+		return rec
+	}
 	switch {
 	case tr.DKIMOnly:
 		rec.DKIM = "pass"
@@ -137,6 +237,13 @@ func record(domain string, tr Traffic, dayStr string, n int64) dmarcd.Record {
 		rec.DKIMResults = []dmarcd.DKIMResult{{Domain: domain, Selector: tr.Selector, Result: res}}
 	}
 	return rec
+}
+
+// aligned says whether d is domain or below it, or domain below d: relaxed
+// alignment for the synthetic domains (no public suffix list needed).
+func aligned(d, domain string) bool {
+	d, domain = strings.ToLower(d), strings.ToLower(domain)
+	return d == domain || strings.HasSuffix(d, "."+domain) || strings.HasSuffix(domain, "."+d)
 }
 
 func day(s string) time.Time {
