@@ -12,7 +12,7 @@ func WriteText(w io.Writer, recs []*Recommendation) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "%s: %s (%s -> %s)\n", r.Domain, strings.ToUpper(string(r.Action)), StepText(r.Current, r.Testing), StepText(r.Next, r.NextTesting))
+		fmt.Fprintf(w, "%s: %s (%s -> %s)\n", r.Domain, strings.ToUpper(string(r.Action)), r.CurrentText(), StepText(r.Next, r.NextTesting))
 		for _, reason := range r.Reasons {
 			fmt.Fprintf(w, "  - %s\n", reason)
 		}
@@ -23,7 +23,7 @@ func WriteText(w io.Writer, recs []*Recommendation) error {
 			fmt.Fprintf(w, "  live:    %s\n", r.LiveRecord)
 		}
 		if r.Explanation != "" && r.Record != "" {
-			fmt.Fprintf(w, "  why pct and t=y: %s\n", r.Explanation)
+			fmt.Fprintf(w, "  how receivers read it: %s\n", r.Explanation)
 		}
 		writeBlockers(w, r, "  ")
 		writeEvidence(w, r, "  ")
@@ -40,7 +40,7 @@ func writeBlockers(w io.Writer, r *Recommendation, indent string) {
 	fmt.Fprintf(w, "%ssenders to fix:\n", indent)
 	for _, b := range r.Evidence.Blocking {
 		fmt.Fprintf(w, "%s  %s (%s): %d of %d messages fail, %s of the domain's mail, since %s; %s\n",
-			indent, b.Name, b.Class, b.Failing, b.Messages, pct(b.FailingShare), b.Since, strings.Join(b.IPs, ", "))
+			indent, b.Name, b.Class, b.Failing, b.Messages, Percent(b.FailingShare), b.Since, strings.Join(b.IPs, ", "))
 		for _, f := range b.Fixes {
 			fmt.Fprintf(w, "%s    - %s\n", indent, f.Text)
 			if f.Record != "" {
@@ -55,7 +55,7 @@ func writeEvidence(w io.Writer, r *Recommendation, indent string) {
 	fmt.Fprintf(w, "%sevidence %s..%s: %d days at %s, %d messages, DMARC pass %.1f%%, DKIM aligned %.1f%%, SPF aligned %.1f%%\n",
 		indent, e.Window.From, e.Window.To, e.DaysAtStep, StepText(r.Current, r.Testing), e.Messages, 100*e.DMARCPassRate, 100*e.DKIMAlignedRate, 100*e.SPFAlignedRate)
 	fmt.Fprintf(w, "%s  authorized senders: %d messages, %.1f%% pass DMARC\n", indent, e.AuthorizedMessages, 100*e.AuthorizedPassRate)
-	fmt.Fprintf(w, "%s  failing mail of legitimate senders: %d (%s of the domain's mail; %s in the last days)\n", indent, e.LegitimateFailing, pct(e.LegitimateFailingShare), pct(e.RecentFailingShare))
+	fmt.Fprintf(w, "%s  failing mail of legitimate senders: %d (%s of the domain's mail; %s in the last days)\n", indent, e.LegitimateFailing, Percent(e.LegitimateFailingShare), Percent(e.RecentFailingShare))
 	fmt.Fprintf(w, "%s  failing mail of forwarders: %d; of spoofing senders: %d\n", indent, e.ForwardedFailing, e.SpoofingFailing)
 	if r.Next.Policy != "none" {
 		fmt.Fprintf(w, "%s  %s would have applied to about %d messages in the window (%d of them from legitimate senders)\n", indent, r.Next, e.NextWouldAffect, e.NextWouldAffectLegitimate)
@@ -76,7 +76,7 @@ func writeEvidence(w io.Writer, r *Recommendation, indent string) {
 // WriteMarkdown writes recommendations as Markdown, for tickets and chat.
 func WriteMarkdown(w io.Writer, recs []*Recommendation) error {
 	for _, r := range recs {
-		fmt.Fprintf(w, "## %s: %s (%s → %s)\n\n", r.Domain, r.Action, StepText(r.Current, r.Testing), StepText(r.Next, r.NextTesting))
+		fmt.Fprintf(w, "## %s: %s (%s → %s)\n\n", r.Domain, r.Action, r.CurrentText(), StepText(r.Next, r.NextTesting))
 		for _, reason := range r.Reasons {
 			fmt.Fprintf(w, "- %s\n", reason)
 		}

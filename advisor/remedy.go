@@ -58,6 +58,26 @@ func (a *Advisor) blockers(ctx context.Context, d dmarcd.SenderDomain, inv *anal
 	return nil
 }
 
+// Fixes returns, per sender ID, what makes the mail of each legitimate
+// sender of the inventory that fails DMARC pass (see fixes), for
+// `dmarcd senders`.
+func (a *Advisor) Fixes(ctx context.Context, domain string, inv *analyze.Inventory) (map[string][]Fix, error) {
+	out := map[string][]Fix{}
+	spf := &liveSPF{}
+	for i := range inv.Senders {
+		s := &inv.Senders[i]
+		if !s.Class.Legitimate() || s.Failing() == 0 {
+			continue
+		}
+		fs, err := a.fixes(ctx, domain, s, spf)
+		if err != nil {
+			return nil, err
+		}
+		out[s.ID] = fs
+	}
+	return out, nil
+}
+
 func senderByID(inv *analyze.Inventory, id string) *analyze.Sender {
 	for i := range inv.Senders {
 		if inv.Senders[i].ID == id {

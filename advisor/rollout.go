@@ -110,6 +110,14 @@ type Recommendation struct {
 	At          time.Time `json:"at"`
 }
 
+// CurrentText writes the live step: "no record" when there is none.
+func (r *Recommendation) CurrentText() string {
+	if r.Action == Start {
+		return "no record"
+	}
+	return StepText(r.Current, r.Testing)
+}
+
 // StepText writes a step with its test mode: "quarantine 5% (t=y)".
 func StepText(s dmarcd.RolloutStep, testing bool) string {
 	if testing && s.Policy != dmarcd.PolicyNone {
@@ -237,6 +245,13 @@ func (a *Advisor) Recommend(ctx context.Context, d dmarcd.SenderDomain) (*Recomm
 			rec.Reasons = append(rec.Reasons, noReports(ev, g.WindowDays))
 		}
 		rec.Record = buildRecord(liveRec, rec.Next, d)
+		if !strings.Contains(rec.Record, "rua=") {
+			// A p=none record without reports teaches nothing: no record
+			// rather than a useless one.
+			rec.Record = ""
+			rec.Reasons = append(rec.Reasons, fmt.Sprintf("no report address is known for %s: set rua in its [[domain]] table (the mailbox dmarcd reads). "+
+				"A p=none record without rua= brings no aggregate reports, so nothing would be learned and the rollout could not go on", d.Name))
+		}
 		rec.Explanation = explain(rec.Next)
 		return rec, nil
 	}
@@ -280,14 +295,14 @@ func (a *Advisor) decide(rec *Recommendation, inv *analyze.Inventory, d dmarcd.S
 		safe := lastSafeStep(idx, share, limit)
 		rec.Action, rec.Next, rec.NextTesting = Rollback, dmarcd.Rollout[safe], dmarcd.Rollout[safe].Percent < 100
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s puts %s of the domain's mail at risk: legitimate senders fail DMARC for %s of it (%s in the last %d days), over the limit of %s; go back to %s, which puts %s at risk, until they are fixed",
-			current, pct(exposure(current)*share), pct(ev.LegitimateFailingShare), pct(ev.RecentFailingShare), g.NewFailureDays, pct(limit), dmarcd.Rollout[safe], pct(exposure(dmarcd.Rollout[safe])*share)))
+			current, Percent(exposure(current)*share), Percent(ev.LegitimateFailingShare), Percent(ev.RecentFailingShare), g.NewFailureDays, Percent(limit), dmarcd.Rollout[safe], Percent(exposure(dmarcd.Rollout[safe])*share)))
 		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.Messages < g.MinMessages:
 		rec.hold(fmt.Sprintf("too little mail to decide: %d messages in %d days, the gate is %d", ev.Messages, g.WindowDays, g.MinMessages))
 		rec.Reasons = append(rec.Reasons, lowVolume(rec, inv, g, d)...)
 	case share > limit:
 		rec.hold(fmt.Sprintf("legitimate senders fail DMARC for %s of the domain's mail (%s in the last %d days), over the limit of %s: fix them, or mark those that are not yours, before any stricter step",
-			pct(ev.LegitimateFailingShare), pct(ev.RecentFailingShare), g.NewFailureDays, pct(limit)))
+			Percent(ev.LegitimateFailingShare), Percent(ev.RecentFailingShare), g.NewFailureDays, Percent(limit)))
 		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.AuthorizedMessages > 0 && ev.AuthorizedPassRate < g.MinAlignedShare:
 		rec.hold(fmt.Sprintf("%.1f%% of the mail of authorized senders passes DMARC, the gate is %.1f%%: fix the failing senders first",
@@ -298,20 +313,20 @@ func (a *Advisor) decide(rec *Recommendation, inv *analyze.Inventory, d dmarcd.S
 	case rec.Testing && current.Percent == 100:
 		rec.Action, rec.NextTesting = Advance, false
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days in test mode (t=y), %s of the mail fails from legitimate senders: drop t=y so that RFC 9989 receivers apply p=%s too",
-			current, ev.DaysAtStep, pct(share), current.Policy))
+			current, ev.DaysAtStep, Percent(share), current.Policy))
 	case idx == len(dmarcd.Rollout)-1:
 		rec.Action = Done
 		rec.Reasons = []string{"p=reject applies to all failing mail: the rollout is complete; keep watching for new failing senders"}
 	default:
 		next, skipped := nextMeaningful(idx, ev.Messages, g.MinSampleMessages)
 		if exposure(next)*share > limit {
-			rec.hold(fmt.Sprintf("%s would put %s of the domain's mail at risk, over the limit of %s", next, pct(exposure(next)*share), pct(limit)))
+			rec.hold(fmt.Sprintf("%s would put %s of the domain's mail at risk, over the limit of %s", next, Percent(exposure(next)*share), Percent(limit)))
 			rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 			return
 		}
 		rec.Action, rec.Next, rec.NextTesting = Advance, next, next.Percent < 100
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days, %.1f%% of authorized mail passes DMARC over %d messages, legitimate senders fail for %s: go to %s",
-			StepText(current, rec.Testing), ev.DaysAtStep, 100*ev.AuthorizedPassRate, ev.Messages, pct(share), next))
+			StepText(current, rec.Testing), ev.DaysAtStep, 100*ev.AuthorizedPassRate, ev.Messages, Percent(share), next))
 		for _, s := range skipped {
 			rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s is skipped: %d%% of %d messages is fewer than %d, too few for the step to show anything",
 				s, s.Percent, ev.Messages, g.MinSampleMessages))
@@ -349,8 +364,8 @@ func lastSafeStep(idx int, share, limit float64) int {
 	return 0
 }
 
-// pct writes a share as a percentage for people: 0.4%, 12%, 30%.
-func pct(f float64) string {
+// Percent writes a share as a percentage for people: 0.4%, 12%, 30%.
+func Percent(f float64) string {
 	switch p := 100 * f; {
 	case p == 0:
 		return "0%"
@@ -391,7 +406,7 @@ func blockerReasons(bs []Blocker) []string {
 	var out []string
 	for _, b := range bs {
 		out = append(out, fmt.Sprintf("%s (%s) fails DMARC for %d of %d messages (%s of the domain's mail, since %s): %s",
-			b.Name, b.Class, b.Failing, b.Messages, pct(b.FailingShare), b.Since, b.Why))
+			b.Name, b.Class, b.Failing, b.Messages, Percent(b.FailingShare), b.Since, b.Why))
 	}
 	return out
 }

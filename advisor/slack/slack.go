@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/advisor/alert"
 )
 
@@ -107,8 +110,18 @@ func (n *Notifier) post(ctx context.Context, text string, blocks []slack.Block) 
 	return nil
 }
 
+// escape makes text from reports, DNS or mail inert in Slack: "&", "<"
+// and ">" as entities, so that no <!channel>, <@user> or <url|label> of a
+// spoofer's PTR name or a report field comes alive. Only dmarcd's own
+// markup (bold, code) stays live.
+var escape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
+
+// numbers writes figures for people: 16,326.
+var numbers = message.NewPrinter(language.English)
+
 // AlertBlocks renders an alert: the fallback text (for notifications on a
-// phone's lock screen) and the blocks.
+// phone's lock screen) and the blocks. Everything but the labels is
+// escaped: titles, texts and facts carry report and DNS data.
 func AlertBlocks(a dmarcd.Alert) (string, []slack.Block) {
 	icon := ":rotating_light:"
 	if a.Resolved {
@@ -118,17 +131,17 @@ func AlertBlocks(a dmarcd.Alert) (string, []slack.Block) {
 	if domain == "" {
 		domain = "dmarcd"
 	}
-	title := fmt.Sprintf("%s %s", icon, a.Title)
+	title := fmt.Sprintf("%s %s", icon, escape(a.Title))
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, clip(title, 150), true, false)),
 		slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,
-			fmt.Sprintf("*%s* · %s · %s", domain, a.Kind, a.At.UTC().Format("Mon 2 Jan 15:04 UTC")), false, false)),
-		section(a.Text),
+			fmt.Sprintf("*%s* · %s · %s", escape(domain), a.Kind, a.At.UTC().Format("Mon 2 Jan 15:04 UTC")), false, false)),
+		section(escape(a.Text)),
 	}
 	if len(a.Facts) > 0 {
 		var fields []*slack.TextBlockObject
 		for _, f := range a.Facts {
-			fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("*%s*\n%s", f.Label, f.Value), false, false))
+			fields = append(fields, slack.NewTextBlockObject(slack.MarkdownType, fmt.Sprintf("*%s*\n%s", escape(f.Label), escape(f.Value)), false, false))
 		}
 		if len(fields) > 10 { // Slack's bound on section fields
 			fields = fields[:10]
@@ -136,35 +149,49 @@ func AlertBlocks(a dmarcd.Alert) (string, []slack.Block) {
 		blocks = append(blocks, slack.NewSectionBlock(nil, fields, nil))
 	}
 	if a.Action != "" && !a.Resolved {
-		blocks = append(blocks, section("*What to do:* "+a.Action))
+		blocks = append(blocks, section("*What to do:* "+escape(a.Action)))
 	}
 	return title, blocks
 }
 
 // WeeklyBlocks renders the weekly recommendation: per domain the current
-// step, the decision with its reasons, the record to publish and the keys
-// due.
+// step, the decision with its reasons, the record to publish, the senders
+// that hold the rollout with their fixes, and the keys due.
 func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 	title := fmt.Sprintf("DMARC rollout: week of %s", w.At.UTC().Format("2 Jan 2006"))
 	blocks := []slack.Block{slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, title, false, false))}
 	for _, r := range w.Recommendations {
 		var b strings.Builder
-		fmt.Fprintf(&b, "*%s*: %s (%s → %s)\n", r.Domain, strings.ToUpper(string(r.Action)), r.Current, r.Next)
+		fmt.Fprintf(&b, "*%s*: %s (%s → %s)\n", escape(r.Domain), strings.ToUpper(string(r.Action)), r.CurrentText(), advisor.StepText(r.Next, r.NextTesting))
 		for _, reason := range r.Reasons {
-			fmt.Fprintf(&b, "• %s\n", reason)
+			fmt.Fprintf(&b, "• %s\n", escape(reason))
 		}
 		e := r.Evidence
-		fmt.Fprintf(&b, "_%d messages, %.1f%% pass DMARC, %.1f%% of authorized mail passes, %d days at this step_",
+		numbers.Fprintf(&b, "_%d messages, %.1f%% pass DMARC, %.1f%% of authorized mail passes, %d days at this step_",
 			e.Messages, 100*e.DMARCPassRate, 100*e.AuthorizedPassRate, e.DaysAtStep)
 		blocks = append(blocks, slack.NewDividerBlock(), section(b.String()))
 		if r.Record != "" {
-			blocks = append(blocks, section(fmt.Sprintf("Publish `%s` TXT:\n```%s```", r.RecordName, r.Record)))
+			blocks = append(blocks, section(fmt.Sprintf("Publish `%s` TXT:\n```%s```", escape(r.RecordName), escape(r.Record))))
+		}
+		if len(e.Blocking) > 0 {
+			var s strings.Builder
+			s.WriteString("*Senders to fix*\n")
+			for _, bl := range e.Blocking {
+				numbers.Fprintf(&s, "• *%s* (%s): %d of %d messages fail, %s of the domain's mail\n", escape(bl.Name), bl.Class, bl.Failing, bl.Messages, advisor.Percent(bl.FailingShare))
+				for _, f := range bl.Fixes {
+					fmt.Fprintf(&s, "    ◦ %s\n", escape(f.Text))
+					if f.Record != "" {
+						fmt.Fprintf(&s, "```%s```\n", escape(f.Record))
+					}
+				}
+			}
+			blocks = append(blocks, section(s.String()))
 		}
 	}
 	var keys strings.Builder
 	for _, k := range w.Keys {
 		if k.RotationDue || k.Ready {
-			fmt.Fprintf(&keys, "• *%s* selector `%s` (%s): %s\n", k.Key.Domain, k.Key.Selector, k.Key.State, k.Reason)
+			fmt.Fprintf(&keys, "• *%s* selector `%s` (%s): %s\n", escape(k.Key.Domain), escape(k.Key.Selector), k.Key.State, escape(k.Reason))
 		}
 	}
 	if keys.Len() > 0 {
@@ -173,7 +200,7 @@ func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 	if len(w.TLS) > 0 {
 		var b strings.Builder
 		for _, p := range w.TLS {
-			fmt.Fprintf(&b, "• *%s* %s: %d sessions, %.2f%% failed\n", p.Domain, p.Type, p.Successful+p.Failed, 100*p.FailureRate())
+			numbers.Fprintf(&b, "• *%s* %s: %d sessions, %.2f%% failed\n", escape(p.Domain), p.Type, p.Successful+p.Failed, 100*p.FailureRate())
 		}
 		blocks = append(blocks, slack.NewDividerBlock(), section("*SMTP TLS* (what sending servers saw of your MX hosts)\n"+b.String()))
 	}

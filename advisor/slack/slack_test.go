@@ -152,7 +152,7 @@ func TestOutageLosesNothing(t *testing.T) {
 	if !strings.Contains(msgs[0]["blocks"], "p=quarantine; pct=10; t=y") {
 		t.Errorf("weekly message lacks the record: %v", msgs[0])
 	}
-	if !strings.Contains(msgs[0]["blocks"], "example.com* sts: 7932 sessions, 1.26% failed") {
+	if !strings.Contains(msgs[0]["blocks"], "example.com* sts: 7,932 sessions, 1.26% failed") {
 		t.Errorf("weekly message lacks the TLS sessions: %v", msgs[0]["blocks"])
 	}
 	if delivered, _ := out.Flush(ctx); delivered != 0 {

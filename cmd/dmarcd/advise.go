@@ -124,23 +124,28 @@ func weekly(e *env, st dmarcd.Store, only []string, now time.Time) (alert.Weekly
 // adviseDomains are the domains to advise on: the ones asked for, else the
 // configured ones, else every domain of the stored reports.
 func adviseDomains(e *env, st dmarcd.Store, only []string) ([]dmarcd.SenderDomain, error) {
-	if len(only) > 0 {
-		out := make([]dmarcd.SenderDomain, len(only))
-		for i, name := range only {
-			out[i] = configuredDomain(e.cfg, name)
+	var out []dmarcd.SenderDomain
+	switch {
+	case len(only) > 0:
+		for _, name := range only {
+			out = append(out, configuredDomain(e.cfg, name))
 		}
-		return out, nil
+	case len(e.cfg.Domains) > 0:
+		out = slices.Clone(e.cfg.Domains)
+	default:
+		compliance, err := analyze.Domains(e.ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range compliance {
+			out = append(out, dmarcd.SenderDomain{Name: c.Domain})
+		}
 	}
-	if len(e.cfg.Domains) > 0 {
-		return e.cfg.Domains, nil
-	}
-	compliance, err := analyze.Domains(e.ctx, st)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]dmarcd.SenderDomain, len(compliance))
-	for i, c := range compliance {
-		out[i] = dmarcd.SenderDomain{Name: c.Domain}
+	// Reports go to the mailbox dmarcd reads, unless the domain says.
+	for i := range out {
+		if len(out[i].RUA) == 0 {
+			out[i].RUA = defaultRUA(e.cfg)
+		}
 	}
 	return out, nil
 }

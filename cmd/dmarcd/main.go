@@ -44,7 +44,8 @@ type cli struct {
 	Query   queryCmd   `cmd:"" help:"Run SQL over the stored reports (views: reports, records, dkim_signatures, failures, tls_*, quarantined, alerts, daily_*; docs/SQL.md)."`
 	Domains domainsCmd `cmd:"" help:"Print per-domain DMARC compliance from the stored reports."`
 	Daily   dailyCmd   `cmd:"" help:"Print a domain's compliance day by day: volume, DMARC pass rate, DKIM- and SPF-aligned shares, dispositions."`
-	Sources sourcesCmd `cmd:"" help:"Print the sources that send as a domain: class (authorized, forwarder, unknown), reverse DNS, results."`
+	Sources sourcesCmd `cmd:"" help:"Print the sources (addresses) that send as a domain: their sender's class, reverse DNS, results."`
+	Senders sendersCmd `cmd:"" help:"Print the senders of a domain (services and servers, from DKIM, SPF and confirmed reverse DNS): class, volume, results, and how to fix the legitimate ones that fail."`
 	TLS     tlsCmd     `cmd:"" name:"tls" help:"Print what SMTP TLS reports (RFC 8460) say: sessions per policy domain and policy (MTA-STS, DANE), failure rates, failures by kind and MX host."`
 	Domain  domainCmd  `cmd:"" help:"Set up a sender domain: print the SPF, DKIM and DMARC records to publish (domain add)."`
 	Check   checkCmd   `cmd:"" help:"Check the live DNS of a sender domain: SPF limits, DMARC (RFC 9989), DKIM selectors, report authorization, drift. Exit 1 on errors."`
