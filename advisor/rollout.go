@@ -148,8 +148,9 @@ type Evidence struct {
 	// LegitimateFailing is the failing mail of legitimate senders
 	// (authorized or not set up, not marked not ours): the mail a policy
 	// must not block. LegitimateFailingShare is its share of the domain's
-	// mail over the window, RecentFailingShare over its last
-	// NewFailureDays; the gates use the larger.
+	// mail over the window, RecentFailingShare the largest share on one of
+	// its last NewFailureDays (a sender that started failing late in the
+	// window, at the rate it fails now); the gates use the larger.
 	LegitimateFailing      int64   `json:"legitimate_failing"`
 	LegitimateFailingShare float64 `json:"legitimate_failing_share"`
 	RecentFailingShare     float64 `json:"recent_failing_share"`
@@ -181,7 +182,7 @@ type Blocker struct {
 	Messages     int64         `json:"messages"`
 	Failing      int64         `json:"failing"`
 	FailingShare float64       `json:"failing_share"` // of the domain's mail
-	RecentShare  float64       `json:"recent_share"`  // of the domain's mail of the last days
+	RecentShare  float64       `json:"recent_share"`  // the largest of the domain's mail on one of the last days
 	Since        string        `json:"since"`         // first day it failed in the window
 	IPs          []string      `json:"ips"`
 	Fixes        []Fix         `json:"fixes"`
@@ -505,15 +506,9 @@ func (a *Advisor) gather(ctx context.Context, d dmarcd.SenderDomain, w analyze.W
 			ev.SpoofingFailing += s.Failing()
 		}
 	}
-	var recentLegit int64
-	for _, s := range inv.Senders {
-		if s.Class.Legitimate() {
-			recentLegit += s.RecentFailing
-		}
-	}
 	ev.AuthorizedPassRate = ratio(authPass, ev.AuthorizedMessages)
 	ev.LegitimateFailingShare = ratio(ev.LegitimateFailing, inv.Messages)
-	ev.RecentFailingShare = ratio(recentLegit, inv.RecentMessages)
+	ev.RecentFailingShare = inv.RecentShare(func(s *analyze.Sender) bool { return s.Class.Legitimate() })
 	if ev.Formats, err = a.formats(ctx, d.Name, w); err != nil {
 		return nil, err
 	}

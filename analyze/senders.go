@@ -39,13 +39,12 @@ type Sender struct {
 	SPFAligned  int64 `json:"spf_aligned"`
 	// Share is its part of the domain's mail in the window.
 	Share float64 `json:"share"`
-	// RecentMessages and RecentFailing are its mail and failing mail of
-	// the last days of the window (Classifier.RecentDays), and
-	// RecentShare their share of the domain's mail of those days: a
-	// sender that started failing late in the window shows there first.
-	RecentMessages int64   `json:"recent_messages"`
-	RecentFailing  int64   `json:"recent_failing"`
-	RecentShare    float64 `json:"recent_share"`
+	// RecentFailing is its failing mail on each of the last days of the
+	// window (Inventory.Recent), and RecentShare the largest share of the
+	// domain's mail of one of those days it failed for: a sender that
+	// started failing late in the window shows there at its current rate.
+	RecentFailing []int64 `json:"recent_failing"`
+	RecentShare   float64 `json:"recent_share"`
 
 	FirstDay     string `json:"first_day"`
 	LastDay      string `json:"last_day"`
@@ -103,12 +102,33 @@ type Inventory struct {
 	Domain   string `json:"domain"`
 	Window   Window `json:"window"`
 	Messages int64  `json:"messages"`
-	// RecentFrom is the first day of the recent figures;
-	// RecentMessages the domain's mail from then on.
-	RecentFrom     string   `json:"recent_from"`
-	RecentMessages int64    `json:"recent_messages"`
-	Senders        []Sender `json:"senders"`
-	Sources        []Source `json:"-"`
+	// Recent are the last days of the window (Classifier.RecentDays) with
+	// the domain's mail of each.
+	Recent  []DayMessages `json:"recent"`
+	Senders []Sender      `json:"senders"`
+	Sources []Source      `json:"-"`
+}
+
+// DayMessages is the mail of a day.
+type DayMessages struct {
+	Day      string `json:"day"`
+	Messages int64  `json:"messages"`
+}
+
+// RecentShare is the largest share of the domain's mail that the senders
+// for which legit says true failed DMARC with on one of the recent days.
+func (inv *Inventory) RecentShare(legit func(*Sender) bool) float64 {
+	var share float64
+	for i, d := range inv.Recent {
+		var failing int64
+		for k := range inv.Senders {
+			if s := &inv.Senders[k]; legit(s) && i < len(s.RecentFailing) {
+				failing += s.RecentFailing[i]
+			}
+		}
+		share = max(share, ratio(failing, d.Messages))
+	}
+	return share
 }
 
 // Limits of an inventory.
@@ -152,10 +172,11 @@ const (
 //   - Spoofing: the rest.
 func (c *Classifier) Inventory(ctx context.Context, q Querier, domain string, w Window) (*Inventory, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	recentDays := cmp.Or(c.RecentDays, DefaultRecentDays)
-	recent := day(w.To).AddDate(0, 0, 1-recentDays).Format(time.DateOnly)
-	if recent < w.From {
-		recent = w.From
+	var recent []string
+	for i := cmp.Or(c.RecentDays, DefaultRecentDays) - 1; i >= 0; i-- {
+		if d := day(w.To).AddDate(0, 0, -i).Format(time.DateOnly); d >= w.From {
+			recent = append(recent, d)
+		}
 	}
 	sources, recentFigures, err := sourceDays(ctx, q, domain, w, recent)
 	if err != nil {
@@ -166,11 +187,14 @@ func (c *Classifier) Inventory(ctx context.Context, q Querier, domain string, w 
 		return nil, err
 	}
 	c.reverse(ctx, sources)
-	inv := &Inventory{Domain: domain, Window: w, RecentFrom: recent, Sources: sources}
+	inv := &Inventory{Domain: domain, Window: w, Sources: sources}
+	for _, d := range recent {
+		inv.Recent = append(inv.Recent, DayMessages{Day: d})
+	}
 	for _, s := range sources {
 		inv.Messages += s.Messages
-		if f := recentFigures[s.IP]; f != nil {
-			inv.RecentMessages += f.Messages
+		for i, f := range recentFigures[s.IP] {
+			inv.Recent[i].Messages += f.Messages
 		}
 	}
 	byID := map[string]int{}
@@ -520,7 +544,7 @@ func sortedKeys(m map[string]int64) []string {
 }
 
 // add sums a source into the sender.
-func (snd *Sender) add(s *Source, ev *evidence, recent *figures) {
+func (snd *Sender) add(s *Source, ev *evidence, recent []figures) {
 	snd.Messages += s.Messages
 	snd.DMARCPass += s.DMARCPass
 	snd.DKIMAligned += s.DKIMAligned
@@ -530,9 +554,11 @@ func (snd *Sender) add(s *Source, ev *evidence, recent *figures) {
 	if s.FirstFailDay != "" && (snd.FirstFailDay == "" || s.FirstFailDay < snd.FirstFailDay) {
 		snd.FirstFailDay = s.FirstFailDay
 	}
-	if recent != nil {
-		snd.RecentMessages += recent.Messages
-		snd.RecentFailing += recent.Messages - recent.DMARCPass
+	for i, f := range recent {
+		if snd.RecentFailing == nil {
+			snd.RecentFailing = make([]int64, len(recent))
+		}
+		snd.RecentFailing[i] += f.Messages - f.DMARCPass
 	}
 	snd.ev.merge(ev)
 }
@@ -559,7 +585,11 @@ func (snd *Sender) finish(sources []Source, domain string, w Window, inv *Invent
 	span := int(day(w.To).Sub(day(snd.FirstDay)).Hours()/24) + 1
 	snd.steady = snd.Days >= SteadyMinDays && 2*snd.Days >= span
 	snd.Share = ratio(snd.Messages, inv.Messages)
-	snd.RecentShare = ratio(snd.RecentFailing, inv.RecentMessages)
+	for i, d := range inv.Recent {
+		if i < len(snd.RecentFailing) {
+			snd.RecentShare = max(snd.RecentShare, ratio(snd.RecentFailing[i], d.Messages))
+		}
+	}
 	for _, sel := range sortedKeys(snd.ev.alignedSelectors) {
 		if len(snd.DKIMDomains) == 0 {
 			snd.DKIMDomains = append(snd.DKIMDomains, AuthDomain{Domain: domain, Aligned: true})

@@ -116,8 +116,8 @@ type Classifier struct {
 	// PTRTimeout bounds one reverse lookup with its confirmation;
 	// DefaultPTRTimeout when zero.
 	PTRTimeout time.Duration
-	// RecentDays is the span at the end of the window that Sender's
-	// Recent figures cover; DefaultRecentDays when zero.
+	// RecentDays is the span at the end of the window that the recent
+	// figures cover, day by day; DefaultRecentDays when zero.
 	RecentDays int
 }
 
@@ -166,9 +166,9 @@ func (c *Classifier) Sources(ctx context.Context, q Querier, domain string, w Wi
 
 // sourceDays reads the sources of the window day by day from the
 // daily_sources view and sums them per source: volume, results, the days
-// sent on, the first failing day, and the figures of the days from recent
-// on.
-func sourceDays(ctx context.Context, q Querier, domain string, w Window, recent string) ([]Source, map[string]*figures, error) {
+// sent on, the first failing day; and, per source, the figures of each day
+// of recent (indexes of recent).
+func sourceDays(ctx context.Context, q Querier, domain string, w Window, recent []string) ([]Source, map[string][]figures, error) {
 	rows, err := q.Query(ctx, `
 SELECT source_ip, day, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned), SUM(spf_aligned)
 FROM daily_sources
@@ -180,7 +180,7 @@ ORDER BY source_ip, day`, domain, w.From, w.To)
 	}
 	defer rows.Close()
 	var out []Source
-	recentFigures := map[string]*figures{}
+	recentFigures := map[string][]figures{}
 	for rows.Next() {
 		var ip string
 		var day DayText
@@ -202,14 +202,14 @@ ORDER BY source_ip, day`, domain, w.From, w.To)
 		if p < m && s.FirstFailDay == "" {
 			s.FirstFailDay = string(day)
 		}
-		if string(day) >= recent {
+		if i := slices.Index(recent, string(day)); i >= 0 {
 			f := recentFigures[ip]
 			if f == nil {
-				f = &figures{}
+				f = make([]figures, len(recent))
 				recentFigures[ip] = f
 			}
-			f.Messages += int64(m)
-			f.DMARCPass += int64(p)
+			f[i].Messages += int64(m)
+			f[i].DMARCPass += int64(p)
 		}
 	}
 	if err := rows.Err(); err != nil {

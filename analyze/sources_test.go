@@ -125,8 +125,12 @@ func TestInventory(t *testing.T) {
 			t.Errorf("unconfirmed PTR: %+v", src)
 		}
 	}
-	if inv.Messages == 0 || inv.RecentFrom != "2026-11-05" {
-		t.Errorf("inventory: %d messages, recent from %s", inv.Messages, inv.RecentFrom)
+	if inv.Messages == 0 || len(inv.Recent) != 3 || inv.Recent[0].Day != "2026-11-05" || inv.Recent[2].Day != "2026-11-07" {
+		t.Errorf("inventory: %d messages, recent days %v", inv.Messages, inv.Recent)
+	}
+	// The ESP fails for 80 of the 1,135 messages of each recent day.
+	if esp := find(t, inv, "domain:esp.example"); fmt.Sprint(esp.RecentFailing) != "[80 80 80]" || esp.RecentShare < 0.070 || esp.RecentShare > 0.071 {
+		t.Errorf("ESP recent: %v, share %.4f", esp.RecentFailing, esp.RecentShare)
 	}
 
 	// The user says the CRM and the printer are not theirs.
