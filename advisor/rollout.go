@@ -200,6 +200,9 @@ type Advisor struct {
 	// the merged record); the fixes go without them when nil.
 	DNS   DNS
 	Gates Gates
+	// DefaultRUA are the report addresses of records for domains that
+	// name none (the mailbox dmarcd reads).
+	DefaultRUA []string
 	// Classifier gives the class of each sender; per domain, since the
 	// authorized networks differ.
 	Classifier func(d dmarcd.SenderDomain) *analyze.Classifier
@@ -212,6 +215,9 @@ func (a *Advisor) Recommend(ctx context.Context, d dmarcd.SenderDomain) (*Recomm
 	now := time.Now
 	if a.Now != nil {
 		now = a.Now
+	}
+	if len(d.RUA) == 0 {
+		d.RUA = a.DefaultRUA
 	}
 	at := now().UTC()
 	// Reports cover whole days and arrive the day after: the window ends
@@ -250,7 +256,7 @@ func (a *Advisor) Recommend(ctx context.Context, d dmarcd.SenderDomain) (*Recomm
 			// A p=none record without reports teaches nothing: no record
 			// rather than a useless one.
 			rec.Record = ""
-			rec.Reasons = append(rec.Reasons, fmt.Sprintf("no report address is known for %s: set rua in its [[domain]] table (the mailbox dmarcd reads). "+
+			rec.Reasons = append(rec.Reasons, fmt.Sprintf("no report address is known for %s: set rua in its [[domain]] table, or configure the [[mailbox]] dmarcd reads. "+
 				"A p=none record without rua= brings no aggregate reports, so nothing would be learned and the rollout could not go on", d.Name))
 		}
 		rec.Explanation = explain(rec.Next)

@@ -141,12 +141,6 @@ func adviseDomains(e *env, st dmarcd.Store, only []string) ([]dmarcd.SenderDomai
 			out = append(out, dmarcd.SenderDomain{Name: c.Domain})
 		}
 	}
-	// Reports go to the mailbox dmarcd reads, unless the domain says.
-	for i := range out {
-		if len(out[i].RUA) == 0 {
-			out[i].RUA = defaultRUA(e.cfg)
-		}
-	}
 	return out, nil
 }
 
@@ -160,7 +154,8 @@ func newAdvisor(e *env, st dmarcd.Store) (*advisor.Advisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &advisor.Advisor{Store: st, Lookup: advisor.LookupDMARC(r), DNS: r, Gates: e.cfg.Advisor, Classifier: classifiers, Now: e.now}, nil
+	return &advisor.Advisor{Store: st, Lookup: advisor.LookupDMARC(r), DNS: r, Gates: e.cfg.Advisor, Classifier: classifiers, Now: e.now,
+		DefaultRUA: defaultRUA(e.cfg)}, nil
 }
 
 // newClassifiers returns, per sender domain, the classifier of its
