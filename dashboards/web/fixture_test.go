@@ -177,10 +177,10 @@ func fullOptions(st analyze.Querier, dns *fakeDNS, ks *keystore.Store, now time.
 	}
 	clock := func() time.Time { return now }
 	o := Options{
-		Store:       st,
+		Store: st,
 		Recommender: &advisor.Advisor{Store: st, Lookup: dns.lookupDMARC, Gates: advisor.DefaultGates, Classifier: classifier, Now: clock,
 			DefaultRUA: []string{"dmarc@example.com"}},
-		Classifier:  classifier,
+		Classifier: classifier,
 		Plan: func(ctx context.Context, d dmarcd.SenderDomain) (*advisor.Plan, error) {
 			if d.Mode == "" {
 				d.Mode = dmarcd.ModeOwn
