@@ -459,8 +459,16 @@ func at(l []string, i int) string {
 }
 
 // identify returns the sender ID, name and catalogue service of a source.
+// An address the user marked as not theirs is a sender of its own, so that
+// the mark does not spill onto the network or service it is part of.
 func (c *Classifier) identify(s *Source, ev *evidence, domain string) (id, name string, svc *Service) {
 	if addr, err := netip.ParseAddr(s.IP); err == nil {
+		for _, m := range c.NotOurs {
+			if p, err := netip.ParsePrefix(strings.TrimSpace(m)); err == nil && p.Contains(addr.Unmap()) ||
+				strings.TrimSpace(m) == addr.Unmap().String() {
+				return "ip:" + s.IP, s.IP, nil
+			}
+		}
 		for _, p := range c.Networks {
 			if p.Contains(addr.Unmap()) {
 				return "network:" + p.String(), "listed network " + p.String(), nil

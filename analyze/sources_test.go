@@ -76,6 +76,9 @@ func TestInventory(t *testing.T) {
 		{IP: "203.0.113.50", PerDay: 15, SPF: spf(domain, "fail")},
 		{IP: "campaign", PerDay: 30, SPF: spf(domain, "fail"), Vary: func(day string) string { return "100.64.1." + strings.TrimPrefix(day[8:], "0") }},
 		{IP: "100.64.0.9", PerDay: 25, SPF: spf(domain, "fail"), Until: "2026-11-02"},
+		// A spoofer whose mail passes SPF for a throwaway domain of its own,
+		// on one day.
+		{IP: "100.64.2.1", PerDay: 40, SPF: spf("xk2j.throwaway.example", "pass"), From: "2026-11-03", Until: "2026-11-03"},
 	}}.Write(t, s)
 
 	c := &analyze.Classifier{Selectors: []string{"s2026"}, Resolver: resolver}
@@ -98,6 +101,7 @@ func TestInventory(t *testing.T) {
 		"domain:example.org":       "forwarder",
 		"ip:203.0.113.50":          "unconfigured",
 		"ip:100.64.0.9":            "spoofing",
+		"domain:throwaway.example": "spoofing",
 	}
 	for d := 1; d <= 7; d++ {
 		want[fmt.Sprintf("ip:100.64.1.%d", d)] = "spoofing"
