@@ -138,9 +138,9 @@ func TestRolloutSimulation(t *testing.T) {
 			}
 		}
 	}
-	espStart := simDay(7*5 + 1)      // Tuesday of week 6, at quarantine 50%
-	regressEarly := simDay(7*8 + 1)  // Tuesday of week 9, at reject 5%
-	regressLate := simDay(7*8 + 5)   // Saturday of week 9
+	espStart := simDay(7*5 + 1)     // Tuesday of week 6, at quarantine 50%
+	regressEarly := simDay(7*8 + 1) // Tuesday of week 9, at reject 5%
+	regressLate := simDay(7*8 + 5)  // Saturday of week 9
 	printer := simSender{Traffic: synth.Traffic{IP: "203.0.113.200", PerDay: 40, SPF: spfResult(simDomain, "fail")}, legit: true}
 	scenarios := []simScenario{
 		{name: "clean RFC 7489", weeks: 13, reporters: rfc7489Reporters, senders: clean(), check: reachesReject},
@@ -178,10 +178,10 @@ func TestRolloutSimulation(t *testing.T) {
 			}},
 		{name: "own source regressing early in the week", weeks: 10, reporters: mixedReporters,
 			senders: append(clean(), simSender{Traffic: synth.Traffic{IP: "192.0.2.20", PerDay: 180, DKIM: dkimPass(simDomain, "s1"), SPF: spfResult(simDomain, "pass"), FailFrom: regressEarly}, legit: true}),
-			check: rollsBackInWeek(9)},
+			check:   rollsBackInWeek(9)},
 		{name: "own source regressing late in the week", weeks: 10, reporters: mixedReporters,
 			senders: append(clean(), simSender{Traffic: synth.Traffic{IP: "192.0.2.20", PerDay: 180, DKIM: dkimPass(simDomain, "s1"), SPF: spfResult(simDomain, "pass"), FailFrom: regressLate}, legit: true}),
-			check: rollsBackInWeek(9)},
+			check:   rollsBackInWeek(9)},
 		{name: "low volume", weeks: 4, reporters: rfc7489Reporters,
 			senders: []simSender{{Traffic: synth.Traffic{IP: "192.0.2.10", PerDay: 3, DKIM: dkimPass(simDomain, "s1"), SPF: spfResult(simDomain, "pass")}, legit: true}},
 			check: func(t *testing.T, weeks []simWeek) {
