@@ -138,10 +138,21 @@ func Check(ctx context.Context, r DNS, d dmarcd.SenderDomain, opts CheckOptions)
 			}
 		}
 		// Report addresses in other organizations must authorize the
-		// reports (RFC 7489 §7.1); the domain is the policy domain.
-		auths, err := CheckReportAuthorization(ctx, r, disc.PolicyDomain, slices.Concat(disc.Record.RUA, disc.Record.RUF))
-		if err != nil {
-			dnsFailure(policyName, err)
+		// reports (RFC 7489 §7.1); the domain is the policy domain. The
+		// record of a public suffix operator (psd=y, or a policy domain
+		// above the organizational domain) is not the user's to change:
+		// where its reports go is the operator's business.
+		psd := disc.Record.PSD == "y" || disc.PolicyDomain != disc.OrgDomain && strings.HasSuffix(disc.OrgDomain, "."+disc.PolicyDomain)
+		var auths []ReportAuthorization
+		if psd {
+			fs = append(fs, Finding{Severity: SeverityInfo, Code: "dmarc-psd-record", Name: policyName,
+				Message: fmt.Sprintf("the policy of %s comes from %s, a public suffix operator's record: its report addresses are the operator's, and %s gets no reports from it", domain, disc.PolicyDomain, domain),
+				Advice:  "publish a record at _dmarc." + disc.OrgDomain + " with your own rua= to get reports"})
+		} else {
+			auths, err = CheckReportAuthorization(ctx, r, disc.PolicyDomain, slices.Concat(disc.Record.RUA, disc.Record.RUF))
+			if err != nil {
+				dnsFailure(policyName, err)
+			}
 		}
 		for _, a := range auths {
 			if a.External && !a.Authorized {

@@ -146,3 +146,33 @@ func FuzzParseDKIMKey(f *testing.F) {
 		parseDKIMKey(txt)
 	})
 }
+
+// TestCheckUnderPSD: a domain covered only by its public suffix operator's
+// record gets no alarm about the operator's report address, which it cannot
+// change; an invalid sp= says the record acts as p=none.
+func TestCheckUnderPSD(t *testing.T) {
+	z := testZone{}
+	z.txt("_dmarc.bank", "v=DMARC1; p=reject; psd=y; rua=mailto:psd@registry.example")
+	z.txt("_dmarc.other.example", "v=DMARC1; p=reject; sp=rejected; rua=mailto:dmarc@other.example")
+	_, r := serve(t, z)
+	fs, err := Check(context.Background(), r, dmarcd.SenderDomain{Name: "shop.bank"}, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := findFinding(fs, "dmarc-report-unauthorized"); f != nil {
+		t.Errorf("an alarm about the PSD operator's report address: %+v", f)
+	}
+	if f := findFinding(fs, "dmarc-psd-record"); f == nil || !strings.Contains(f.Advice, "_dmarc.shop.bank") {
+		t.Errorf("no word that the record is the PSD operator's: %v", findingCodes(fs))
+	}
+	fs, err = Check(context.Background(), r, dmarcd.SenderDomain{Name: "other.example"}, CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := findFinding(fs, "dmarc-invalid-sp"); f == nil || f.Severity != SeverityError || !strings.Contains(f.Message, "treat the whole record as p=none") {
+		t.Errorf("invalid sp: %+v", f)
+	}
+	if f := findFinding(fs, "dmarc-found"); f == nil || !strings.Contains(f.Message, "applies none") {
+		t.Errorf("the record found: %+v", f)
+	}
+}

@@ -83,6 +83,10 @@ func (d *Discovery) Applied() dmarcd.Policy {
 	switch {
 	case d.Record == nil:
 		return ""
+	case d.Record.ActsAsNone != "" && len(d.Record.RUA) == 0:
+		return "" // no DMARC at all (RFC 7489 §6.6.3)
+	case d.Record.ActsAsNone != "":
+		return dmarcd.PolicyNone
 	case d.PolicyDomain == d.Domain:
 		return d.Record.Policy
 	}
@@ -119,6 +123,13 @@ func Discover(ctx context.Context, r DNS, domain string) (*Discovery, error) {
 		}
 		step.Records = SelectDMARC(txts)
 		d.Steps = append(d.Steps, step)
+		for _, txt := range txts {
+			if !IsDMARC(txt) {
+				d.Findings = append(d.Findings, Finding{Severity: SeverityWarning, Code: "dmarc-not-a-record", Name: name,
+					Message: fmt.Sprintf("%s holds the TXT record %q, which receivers ignore: %s", name, clipText(txt, 120), whyNotDMARC(txt)),
+					Advice:  "start it with v=DMARC1 if it is meant as the DMARC record, or delete it"})
+			}
+		}
 		switch len(step.Records) {
 		case 0:
 			continue
@@ -162,6 +173,30 @@ func Discover(ctx context.Context, r DNS, domain string) (*Discovery, error) {
 			Advice:  "publish a record at _dmarc." + domain + " to give it its own policy and reports"})
 	}
 	return d, nil
+}
+
+// whyNotDMARC says why a TXT record is not a DMARC record.
+func whyNotDMARC(txt string) string {
+	first, _, _ := strings.Cut(txt, ";")
+	name, value, ok := strings.Cut(first, "=")
+	name, value = strings.Trim(name, " \t"), strings.Trim(value, " \t")
+	switch {
+	case !ok:
+		return "a DMARC record starts with the tag v=DMARC1 (RFC 9989 §4.7)"
+	case !strings.EqualFold(name, "v"):
+		return fmt.Sprintf("its first tag is %s=, and a DMARC record starts with v=DMARC1 (RFC 9989 §4.7)", name)
+	case strings.EqualFold(value, "DMARC1"):
+		return fmt.Sprintf("v=%s is not v=DMARC1: the version is case-sensitive (RFC 9989 §4.7)", value)
+	}
+	return fmt.Sprintf("v=%s is not v=DMARC1 (RFC 9989 §4.7)", value)
+}
+
+// clipText bounds a DNS text for a message.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 func subdomainPolicyText(r *Record) string {

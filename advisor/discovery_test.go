@@ -112,6 +112,13 @@ func TestDiscoverPSD(t *testing.T) {
 	if q := dmarcQueries(srv)[before:]; !slices.Equal(q, []string{"x.dept.example.com", "dept.example.com"}) {
 		t.Errorf("queries %q; want the walk to stop at psd=n", q)
 	}
+	// A TXT record at _dmarc that is not a DMARC record is shown, with why
+	// it is ignored.
+	srv.Set("_dmarc.shop.bank.", txtRR("_dmarc.shop.bank.", "p=reject; v=DMARC1"))
+	d, err = Discover(context.Background(), r, "shop.bank")
+	if f := findFinding(d.Findings, "dmarc-not-a-record"); err != nil || f == nil || !strings.Contains(f.Message, "its first tag is p=") || d.PolicyDomain != "bank" {
+		t.Errorf("a TXT record at _dmarc that is not DMARC: %+v, %v", d.Findings, err)
+	}
 	// psd=y on the domain itself does not stop the walk or make it its own
 	// parent.
 	d, err = Discover(context.Background(), r, "bank")

@@ -52,6 +52,11 @@ type Record struct {
 	ReportInterval *int   `json:"ri,omitempty"`
 	// Unknown are the tags this package does not know, in record order.
 	Unknown []DMARCTag `json:"unknown,omitempty"`
+	// ActsAsNone says why receivers treat the record as p=none, whatever
+	// its policies say: p is missing or not valid, or sp is not valid
+	// (RFC 7489 §6.6.3; RFC 9989 keeps the rule for p). Without a valid
+	// rua they apply no DMARC at all. "" when the policies are valid.
+	ActsAsNone string `json:"acts_as_none,omitempty"`
 }
 
 // DMARCTag is one tag=value of a DMARC record.
@@ -95,9 +100,10 @@ func (r Record) String() string {
 }
 
 // Step is the rollout step the record is at: p and pct (100 when absent,
-// RFC 7489 §6.3). A record without p, or with p=none, is at none.
+// RFC 7489 §6.3). A record without p, with p=none, or that acts as p=none
+// (ActsAsNone), is at none.
 func (r Record) Step() dmarcd.RolloutStep {
-	if r.Policy != dmarcd.PolicyQuarantine && r.Policy != dmarcd.PolicyReject {
+	if r.ActsAsNone != "" || r.Policy != dmarcd.PolicyQuarantine && r.Policy != dmarcd.PolicyReject {
 		return dmarcd.RolloutStep{Policy: dmarcd.PolicyNone, Percent: 100}
 	}
 	pct := 100
@@ -170,6 +176,7 @@ func ParseDMARC(txt string) (*Record, []Finding, error) {
 	}
 	seen := map[string]bool{}
 	var hasPolicy, hasRUA bool
+	var invalidPolicy string
 	for i, part := range strings.Split(txt, ";") {
 		part = strings.Trim(part, " \t\r\n")
 		if i == 0 || part == "" {
@@ -191,7 +198,14 @@ func ParseDMARC(txt string) (*Record, []Finding, error) {
 		switch name {
 		case "p", "sp", "np":
 			p, ok := parseDMARCPolicy(value)
-			if !ok {
+			switch {
+			case !ok && name == "p":
+				invalidPolicy = fmt.Sprintf("p=%s is not a policy (none, quarantine or reject)", value)
+				continue
+			case !ok && name == "sp":
+				invalidPolicy = fmt.Sprintf("sp=%s is not a policy (none, quarantine or reject)", value)
+				continue
+			case !ok:
 				invalid(name, value, "none, quarantine or reject")
 				continue
 			}
@@ -270,8 +284,22 @@ func ParseDMARC(txt string) (*Record, []Finding, error) {
 				"check its spelling (p, sp, np, t, psd, adkim, aspf, rua, ruf, fo), or remove it")
 		}
 	}
-	if !hasPolicy {
-		finding(SeverityWarning, "dmarc-missing-p", "the record has no p= tag: RFC 9989 receivers read it as p=none only when rua= is valid, and RFC 7489 receivers ignore the whole record",
+	noDMARC := ""
+	if !hasRUA {
+		noDMARC = ", and as it has no valid rua= they apply no DMARC at all"
+	}
+	switch {
+	case invalidPolicy != "":
+		r.ActsAsNone = invalidPolicy
+		code := "dmarc-invalid-p"
+		if strings.HasPrefix(invalidPolicy, "sp=") {
+			code = "dmarc-invalid-sp"
+		}
+		finding(SeverityError, code, fmt.Sprintf("%s: receivers then treat the whole record as p=none (RFC 7489 §6.6.3), whatever its other tags say%s: no mail is quarantined or rejected", invalidPolicy, noDMARC),
+			"correct the value")
+	case !hasPolicy:
+		r.ActsAsNone = "the record has no p="
+		finding(SeverityWarning, "dmarc-missing-p", fmt.Sprintf("the record has no p= tag: receivers treat it as p=none (RFC 7489 §6.6.3, RFC 9989 §4.7)%s", noDMARC),
 			"add p=none (or the policy of your rollout step)")
 	}
 	if !hasRUA {
@@ -290,7 +318,7 @@ func ParseDMARC(txt string) (*Record, []Finding, error) {
 			finding(SeverityInfo, "dmarc-pct", fmt.Sprintf("pct=%d is read only by RFC 7489 receivers; RFC 9989 receivers ignore it and read t=", *r.Percent), "")
 		}
 	}
-	if hasPolicy {
+	if hasPolicy && invalidPolicy == "" {
 		if sp := r.SubdomainEffective(); dmarcPolicyRank(sp) < dmarcPolicyRank(r.Policy) {
 			finding(SeverityWarning, "dmarc-weak-sp",
 				fmt.Sprintf("sp=%s is weaker than p=%s: mail forged from any subdomain gets the weaker policy", sp, r.Policy),
@@ -338,11 +366,9 @@ func parseReportURIs(tag, value string) ([]string, []Finding) {
 		if u == "" {
 			continue
 		}
-		if base, size, ok := strings.Cut(u, "!"); ok {
-			fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-uri-size",
-				Message: fmt.Sprintf("%s: the size limit !%s is obsolete: RFC 9989 reporters ignore it, and some reject the URI", u, size),
-				Advice:  "remove !" + size})
-			u = base
+		if _, size, ok := strings.Cut(u, "!"); ok {
+			fs = append(fs, Finding{Severity: SeverityInfo, Code: "dmarc-uri-size",
+				Message: fmt.Sprintf("%s: RFC 7489 reporters keep reports to this address under %s (RFC 7489 §6.2); RFC 9989 dropped the size limit, and its reporters ignore it", u, size)})
 		}
 		if _, err := ReportAddress(u); err != nil {
 			fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-invalid-uri",
@@ -355,8 +381,10 @@ func parseReportURIs(tag, value string) ([]string, []Finding) {
 	return uris, fs
 }
 
-// ReportAddress returns the mail address of a mailto: report URI.
+// ReportAddress returns the mail address of a mailto: report URI, without
+// its size limit (!10m, RFC 7489 §6.2).
 func ReportAddress(uri string) (string, error) {
+	uri, _, _ = strings.Cut(uri, "!")
 	u, err := url.Parse(uri)
 	if err != nil {
 		return "", fmt.Errorf("malformed URI %q", uri)

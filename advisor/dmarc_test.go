@@ -55,15 +55,17 @@ func TestParseDMARCFindings(t *testing.T) {
 		{"v=DMARC1; p=none", "dmarc-missing-rua", SeverityWarning, "no aggregate reports"},
 		{"v=DMARC1; p=none; rua=dmarc@example.com", "dmarc-invalid-uri", SeverityWarning, "no scheme"},
 		{"v=DMARC1; p=none; rua=mailto:not-an-address", "dmarc-invalid-uri", SeverityWarning, "not a mail address"},
-		{"v=DMARC1; p=none; rua=mailto:dmarc@example.com!10m", "dmarc-uri-size", SeverityWarning, "obsolete"},
+		{"v=DMARC1; p=none; rua=mailto:dmarc@example.com!10m", "dmarc-uri-size", SeverityInfo, "RFC 9989 dropped the size limit"},
 		{"v=DMARC1; p=reject; sp=none" + rua, "dmarc-weak-sp", SeverityWarning, "sp=none is weaker than p=reject"},
 		{"v=DMARC1; p=reject; np=quarantine" + rua, "dmarc-weak-np", SeverityWarning, "np=quarantine"},
-		{"v=DMARC1; p=maybe" + rua, "dmarc-invalid-p", SeverityError, "none, quarantine or reject"},
+		{"v=DMARC1; p=maybe" + rua, "dmarc-invalid-p", SeverityError, "treat the whole record as p=none (RFC 7489 §6.6.3)"},
+		{"v=DMARC1; p=maybe", "dmarc-invalid-p", SeverityError, "no DMARC at all"},
+		{"v=DMARC1; p=reject; sp=rejected" + rua, "dmarc-invalid-sp", SeverityError, "sp=rejected is not a policy (none, quarantine or reject): receivers then treat the whole record as p=none"},
 		{"v=DMARC1; p=none; adkim=x" + rua, "dmarc-invalid-adkim", SeverityError, "relaxed"},
 		{"v=DMARC1; p=none; fo=2" + rua, "dmarc-invalid-fo", SeverityError, "0, 1, d or s"},
 		{"v=DMARC1; p=none; psd=maybe" + rua, "dmarc-invalid-psd", SeverityError, "y, n or u"},
 		{"v=DMARC1; p=none; rau=mailto:x@example.com" + rua, "dmarc-unknown-tag", SeverityWarning, "rau"},
-		{"v=DMARC1" + rua, "dmarc-missing-p", SeverityWarning, "p=none"},
+		{"v=DMARC1" + rua, "dmarc-missing-p", SeverityWarning, "treat it as p=none"},
 		{"v=DMARC1; p=none; p=reject" + rua, "dmarc-duplicate-tag", SeverityWarning, "more than once"},
 		{"v=DMARC1; p=none; fo=1" + rua, "dmarc-fo-without-ruf", SeverityInfo, "ruf"},
 	}
@@ -77,6 +79,14 @@ func TestParseDMARCFindings(t *testing.T) {
 		if f == nil || f.Severity != c.sev || !strings.Contains(f.Message, c.says) {
 			t.Errorf("ParseDMARC(%q) = %v; want %s %s saying %q", c.txt, fs, c.sev, c.code, c.says)
 		}
+	}
+	// An invalid sp makes the record act as p=none, p=reject included.
+	if r, _, _ := ParseDMARC("v=DMARC1; p=reject; sp=rejected" + rua); r.Step().Policy != "none" || r.ActsAsNone == "" {
+		t.Errorf("p=reject with an invalid sp: step %v, acts as none %q", r.Step(), r.ActsAsNone)
+	}
+	// A size limit is kept, as written.
+	if r, _, _ := ParseDMARC("v=DMARC1; p=none; rua=mailto:dmarc@example.com!10m"); r.String() != "v=DMARC1; p=none; rua=mailto:dmarc@example.com!10m" {
+		t.Errorf("the size limit is lost: %s", r)
 	}
 	// A clean record has no findings.
 	if _, fs, _ := ParseDMARC("v=DMARC1; p=reject; rua=mailto:dmarc@example.com"); len(fs) != 0 {

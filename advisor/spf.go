@@ -387,6 +387,73 @@ func macroTokens(s string, exp bool) ([]string, error) {
 	return toks, nil
 }
 
+// expandKnownMacros expands the macros of a domain-spec whose values do not
+// depend on the message (RFC 7208 §7.2): %{d}, the domain whose record is
+// evaluated, and %{o}, the domain of the envelope sender, which for the
+// records of a domain is that domain; with their transformers (%{d2},
+// %{dr}, %{d1r-}...) and the escapes %%, %_ and %-. It reports false when
+// the spec holds a macro of the message (%{i}, %{s}, %{l}, %{h}, %{p},
+// %{v}): its name is then not known before mail arrives.
+func expandKnownMacros(spec, d, o string) (string, bool) {
+	toks, err := macroTokens(spec, false)
+	if err != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, t := range toks {
+		switch {
+		case t == "%%":
+			b.WriteByte('%')
+		case t == "%_":
+			b.WriteByte(' ')
+		case t == "%-":
+			b.WriteString("%20")
+		case strings.HasPrefix(t, "%{"):
+			body := t[2 : len(t)-1]
+			var value string
+			switch body[0] | 0x20 {
+			case 'd':
+				value = d
+			case 'o':
+				value = o
+			default:
+				return "", false
+			}
+			b.WriteString(transformMacro(value, body[1:]))
+		default:
+			b.WriteString(t)
+		}
+	}
+	return b.String(), true
+}
+
+// transformMacro applies a macro's transformers and delimiters (RFC 7208
+// §7.3): split on the delimiters (default "."), reverse with r, keep the
+// right-most N parts, join with ".".
+func transformMacro(value, rest string) string {
+	i := 0
+	for i < len(rest) && asciiDigit(rest[i]) {
+		i++
+	}
+	n, _ := strconv.Atoi(rest[:i])
+	reverse := i < len(rest) && rest[i]|0x20 == 'r'
+	if reverse {
+		i++
+	}
+	delims := rest[i:]
+	if delims == "" {
+		delims = "."
+	}
+	parts := strings.FieldsFunc(value, func(r rune) bool { return strings.ContainsRune(delims, r) })
+	if reverse {
+		slices.Reverse(parts)
+	}
+	if n > 0 && n < len(parts) {
+		parts = parts[len(parts)-n:]
+	}
+	return strings.Join(parts, ".")
+}
+
 // validMacroBody checks macro-letter transformers *delimiter.
 func validMacroBody(body string, exp bool) error {
 	if body == "" {
@@ -671,8 +738,15 @@ func (w *spfWalk) term(ctx context.Context, domain string, t SPFTerm, chain []st
 	}
 	c := &SPFCost{Term: t.Text, Domain: target, Lookups: 1}
 	if strings.Contains(target, "%") {
-		// A macro: the name depends on the mail; nothing to look up here.
-		return c
+		name, ok := expandKnownMacros(target, domain, chain[0])
+		if !ok {
+			// A macro of the message: the name depends on the mail;
+			// nothing to look up here.
+			c.Problem = "the name depends on each message (a macro of RFC 7208 §7): counted as one lookup"
+			return c
+		}
+		target, c.Domain = name, name
+		t.Domain = name
 	}
 	switch {
 	case t.Mechanism == "include" || t.Modifier == "redirect":

@@ -361,3 +361,40 @@ func FuzzParseSPF(f *testing.F) {
 		}
 	})
 }
+
+// TestSPFMacros: the macros whose values are known before mail arrives
+// (%{d}, %{o} and their transformers) are expanded and followed, so that
+// their lookups count; a macro of the message counts one lookup.
+func TestSPFMacros(t *testing.T) {
+	z := testZone{}
+	z.txt("example.com", "v=spf1 include:%{d}._spf.example.net include:%{o1}.spf.example.org exists:%{i}._ip.example.com ~all")
+	z.txt("example.com._spf.example.net", "v=spf1 include:a.example.net include:b.example.net -all")
+	z.txt("a.example.net", "v=spf1 ip4:192.0.2.0/25 -all")
+	z.txt("b.example.net", "v=spf1 ip4:192.0.2.128/25 -all")
+	z.txt("com.spf.example.org", "v=spf1 ip4:198.51.100.0/24 -all")
+	_, r := serve(t, z)
+	a, fs, err := AnalyzeSPF(context.Background(), r, "example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// %{d} include 1 + 2; %{o1} include 1; exists %{i} 1.
+	if a.Lookups != 5 || HasErrors(fs) {
+		t.Errorf("lookups %d, findings %v; want 5 and no error", a.Lookups, findingCodes(fs))
+	}
+	for _, c := range a.Costs {
+		if strings.HasPrefix(c.Term, "exists:") && !strings.Contains(c.Problem, "depends on each message") {
+			t.Errorf("exists:%%{i}: %+v", c)
+		}
+	}
+	for spec, want := range map[string]string{
+		"%{d}": "mail.example.com", "%{d2}": "example.com", "%{dr}": "com.example.mail", "%{d1r}": "mail",
+		"%{o}._spf.%{d2}": "example.com._spf.example.com", "a%%b.%{d}": "a%b.mail.example.com", "%{d-}": "mail.example.com",
+	} {
+		if got, ok := expandKnownMacros(spec, "mail.example.com", "example.com"); !ok || got != want {
+			t.Errorf("expand %q = %q, %v; want %q", spec, got, ok, want)
+		}
+	}
+	if _, ok := expandKnownMacros("%{i}.example.com", "example.com", "example.com"); ok {
+		t.Error("%{i} expanded")
+	}
+}

@@ -2,6 +2,7 @@ package advisor
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -199,8 +200,11 @@ func (p *Plan) planSPF(ctx context.Context, r DNS, in DomainSetup, zone string) 
 	}
 	p.Notes = append(p.Notes, note+".")
 	for _, f := range m.Findings {
-		if f.Severity == SeverityError {
+		switch {
+		case f.Severity == SeverityError:
 			p.Notes = append(p.Notes, "SPF: careful, the record keeps a problem of the live one: "+f.Message)
+		case f.Code == "spf-all-neutral" || f.Code == "spf-all-pass":
+			p.Notes = append(p.Notes, "SPF: careful, the live record's all is kept: "+f.Message+"; end it with ~all (then -all once every sender is listed).")
 		}
 	}
 	p.add(PlannedRecord{Purpose: PurposeSPF, Zone: zone, Name: p.Domain, Value: m.Record})
@@ -225,6 +229,9 @@ func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone
 	var rec *Record
 	switch len(live) {
 	case 0:
+		if len(rua) == 0 {
+			return nil, fmt.Errorf("%w for %s: a p=none record without rua= brings no aggregate reports, so nothing would be learned and the rollout could not start; give one (--rua ADDRESS, or rua in its [[domain]] table)", ErrNoReportAddress, p.Domain)
+		}
 		rec = &Record{Policy: dmarcd.PolicyNone, RUA: rua, RUF: ruf}
 		p.Notes = append(p.Notes, "DMARC: the slow rollout starts at p=none: receivers only report, nothing is quarantined or rejected; `dmarcd advise` says when to take the next step. "+
 			"sp and np are left out, so subdomains and names that do not exist follow p as it moves; np=reject could be added now, since names that do not exist send no legitimate mail (RFC 7489 receivers ignore np).")
@@ -256,24 +263,40 @@ func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone
 			p.Notes = append(p.Notes, "DMARC: rf= and ri= are dropped: RFC 9989 removed them, and receivers ignore them.")
 		}
 		if s := rec.Step(); s.Policy != dmarcd.PolicyNone && s.Percent < 100 && !rec.Testing {
-			p.Notes = append(p.Notes, fmt.Sprintf("DMARC: careful, pct=%d without t=y: RFC 9989 receivers ignore pct and apply p=%s to all failing mail. `dmarcd advise` writes the step with t=y.", s.Percent, s.Policy))
+			rec.Testing = true
+			p.Notes = append(p.Notes, fmt.Sprintf("DMARC: t=y is added beside pct=%d: without it, RFC 9989 receivers ignore pct and apply p=%s to all failing mail; with it, they apply the next lower policy while RFC 7489 receivers keep applying p=%s to %d%%.",
+				s.Percent, s.Policy, s.Policy, s.Percent))
+		}
+		if rec.ActsAsNone != "" {
+			p.Notes = append(p.Notes, fmt.Sprintf("DMARC: careful, %s: receivers treat the live record as p=none (RFC 7489 §6.6.3); the record below drops the invalid value.", rec.ActsAsNone))
 		}
 	default:
 		return nil, fmt.Errorf("%s has %d DMARC records, so none applies (RFC 9989 §4.8): delete all but one, then run this again", name, len(live))
 	}
 	if len(rec.RUA) == 0 {
-		p.Notes = append(p.Notes, "DMARC: no report address (rua) is configured: receivers send no aggregate reports, and dmarcd has nothing to advise on. Add one (--rua).")
+		p.Notes = append(p.Notes, "DMARC: CAREFUL: the record has no report address (rua): receivers send no aggregate reports, nothing is learned, and dmarcd has nothing to advise on. Add one (--rua).")
 	}
 	p.add(PlannedRecord{Purpose: PurposeDMARC, Zone: zone, Name: name, Value: rec.String()})
 	return rec, nil
 }
 
+// ErrNoReportAddress is the wizard's refusal to write a first DMARC record
+// without a report address.
+var ErrNoReportAddress = errors.New("no report address")
+
 // unionURIs appends the URIs of add that have is missing (by address,
-// without case).
+// without case; a size limit of a live URI is kept).
 func unionURIs(have, add []string) []string {
 	out := slices.Clone(have)
+	addr := func(u string) string {
+		a, err := ReportAddress(u)
+		if err != nil {
+			return u
+		}
+		return a
+	}
 	for _, a := range add {
-		if !slices.ContainsFunc(out, func(h string) bool { return strings.EqualFold(h, a) }) {
+		if !slices.ContainsFunc(out, func(h string) bool { return strings.EqualFold(addr(h), addr(a)) }) {
 			out = append(out, a)
 		}
 	}

@@ -177,6 +177,48 @@ func TestPlanKeepsLiveDMARC(t *testing.T) {
 	}
 }
 
+// TestPlanSaysOnlyTrueThings: the wizard writes t=y beside a kept pct below
+// 100, keeps a report address's size limit, warns about ?all and an invalid
+// p=, and writes no first record without a report address.
+func TestPlanSaysOnlyTrueThings(t *testing.T) {
+	z := ownDomainZone()
+	delete(z, "example.com.")
+	z.txt("example.com", "v=spf1 mx ?all")
+	z.mx("example.com", "mx.example.com")
+	z.txt("_dmarc.example.com", "v=DMARC1; p=quarantine; pct=10; rua=mailto:old@example.com!10m")
+	z.txt("example.com._report._dmarc.reports.example.net", "v=DMARC1")
+	srv, r := serve(t, z)
+	p, err := PlanDomain(context.Background(), r, ownSetup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(p.Notes, "\n")
+	for _, pr := range p.Records {
+		if pr.Purpose == PurposeDMARC && pr.Value != "v=DMARC1; p=quarantine; pct=10; t=y; rua=mailto:old@example.com!10m,mailto:dmarc@reports.example.net" {
+			t.Errorf("DMARC %q; want t=y beside pct and the size limit kept", pr.Value)
+		}
+	}
+	for _, want := range []string{"t=y is added beside pct=10", "careful, the live record's all is kept", "?all"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	// An invalid p= makes the live record act as p=none: said, and
+	// dropped.
+	srv.Set("_dmarc.example.com.", txtRR("_dmarc.example.com.", "v=DMARC1; p=rejected; rua=mailto:old@example.com"))
+	p, err = PlanDomain(context.Background(), r, ownSetup)
+	if err != nil || !strings.Contains(strings.Join(p.Notes, " "), "p=rejected is not a policy") {
+		t.Errorf("an invalid p: %v %q", err, p.Notes)
+	}
+	// No first record without a report address.
+	srv.Set("_dmarc.example.com.")
+	setup := ownSetup
+	setup.Domain.RUA = nil
+	if _, err := PlanDomain(context.Background(), r, setup); !errors.Is(err, ErrNoReportAddress) {
+		t.Errorf("no report address: %v", err)
+	}
+}
+
 func TestPlanSubdomain(t *testing.T) {
 	z := ownDomainZone()
 	z.txt("_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:dmarc@example.com")
@@ -393,7 +435,7 @@ for arg in sys.argv[2:]:
 
 	// The subdomain record alone, with ~all.
 	sub, err := PlanDomain(context.Background(), r, DomainSetup{
-		Domain: dmarcd.SenderDomain{Name: "news.example.com", Mode: dmarcd.ModeSubdomain},
+		Domain: dmarcd.SenderDomain{Name: "news.example.com", Mode: dmarcd.ModeSubdomain, RUA: []string{"dmarc@example.com"}},
 		Ours:   SPFAdditions{IPs: []string{"192.0.2.10"}},
 	})
 	if err != nil {

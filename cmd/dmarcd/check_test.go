@@ -71,9 +71,14 @@ func TestDomainAddAndCheck(t *testing.T) {
 	if code != exitOK || json.Unmarshal([]byte(out), &plan) != nil || len(plan.Records) != 2 {
 		t.Errorf("domain add --format json: exit %d\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "--config", cfg, "domain", "add", "example.com", "--ip", "192.0.2.10", "--format", "table")
-	if code != exitOK || !strings.Contains(out, "ZONE") || !strings.Contains(out, "no report address") {
+	code, out, _ = runCLI(t, "--config", cfg, "domain", "add", "example.com", "--ip", "192.0.2.10", "--rua", "dmarc@example.com", "--format", "table")
+	if code != exitOK || !strings.Contains(out, "ZONE") {
 		t.Errorf("domain add --format table: exit %d\n%s", code, out)
+	}
+	// Without a report address, a first DMARC record would teach nothing.
+	code, _, errOut = runCLI(t, "--config", cfg, "domain", "add", "example.com", "--ip", "192.0.2.10", "--format", "table")
+	if code != exitUsage || !strings.Contains(errOut, "no report address for example.com") {
+		t.Errorf("domain add without a report address: exit %d\n%s", code, errOut)
 	}
 
 	// Before publishing: errors, exit 1.

@@ -78,6 +78,9 @@ func (c *domainAddCmd) Run(e *env, root *cli) error {
 		return err
 	}
 	plan, err := advisor.PlanDomain(e.ctx, r, advisor.DomainSetup{Domain: d, Ours: ourSPF(e.cfg.Sending), DKIM: keys})
+	if errors.Is(err, advisor.ErrNoReportAddress) {
+		return &exitError{code: exitUsage, err: err}
+	}
 	if err != nil {
 		return err
 	}
