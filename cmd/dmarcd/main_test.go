@@ -71,9 +71,22 @@ func TestIngestSamplesAndQuery(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "2026-11-01") || strings.Count(out, "\n") != 8 {
 		t.Errorf("daily: exit %d\n%s", code, out)
 	}
+	code, out, _ = runCLI(t, "senders", "--store", db, "example.com")
+	if code != exitOK || !strings.Contains(out, "Senders of example.com") || !strings.Contains(out, "spoofing: 42 senders, 343 messages") ||
+		!strings.Contains(out, "spf=bounces.mailer.example.net") {
+		t.Errorf("senders: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "senders", "--store", db, "--format", "json", "example.com")
+	var inv struct {
+		Messages int64
+		Senders  []struct{ ID, Class string }
+	}
+	if code != exitOK || json.Unmarshal([]byte(out), &inv) != nil || inv.Messages != 16246 || len(inv.Senders) != 48 {
+		t.Errorf("senders --format json: exit %d, %d messages, %d senders\n%.500s", code, inv.Messages, len(inv.Senders), out)
+	}
 	// As of a later day, the windows are empty and say where the reports
 	// are; as of the day after them, the same as today.
-	for _, cmd := range []string{"daily", "sources"} {
+	for _, cmd := range []string{"daily", "sources", "senders"} {
 		code, out, _ = runCLI(t, cmd, "--store", db, "--at", "2027-03-01", "example.com")
 		if want := "no reports for example.com from "; code != exitOK || !strings.Contains(out, want) ||
 			!strings.Contains(out, "the last report covers 2026-11-07 (try --at 2026-11-08)") {

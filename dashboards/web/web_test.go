@@ -347,10 +347,17 @@ func TestSynthPages(t *testing.T) {
 		txt: map[string][]string{"_dmarc.synth.example": {"v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:d@synth.example"}},
 		ptr: map[string]string{"203.0.113.5": "mail-forward.outlook.com", "192.0.2.10": "out1.synth.example"},
 	}
-	o := fullOptions(st, dns, nil, now)
 	// 198.51.100.7 sends every day without authentication: a sender not
-	// set up, which would hold the rollout, but the owner says it is not
-	// theirs.
+	// set up, which holds the rollout; the page names it with its fixes.
+	page := mustGet(t, newHandler(t, fullOptions(st, dns, nil, now)), "/domain/synth.example")
+	for _, want := range []string{"Hold at quarantine 5% (t=y)", "1 sender to fix", `data-sender="ip:198.51.100.7"`,
+		"find out what sends from 198.51.100.7", `add &#34;198.51.100.7&#34; to not_ours`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("domain page lacks %q", want)
+		}
+	}
+	o := fullOptions(st, dns, nil, now)
+	// The owner says it is not theirs.
 	o.Domains = func(context.Context) ([]dmarcd.SenderDomain, error) {
 		return []dmarcd.SenderDomain{{Name: "synth.example", NotOurs: []string{"198.51.100.7"}}}, nil
 	}
@@ -358,7 +365,7 @@ func TestSynthPages(t *testing.T) {
 
 	// 28 days of 1,140 messages (two reporters, half each): 1,100 pass
 	// (1,000 aligned both ways, 100 DKIM only).
-	page := mustGet(t, h, "/domain/synth.example")
+	page = mustGet(t, h, "/domain/synth.example")
 	for id, want := range map[string]string{"messages": "31,920", "dmarc-pass": "96.5%", "dkim-aligned": "96.5%", "spf-aligned": "87.7%"} {
 		if got := byID(t, page, id); got != want {
 			t.Errorf("%s reads %q, want %q", id, got, want)
