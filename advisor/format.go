@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
 // WriteText writes recommendations for a terminal.
@@ -40,7 +42,7 @@ func writeBlockers(w io.Writer, r *Recommendation, indent string) {
 	fmt.Fprintf(w, "%ssenders to fix:\n", indent)
 	for _, b := range r.Evidence.Blocking {
 		fmt.Fprintf(w, "%s  %s (%s): %d of %d messages fail, %s of the domain's mail, since %s; %s\n",
-			indent, b.Name, b.Class, b.Failing, b.Messages, Percent(b.FailingShare), b.Since, strings.Join(b.IPs, ", "))
+			indent, b.Name, b.Class, b.Failing, b.Messages, figures.Share(b.FailingShare), b.Since, strings.Join(b.IPs, ", "))
 		for _, f := range b.Fixes {
 			fmt.Fprintf(w, "%s    - %s\n", indent, f.Text)
 			if f.Record != "" {
@@ -55,7 +57,7 @@ func writeEvidence(w io.Writer, r *Recommendation, indent string) {
 	fmt.Fprintf(w, "%sevidence %s..%s: %d days at %s, %d messages, DMARC pass %.1f%%, DKIM aligned %.1f%%, SPF aligned %.1f%%\n",
 		indent, e.Window.From, e.Window.To, e.DaysAtStep, StepText(r.Current, r.Testing), e.Messages, 100*e.DMARCPassRate, 100*e.DKIMAlignedRate, 100*e.SPFAlignedRate)
 	fmt.Fprintf(w, "%s  authorized senders: %d messages, %.1f%% pass DMARC\n", indent, e.AuthorizedMessages, 100*e.AuthorizedPassRate)
-	fmt.Fprintf(w, "%s  failing mail of legitimate senders: %d (%s of the domain's mail; %s in the last days)\n", indent, e.LegitimateFailing, Percent(e.LegitimateFailingShare), Percent(e.RecentFailingShare))
+	fmt.Fprintf(w, "%s  failing mail of legitimate senders: %d (%s of the domain's mail; %s in the last days)\n", indent, e.LegitimateFailing, figures.Share(e.LegitimateFailingShare), figures.Share(e.RecentFailingShare))
 	fmt.Fprintf(w, "%s  failing mail of forwarders: %d; of spoofing senders: %d\n", indent, e.ForwardedFailing, e.SpoofingFailing)
 	if r.Next.Policy != "none" {
 		fmt.Fprintf(w, "%s  %s would have applied to about %d messages in the window (%d of them from legitimate senders)\n", indent, r.Next, e.NextWouldAffect, e.NextWouldAffectLegitimate)

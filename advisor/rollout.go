@@ -8,12 +8,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
 // Gates are the conditions for moving a domain to the next rollout step.
@@ -302,14 +302,14 @@ func (a *Advisor) decide(rec *Recommendation, inv *analyze.Inventory, d dmarcd.S
 		safe := lastSafeStep(idx, share, limit)
 		rec.Action, rec.Next, rec.NextTesting = Rollback, dmarcd.Rollout[safe], dmarcd.Rollout[safe].Percent < 100
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s puts %s of the domain's mail at risk: legitimate senders fail DMARC for %s of it (%s in the last %d days), over the limit of %s; go back to %s, which puts %s at risk, until they are fixed",
-			current, Percent(exposure(current)*share), Percent(ev.LegitimateFailingShare), Percent(ev.RecentFailingShare), g.NewFailureDays, Percent(limit), dmarcd.Rollout[safe], Percent(exposure(dmarcd.Rollout[safe])*share)))
+			current, figures.Share(exposure(current)*share), figures.Share(ev.LegitimateFailingShare), figures.Share(ev.RecentFailingShare), g.NewFailureDays, figures.Share(limit), dmarcd.Rollout[safe], figures.Share(exposure(dmarcd.Rollout[safe])*share)))
 		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.Messages < g.MinMessages:
 		rec.hold(fmt.Sprintf("too little mail to decide: %d messages in %d days, the gate is %d", ev.Messages, g.WindowDays, g.MinMessages))
 		rec.Reasons = append(rec.Reasons, lowVolume(rec, inv, g, d)...)
 	case share > limit:
 		rec.hold(fmt.Sprintf("legitimate senders fail DMARC for %s of the domain's mail (%s in the last %d days), over the limit of %s: fix them, or mark those that are not yours, before any stricter step",
-			Percent(ev.LegitimateFailingShare), Percent(ev.RecentFailingShare), g.NewFailureDays, Percent(limit)))
+			figures.Share(ev.LegitimateFailingShare), figures.Share(ev.RecentFailingShare), g.NewFailureDays, figures.Share(limit)))
 		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.AuthorizedMessages > 0 && ev.AuthorizedPassRate < g.MinAlignedShare:
 		rec.hold(fmt.Sprintf("%.1f%% of the mail of authorized senders passes DMARC, the gate is %.1f%%: fix the failing senders first",
@@ -320,20 +320,20 @@ func (a *Advisor) decide(rec *Recommendation, inv *analyze.Inventory, d dmarcd.S
 	case rec.Testing && current.Percent == 100:
 		rec.Action, rec.NextTesting = Advance, false
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days in test mode (t=y), %s of the mail fails from legitimate senders: drop t=y so that RFC 9989 receivers apply p=%s too",
-			current, ev.DaysAtStep, Percent(share), current.Policy))
+			current, ev.DaysAtStep, figures.Share(share), current.Policy))
 	case idx == len(dmarcd.Rollout)-1:
 		rec.Action = Done
 		rec.Reasons = []string{"p=reject applies to all failing mail: the rollout is complete; keep watching for new failing senders"}
 	default:
 		next, skipped := nextMeaningful(idx, ev.Messages, g.MinSampleMessages)
 		if exposure(next)*share > limit {
-			rec.hold(fmt.Sprintf("%s would put %s of the domain's mail at risk, over the limit of %s", next, Percent(exposure(next)*share), Percent(limit)))
+			rec.hold(fmt.Sprintf("%s would put %s of the domain's mail at risk, over the limit of %s", next, figures.Share(exposure(next)*share), figures.Share(limit)))
 			rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 			return
 		}
 		rec.Action, rec.Next, rec.NextTesting = Advance, next, next.Percent < 100
 		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days, %.1f%% of authorized mail passes DMARC over %d messages, legitimate senders fail for %s: go to %s",
-			StepText(current, rec.Testing), ev.DaysAtStep, 100*ev.AuthorizedPassRate, ev.Messages, Percent(share), next))
+			StepText(current, rec.Testing), ev.DaysAtStep, 100*ev.AuthorizedPassRate, ev.Messages, figures.Share(share), next))
 		for _, s := range skipped {
 			rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s is skipped: %d%% of %d messages is fewer than %d, too few for the step to show anything",
 				s, s.Percent, ev.Messages, g.MinSampleMessages))
@@ -371,20 +371,6 @@ func lastSafeStep(idx int, share, limit float64) int {
 	return 0
 }
 
-// Percent writes a share as a percentage for people: 0.4%, 12%, 30%.
-func Percent(f float64) string {
-	switch p := 100 * f; {
-	case p == 0:
-		return "0%"
-	case p < 0.1:
-		return "<0.1%"
-	case p < 10:
-		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
-	default:
-		return strconv.FormatFloat(p, 'f', 0, 64) + "%"
-	}
-}
-
 // lowVolume says what would let a domain with too little mail move: a
 // longer window, a lower min_messages, or a direct step with its risk.
 func lowVolume(rec *Recommendation, inv *analyze.Inventory, g Gates, d dmarcd.SenderDomain) []string {
@@ -413,7 +399,7 @@ func blockerReasons(bs []Blocker) []string {
 	var out []string
 	for _, b := range bs {
 		out = append(out, fmt.Sprintf("%s (%s) fails DMARC for %d of %d messages (%s of the domain's mail, since %s): %s",
-			b.Name, b.Class, b.Failing, b.Messages, Percent(b.FailingShare), b.Since, b.Why))
+			b.Name, b.Class, b.Failing, b.Messages, figures.Share(b.FailingShare), b.Since, b.Why))
 	}
 	return out
 }

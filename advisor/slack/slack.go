@@ -14,12 +14,11 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/advisor/alert"
+	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
 // PostTimeout bounds one post to Slack.
@@ -116,9 +115,6 @@ func (n *Notifier) post(ctx context.Context, text string, blocks []slack.Block) 
 // markup (bold, code) stays live.
 var escape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace
 
-// numbers writes figures for people: 16,326.
-var numbers = message.NewPrinter(language.English)
-
 // AlertBlocks renders an alert: the fallback text (for notifications on a
 // phone's lock screen) and the blocks. Everything but the labels is
 // escaped: titles, texts and facts carry report and DNS data.
@@ -167,8 +163,8 @@ func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 			fmt.Fprintf(&b, "• %s\n", escape(reason))
 		}
 		e := r.Evidence
-		numbers.Fprintf(&b, "_%d messages, %.1f%% pass DMARC, %.1f%% of authorized mail passes, %d days at this step_",
-			e.Messages, 100*e.DMARCPassRate, 100*e.AuthorizedPassRate, e.DaysAtStep)
+		fmt.Fprintf(&b, "_%s messages, %.1f%% pass DMARC, %.1f%% of authorized mail passes, %d days at this step_",
+			figures.Count(e.Messages), 100*e.DMARCPassRate, 100*e.AuthorizedPassRate, e.DaysAtStep)
 		blocks = append(blocks, slack.NewDividerBlock(), section(b.String()))
 		if r.Record != "" {
 			blocks = append(blocks, section(fmt.Sprintf("Publish `%s` TXT:\n```%s```", escape(r.RecordName), escape(r.Record))))
@@ -177,7 +173,7 @@ func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 			var s strings.Builder
 			s.WriteString("*Senders to fix*\n")
 			for _, bl := range e.Blocking {
-				numbers.Fprintf(&s, "• *%s* (%s): %d of %d messages fail, %s of the domain's mail\n", escape(bl.Name), bl.Class, bl.Failing, bl.Messages, advisor.Percent(bl.FailingShare))
+				fmt.Fprintf(&s, "• *%s* (%s): %s of %s messages fail, %s of the domain's mail\n", escape(bl.Name), bl.Class, figures.Count(bl.Failing), figures.Count(bl.Messages), figures.Share(bl.FailingShare))
 				for _, f := range bl.Fixes {
 					fmt.Fprintf(&s, "    ◦ %s\n", escape(f.Text))
 					if f.Record != "" {
@@ -200,7 +196,7 @@ func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 	if len(w.TLS) > 0 {
 		var b strings.Builder
 		for _, p := range w.TLS {
-			numbers.Fprintf(&b, "• *%s* %s: %d sessions, %.2f%% failed\n", escape(p.Domain), p.Type, p.Successful+p.Failed, 100*p.FailureRate())
+			fmt.Fprintf(&b, "• *%s* %s: %s sessions, %.2f%% failed\n", escape(p.Domain), p.Type, figures.Count(p.Successful+p.Failed), 100*p.FailureRate())
 		}
 		blocks = append(blocks, slack.NewDividerBlock(), section("*SMTP TLS* (what sending servers saw of your MX hosts)\n"+b.String()))
 	}

@@ -6,11 +6,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
-
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
 type sendersCmd struct {
@@ -69,7 +67,7 @@ func (c *sendersCmd) Run(e *env) error {
 		fmt.Fprintln(e.stdout, noReports(e, st, domain, w))
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "Senders of %s, %s to %s: %s messages\n\n", domain, w.From, w.To, thousands(inv.Messages))
+	fmt.Fprintf(e.stdout, "Senders of %s, %s to %s: %s messages\n\n", domain, w.From, w.To, figures.Count(inv.Messages))
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "sender\tclass\tmessages\tshare\tDMARC pass\tfailing\taddresses\tauthenticates as\tseen\tdays")
 	var spoofing, spoofingMessages, spoofingRows int64
@@ -82,8 +80,8 @@ func (c *sendersCmd) Run(e *env) error {
 			}
 			spoofingRows++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\t%s\t%d\t%s\t%s..%s\t%d\n", s.Name, s.Class, thousands(s.Messages), percent(s.Share),
-			100*s.PassRate(), thousands(s.Failing()), s.IPCount, orDash(authText(s)), s.FirstDay, s.LastDay, s.Days)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\t%s\t%d\t%s\t%s..%s\t%d\n", s.Name, s.Class, figures.Count(s.Messages), figures.Share(s.Share),
+			100*s.PassRate(), figures.Count(s.Failing()), s.IPCount, orDash(authText(s)), s.FirstDay, s.LastDay, s.Days)
 	}
 	if rest := spoofing - spoofingRows; rest > 0 {
 		fmt.Fprintf(tw, "... %d more spoofing senders\t\t\t\t\t\t\t\t\t\n", rest)
@@ -91,14 +89,14 @@ func (c *sendersCmd) Run(e *env) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\nspoofing: %d senders, %s messages\n", spoofing, thousands(spoofingMessages))
+	fmt.Fprintf(e.stdout, "\nspoofing: %d senders, %s messages\n", spoofing, figures.Count(spoofingMessages))
 	for _, s := range inv.Senders {
 		fs := fixes[s.ID]
 		if len(fs) == 0 {
 			continue
 		}
 		fmt.Fprintf(e.stdout, "\n%s (%s): %s of %s messages fail DMARC (%s of the domain's mail) since %s\n  why: %s\n",
-			s.Name, s.Class, thousands(s.Failing()), thousands(s.Messages), percent(s.FailingShare(inv.Messages)), s.FirstFailDay, s.Why)
+			s.Name, s.Class, figures.Count(s.Failing()), figures.Count(s.Messages), figures.Share(s.FailingShare(inv.Messages)), s.FirstFailDay, s.Why)
 		for _, f := range fs {
 			fmt.Fprintf(e.stdout, "  - %s\n", f.Text)
 			if f.Record != "" {
@@ -125,10 +123,3 @@ func authText(s analyze.Sender) string {
 	}
 	return strings.Join(parts, " ")
 }
-
-// numbers writes figures for people: 16,326.
-var numbers = message.NewPrinter(language.English)
-
-func thousands(n int64) string { return numbers.Sprint(n) }
-
-func percent(f float64) string { return advisor.Percent(f) }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
 // The charts are SVG drawn here, as numbers a template writes out: the
@@ -130,8 +131,8 @@ func hoverVolume(day string, d analyze.Day) string {
 	if d.Messages == 0 {
 		return day + ": no reported mail"
 	}
-	return fmt.Sprintf("%s: %s messages, %s pass DMARC (%s), %s fail", day, thousands(d.Messages), thousands(d.DMARCPass),
-		percent(d.PassRate()), thousands(d.Messages-d.DMARCPass))
+	return fmt.Sprintf("%s: %s messages, %s pass DMARC (%s), %s fail", day, figures.Count(d.Messages), figures.Count(d.DMARCPass),
+		percent(d.PassRate()), figures.Count(d.Messages-d.DMARCPass))
 }
 
 // rateChart draws the daily DMARC pass rate and the DKIM- and SPF-aligned
@@ -203,7 +204,7 @@ func rateChart(days []string, data []analyze.Day) *chart {
 		title := day + ": no reported mail"
 		if d.Messages > 0 {
 			title = fmt.Sprintf("%s: DMARC %s, DKIM aligned %s, SPF aligned %s of %s messages", day,
-				percent(d.PassRate()), percent(ratio(d.DKIMAligned, d.Messages)), percent(ratio(d.SPFAligned, d.Messages)), thousands(d.Messages))
+				percent(d.PassRate()), percent(ratio(d.DKIMAligned, d.Messages)), percent(ratio(d.SPFAligned, d.Messages)), figures.Count(d.Messages))
 		}
 		c.Hovers = append(c.Hovers, bar{X: f1(c.Left + slot*float64(i)), Y: f1(c.Top), W: f1(slot), H: f1(c.Bottom - c.Top), Class: "hover", Title: title})
 	}
@@ -271,7 +272,7 @@ func newShareBar(parts ...sharePart) shareBar {
 		p.Share = ratio(p.Count, total)
 		w := 100 * p.Share
 		p.X, p.W = strconv.FormatFloat(x, 'f', 3, 64), strconv.FormatFloat(w, 'f', 3, 64)
-		p.TitleTxt = fmt.Sprintf("%s: %s messages (%s)", p.Label, thousands(p.Count), percent(p.Share))
+		p.TitleTxt = fmt.Sprintf("%s: %s messages (%s)", p.Label, figures.Count(p.Count), percent(p.Share))
 		x += w
 		b.Parts = append(b.Parts, p)
 	}

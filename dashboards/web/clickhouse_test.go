@@ -54,7 +54,7 @@ func TestClickHouse(t *testing.T) {
 		"/tls?days=90&to=2025-06-14", "/tls?domain=example.com&days=90&to=2024-02-22", "/tls?domain=cardinalhealth.ca",
 	} {
 		a, b := mustGet(t, hCH, path), mustGet(t, hLite, path)
-		if fa, fb := figures(a), figures(b); fa != fb {
+		if fa, fb := pageText(a), pageText(b); fa != fb {
 			t.Errorf("%s: ClickHouse and SQLite pages differ:\n%s\n----\n%s", path, fa, fb)
 		}
 	}
@@ -81,9 +81,9 @@ func TestClickHouse(t *testing.T) {
 
 var idsRE = regexp.MustCompile(`/failures/\d+`)
 
-// figures is the text of a page without its markup and the failure
+// pageText is the text of a page without its markup and the failure
 // reports' ids, which differ between the stores.
-func figures(page string) string {
+func pageText(page string) string {
 	s := idsRE.ReplaceAllString(page, "/failures/ID")
 	s = text(tagRE.ReplaceAllString(s, " "))
 	// "Read" times are when each store's ingest ran.

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/figures"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
@@ -159,23 +160,23 @@ func TestBrowser(t *testing.T) {
 		checks []check
 	}{
 		{"01-domains", "/", false, []check{
-			{`tr[data-domain="example.com"] td.messages`, thousands(exMessagesNov)},
-			{`tr[data-domain="news.example.com"] td.messages`, thousands(newsMessages)},
+			{`tr[data-domain="example.com"] td.messages`, figures.Count(exMessagesNov)},
+			{`tr[data-domain="news.example.com"] td.messages`, figures.Count(newsMessages)},
 			{`#advice-record-example-com .badge`, actionLabel(rec)},
 			{`#record-example-com`, rec.Record},
 			{`#record-news-example-com`, "v=DMARC1; p=none"},
 		}},
 		{"02-domain-example.com", "/domain/example.com", false, []check{
-			{`#messages`, thousands(exMessagesNov)},
+			{`#messages`, figures.Count(exMessagesNov)},
 			{`#dmarc-pass`, percent(ratio(exPass, exMessagesNov))},
 			{`#reporters`, "google.com"},
 		}},
 		{"03-domain-news-90d", "/domain/news.example.com?days=90", false, []check{
-			{`#messages`, thousands(newsMessages)},
+			{`#messages`, figures.Count(newsMessages)},
 			{`#sources tbody tr:first-child`, topIP},
 		}},
 		{"04-source", "/domain/news.example.com/source/" + topIP, false, []check{
-			{`#source-messages`, thousands(topIPMessages)},
+			{`#source-messages`, figures.Count(topIPMessages)},
 			{`#records`, "news.example.com"},
 		}},
 		{"05-records", "/domain/example.com/records", false, []check{
@@ -194,7 +195,7 @@ func TestBrowser(t *testing.T) {
 			{`#original-headers`, "Subject: Invoice"},
 		}},
 		{"09-corpus-domain", "/domain/example.com?days=90&to=2024-06-13", false, []check{
-			{`#messages`, thousands(scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = 'example.com' AND day >= '2024-03-16' AND day <= '2024-06-13'`))},
+			{`#messages`, figures.Count(scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = 'example.com' AND day >= '2024-03-16' AND day <= '2024-06-13'`))},
 			{`#reporters`, "fred.com"},
 		}},
 		{"13-tls", "/tls?days=90&to=2025-06-14", false, []check{
@@ -202,10 +203,10 @@ func TestBrowser(t *testing.T) {
 			{`#tls-failures`, "sts-policy-fetch-error"},
 		}},
 		{"10-domains-mobile", "/", true, []check{
-			{`tr[data-domain="example.com"] td.messages`, thousands(exMessagesNov)},
+			{`tr[data-domain="example.com"] td.messages`, figures.Count(exMessagesNov)},
 		}},
 		{"11-domain-mobile", "/domain/example.com", true, []check{
-			{`#messages`, thousands(exMessagesNov)},
+			{`#messages`, figures.Count(exMessagesNov)},
 		}},
 		{"12-not-found", "/domain/nowhere.example", false, []check{
 			{`#error-message`, "No reports about nowhere.example"},

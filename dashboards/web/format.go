@@ -14,25 +14,8 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/figures"
 )
-
-// thousands writes n with thousands separators: 16,246.
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
 
 // percent writes a share 0..1 with one decimal: 97.9%. It never rounds a
 // share below 1 up to 100%, nor one above 0 down to 0%.
@@ -164,7 +147,7 @@ func dateTime(t time.Time) string {
 }
 
 var funcs = template.FuncMap{
-	"num":         func(n int64) string { return thousands(n) },
+	"num":         func(n int64) string { return figures.Count(n) },
 	"pct":         percent,
 	"rate":        func(a, b int64) float64 { return ratio(a, b) },
 	"rateClass":   rateClass,

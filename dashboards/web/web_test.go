@@ -21,6 +21,7 @@ import (
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/internal/corpus"
+	"github.com/dmarcd/dmarcd/internal/figures"
 	"github.com/dmarcd/dmarcd/internal/synth"
 )
 
@@ -51,7 +52,7 @@ func TestSamplesPages(t *testing.T) {
 		pass := scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = ? AND dmarc_pass = 1`, d)
 		total += n
 		row := frontRow(t, page, d)
-		for _, want := range []string{thousands(n), percent(ratio(pass, n)), "Nov 7, 2026"} {
+		for _, want := range []string{figures.Count(n), percent(ratio(pass, n)), "Nov 7, 2026"} {
 			if !strings.Contains(row, want) {
 				t.Errorf("front page row of %s lacks %q:\n%s", d, want, row)
 			}
@@ -68,8 +69,8 @@ func TestSamplesPages(t *testing.T) {
 			t.Errorf("front page lacks the record %q for %s", rec.Record, d)
 		}
 	}
-	if got := byID(t, page, "total-messages"); got != thousands(total) {
-		t.Errorf("total messages %q, want %s", got, thousands(total))
+	if got := byID(t, page, "total-messages"); got != figures.Count(total) {
+		t.Errorf("total messages %q, want %s", got, figures.Count(total))
 	}
 	if got, want := byID(t, page, "total-pass"), percent(ratio(scalar(t, st, `SELECT SUM(count) FROM records WHERE dmarc_pass = 1`), total)); got != want {
 		t.Errorf("total pass rate %q, want %s", got, want)
@@ -84,7 +85,7 @@ func TestSamplesPages(t *testing.T) {
 		pass := scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = 'example.com' AND day >= ? AND dmarc_pass = 1`, from)
 		dkim := scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = 'example.com' AND day >= ? AND dkim = 'pass'`, from)
 		spf := scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = 'example.com' AND day >= ? AND spf = 'pass'`, from)
-		for id, want := range map[string]string{"messages": thousands(n), "dmarc-pass": percent(ratio(pass, n)),
+		for id, want := range map[string]string{"messages": figures.Count(n), "dmarc-pass": percent(ratio(pass, n)),
 			"dkim-aligned": percent(ratio(dkim, n)), "spf-aligned": percent(ratio(spf, n))} {
 			if got := byID(t, page, id); got != want {
 				t.Errorf("%s: %s reads %q, want %q", path, id, got, want)
@@ -119,8 +120,8 @@ func TestSamplesPages(t *testing.T) {
 	page = mustGet(t, h, "/domain/example.com/source/"+ip)
 	n := scalar(t, st, `SELECT SUM(count) FROM records WHERE domain = 'example.com' AND source_ip = ?`, ip)
 	rows := scalar(t, st, `SELECT COUNT(*) FROM records WHERE domain = 'example.com' AND source_ip = ?`, ip)
-	if got := byID(t, page, "source-messages"); got != thousands(n) {
-		t.Errorf("source %s: messages %q, want %s", ip, got, thousands(n))
+	if got := byID(t, page, "source-messages"); got != figures.Count(n) {
+		t.Errorf("source %s: messages %q, want %s", ip, got, figures.Count(n))
 	}
 	if got := int64(strings.Count(page, `<td class="nowrap">2026-11-0`)); got != rows {
 		t.Errorf("source %s: %d records listed, want %d", ip, got, rows)
@@ -244,8 +245,8 @@ func TestCorpusPages(t *testing.T) {
 				want += n
 			}
 		}
-		if got := byID(t, page, "messages"); got != thousands(want) {
-			t.Errorf("%s: %s messages, the corpus says %s", path, got, thousands(want))
+		if got := byID(t, page, "messages"); got != figures.Count(want) {
+			t.Errorf("%s: %s messages, the corpus says %s", path, got, figures.Count(want))
 		}
 	}
 	// A window without mail points to the last report.
@@ -813,8 +814,8 @@ func (c *countingRecommender) Recommend(_ context.Context, d dmarcd.SenderDomain
 // TestFormat pins the figures' formats.
 func TestFormat(t *testing.T) {
 	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 16246: "16,246", 1234567: "1,234,567", -1500: "-1,500"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q", n, got)
+		if got := figures.Count(n); got != want {
+			t.Errorf("figures.Count(%d) = %q", n, got)
 		}
 	}
 	for x, want := range map[float64]string{0: "0%", 1: "100%", 0.9999: "99.9%", 0.00001: "0.1%", 0.979: "97.9%", 0.5: "50%"} {
