@@ -30,6 +30,9 @@ const (
 	// AlertTLS: the SMTP TLS reports (RFC 8460) of the domain show too
 	// many sessions that failed to set up TLS with its MX hosts.
 	AlertTLS AlertKind = "tls-failures"
+	// AlertHealth: dmarcd itself cannot do its work: an alert check
+	// fails, the chat service refuses its messages.
+	AlertHealth AlertKind = "dmarcd-health"
 )
 
 // Alert is one condition worth telling a person about. An alert is
@@ -48,6 +51,10 @@ type Alert struct {
 	// Onset says the condition is new enough to start an alert; an alert
 	// already firing stays firing while its condition is seen at all.
 	Onset bool `json:"-"`
+	// Clear says the condition was checked and does not hold: Title,
+	// Text and Facts give today's figures, which the resolution of a
+	// firing alert of this key carries.
+	Clear bool `json:"-"`
 	// Resolved marks the follow-up telling that the condition is gone.
 	Resolved bool      `json:"resolved,omitempty"`
 	At       time.Time `json:"at"`

@@ -14,8 +14,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dmarcd/dmarcd"
@@ -27,9 +31,30 @@ import (
 const DefaultSuppress = 24 * time.Hour
 
 // Detector finds the conditions that hold now. An alert already firing
-// stays firing while its detector returns it; a new one fires only when
-// its Onset is set.
-type Detector func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error)
+// stays firing while its detector returns it; a new one fires only when its
+// Onset is set. A returned alert with Clear set is a condition checked and
+// found not to hold, with today's figures: it resolves the alert of its key
+// with them.
+type Detector struct {
+	// Kinds are the kinds of alerts the detector raises: while it fails,
+	// the alerts of these kinds keep their state, since nothing says
+	// their conditions are gone.
+	Kinds  []dmarcd.AlertKind
+	Detect func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error)
+}
+
+// DomainErrors is the error of a detector that failed for some domains
+// only: the alerts it returned for the others count, and the alerts of
+// these domains keep their state.
+type DomainErrors map[string]error
+
+func (e DomainErrors) Error() string {
+	var parts []string
+	for _, d := range slices.Sorted(maps.Keys(e)) {
+		parts = append(parts, d+": "+e[d].Error())
+	}
+	return strings.Join(parts, "; ")
+}
 
 // Engine runs the detectors and keeps alert state.
 type Engine struct {
@@ -39,10 +64,39 @@ type Engine struct {
 	Suppress time.Duration
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Redact removes secrets from text that goes into alerts (a failing
+	// detector's error); nothing is removed when nil.
+	Redact func(string) string
+}
+
+// failure is a detector that failed this check: for every domain, or for
+// the domains listed.
+type failure struct {
+	kinds   []dmarcd.AlertKind
+	domains DomainErrors // nil: every domain
+}
+
+// covers says whether the failure keeps the state of an alert.
+func (f failure) covers(st dmarcd.AlertEvent) bool {
+	if !slices.Contains(f.kinds, st.Kind) {
+		return false
+	}
+	if f.domains == nil {
+		return true
+	}
+	_, ok := f.domains[st.Domain]
+	return ok
 }
 
 // Check runs every detector once, records what started and what resolved,
 // and queues a notification for each. It returns the notifications queued.
+//
+// State changes only on evidence. A detector that fails (DNS down, the
+// store unreachable) resolves none of its alerts; its failure is an alert
+// of its own (dmarcd.AlertHealth), told once, resolved when it works
+// again. An alert resolves when its detector ran and did not return it;
+// the resolution carries the detector's current figures where it gave
+// them (Clear).
 func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 	now := time.Now().UTC()
 	if e.Now != nil {
@@ -56,23 +110,50 @@ func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	redact := e.Redact
+	if redact == nil {
+		redact = func(s string) string { return s }
+	}
 	seen := map[string]dmarcd.Alert{}
+	cleared := map[string]dmarcd.Alert{}
 	var order []string
-	for _, detect := range e.Detectors {
-		found, err := detect(ctx, now)
-		if err != nil {
+	var failures []failure
+	add := func(a dmarcd.Alert) {
+		k := a.Key()
+		if a.Clear {
+			cleared[k] = a
+			return
+		}
+		if prev, ok := seen[k]; ok {
+			a.Onset = a.Onset || prev.Onset
+		} else {
+			order = append(order, k)
+		}
+		seen[k] = a
+	}
+	for _, d := range e.Detectors {
+		found, err := d.Detect(ctx, now)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		kinds := kindsText(d.Kinds)
+		var de DomainErrors
+		switch {
+		case errors.As(err, &de):
+			failures = append(failures, failure{kinds: d.Kinds, domains: de})
+			for domain, derr := range de {
+				log.Error("alert detector failed for a domain", "kinds", kinds, "domain", domain, "err", redact(derr.Error()))
+				add(healthAlert(domain, kinds, redact(derr.Error())))
+			}
+		case err != nil:
 			// One failing detector must not silence the others.
-			log.Error("alert detector failed", "err", err)
+			failures = append(failures, failure{kinds: d.Kinds})
+			log.Error("alert detector failed", "kinds", kinds, "err", redact(err.Error()))
+			add(healthAlert("", kinds, redact(err.Error())))
 			continue
 		}
 		for _, a := range found {
-			k := a.Key()
-			if prev, ok := seen[k]; ok {
-				a.Onset = a.Onset || prev.Onset
-			} else {
-				order = append(order, k)
-			}
-			seen[k] = a
+			add(a)
 		}
 	}
 	states, err := e.State.AlertStates(ctx)
@@ -110,8 +191,11 @@ func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 		if _, still := seen[st.Key]; still {
 			continue
 		}
-		a := dmarcd.Alert{Domain: st.Domain, Kind: st.Kind, Subject: st.Subject, Resolved: true, At: now,
-			Title: "Resolved: " + st.Title, Text: "The condition is gone: " + st.Text}
+		if slices.ContainsFunc(failures, func(f failure) bool { return f.covers(st) }) {
+			log.Info("alert kept: its detector failed, so nothing says it is gone", "alert", st.Key)
+			continue
+		}
+		a := resolution(st, cleared[st.Key], now)
 		if err := e.record(ctx, a, dmarcd.AlertResolved); err != nil {
 			return told, err
 		}
@@ -119,6 +203,48 @@ func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 		log.Info("alert resolved", "alert", st.Key)
 	}
 	return told, nil
+}
+
+// resolution is the follow-up of a firing alert whose condition is gone:
+// with the detector's current figures when it gave them, else a plain
+// word, never the figures of when it fired.
+func resolution(st dmarcd.AlertEvent, clear dmarcd.Alert, now time.Time) dmarcd.Alert {
+	a := dmarcd.Alert{Domain: st.Domain, Kind: st.Kind, Subject: st.Subject, Resolved: true, At: now}
+	if clear.Clear {
+		a.Title, a.Text, a.Facts = "Resolved: "+clear.Title, clear.Text, clear.Facts
+		return a
+	}
+	what := string(st.Kind)
+	if st.Subject != "" {
+		what += " " + st.Subject
+	}
+	if st.Domain != "" {
+		what += " of " + st.Domain
+	}
+	a.Title = "Resolved: " + what
+	a.Text = fmt.Sprintf("The condition is no longer seen (it fired at %s UTC).", st.At.UTC().Format("2006-01-02 15:04"))
+	return a
+}
+
+// healthAlert is the alert about a detector that cannot run: dmarcd's own
+// health, told once while it lasts.
+func healthAlert(domain, kinds, err string) dmarcd.Alert {
+	a := dmarcd.Alert{Domain: domain, Kind: dmarcd.AlertHealth, Subject: "checks:" + kinds, Onset: true,
+		Title:  "dmarcd cannot run the " + kinds + " checks",
+		Text:   "The check failed: " + err + ". Until it runs again, its alerts keep their state: none is resolved for want of evidence.",
+		Action: "Look at the dmarcd log; check DNS ([dns] resolver) and the store."}
+	if domain != "" {
+		a.Title += " for " + domain
+	}
+	return a
+}
+
+func kindsText(kinds []dmarcd.AlertKind) string {
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = string(k)
+	}
+	return strings.Join(parts, ",")
 }
 
 // record appends the event and queues its notification. The notification

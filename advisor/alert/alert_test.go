@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -113,12 +114,12 @@ func TestSuppressionWindow(t *testing.T) {
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	firing := true
 	e := &Engine{State: s, Now: func() time.Time { return now }, Suppress: 24 * time.Hour,
-		Detectors: []Detector{func(context.Context, time.Time) ([]dmarcd.Alert, error) {
+		Detectors: []Detector{{Kinds: []dmarcd.AlertKind{dmarcd.AlertPassRate}, Detect: func(context.Context, time.Time) ([]dmarcd.Alert, error) {
 			if !firing {
 				return nil, nil
 			}
 			return []dmarcd.Alert{{Domain: "example.com", Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true, Title: "low"}}, nil
-		}}}
+		}}}}
 	steps := []struct {
 		advance time.Duration
 		firing  bool
@@ -219,5 +220,92 @@ func TestTLSFailures(t *testing.T) {
 	now = time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
 	if got := strings.Join(check(t, e), ","); got != "tls-failures:sts:resolved" {
 		t.Errorf("got %q, want the resolution", got)
+	}
+}
+
+// TestDetectorFailureKeepsState: a detector that fails (DNS down, the store
+// unreachable) resolves none of its alerts; its failure is an alert of its
+// own, told once and resolved when it works again; an alert resolves only
+// on evidence, with the figures of the day it resolves.
+func TestDetectorFailureKeepsState(t *testing.T) {
+	s := testserver.SQLite(t)
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	var failing error
+	rate := 0.442
+	d := Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertPassRate}, Detect: func(context.Context, time.Time) ([]dmarcd.Alert, error) {
+		if failing != nil {
+			return nil, failing
+		}
+		a := dmarcd.Alert{Domain: "example.com", Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true,
+			Title: fmt.Sprintf("DMARC pass rate of example.com is %.1f%%", 100*rate)}
+		a.Clear = rate >= 0.9
+		return []dmarcd.Alert{a}, nil
+	}}
+	e := &Engine{State: s, Now: func() time.Time { return now }, Detectors: []Detector{d}}
+	if got := strings.Join(check(t, e), ","); got != "pass-rate:dmarc" {
+		t.Fatalf("first check: %q", got)
+	}
+	// DNS goes down: nothing resolves; the failure is told once.
+	failing = errors.New("reading the DMARC record: i/o timeout")
+	for i := range 3 {
+		now = now.Add(15 * time.Minute)
+		told, err := e.Check(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ""
+		if i == 0 {
+			want = "dmarcd-health:checks:pass-rate"
+		}
+		if got := strings.Join(kinds(told), ","); got != want {
+			t.Fatalf("failing check %d: %q, want %q", i, got, want)
+		}
+		if i == 0 && !strings.Contains(told[0].Text, "i/o timeout") {
+			t.Errorf("the health alert does not say why: %q", told[0].Text)
+		}
+	}
+	// It works again, and the rate has recovered: the alert resolves with
+	// today's figure, and so does the health alert.
+	failing, rate = nil, 0.93
+	now = now.Add(15 * time.Minute)
+	told, err := e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(kinds(told), ","); got != "pass-rate:dmarc:resolved,dmarcd-health:checks:pass-rate:resolved" {
+		t.Fatalf("recovery: %q", got)
+	}
+	for _, a := range told {
+		if a.Kind == dmarcd.AlertPassRate && (a.Title != "Resolved: DMARC pass rate of example.com is 93.0%" || strings.Contains(a.Title+a.Text, "44.2")) {
+			t.Errorf("resolution: %q %q", a.Title, a.Text)
+		}
+	}
+}
+
+// TestDomainFailureIsolated: one domain whose check fails keeps its alerts
+// and hides nothing of another's.
+func TestDomainFailureIsolated(t *testing.T) {
+	s := testserver.SQLite(t)
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	broken := false
+	doms := []Domain{{SenderDomain: dmarcd.SenderDomain{Name: "a.example"}}, {SenderDomain: dmarcd.SenderDomain{Name: "b.example"}}}
+	d := perDomain([]dmarcd.AlertKind{dmarcd.AlertDNSDrift}, doms, func(_ context.Context, _ time.Time, d Domain) ([]dmarcd.Alert, error) {
+		if broken && d.Name == "a.example" {
+			return nil, errors.New("SERVFAIL")
+		}
+		return []dmarcd.Alert{{Domain: d.Name, Kind: dmarcd.AlertDNSDrift, Subject: "spf", Onset: true, Title: "drift of " + d.Name}}, nil
+	})
+	e := &Engine{State: s, Now: func() time.Time { return now }, Detectors: []Detector{d}}
+	if got := strings.Join(check(t, e), ","); got != "dns-drift:spf,dns-drift:spf" {
+		t.Fatalf("first check: %q", got)
+	}
+	broken = true
+	now = now.Add(time.Hour)
+	told, err := e.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(told) != 1 || told[0].Kind != dmarcd.AlertHealth || told[0].Domain != "a.example" {
+		t.Errorf("a.example failing: %+v", told)
 	}
 }

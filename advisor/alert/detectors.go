@@ -9,6 +9,7 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
 // Thresholds say when a domain's data is worth an alert. Each sender domain
@@ -88,44 +89,99 @@ func days(now time.Time, n int) analyze.Window {
 	return analyze.Window{From: end.AddDate(0, 0, 1-n).Format(time.DateOnly), To: end.Format(time.DateOnly)}
 }
 
-// FailingSources alerts on sources not seen before whose mail fails DMARC.
-func FailingSources(q analyze.Querier, domains []Domain) Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+// perDomain makes a detector that checks each domain on its own, so that
+// one domain's failure (a DNS timeout, a bad record) neither hides the
+// alerts of the others nor resolves its own: the failures come back as
+// DomainErrors.
+func perDomain(kinds []dmarcd.AlertKind, domains []Domain, check func(ctx context.Context, now time.Time, d Domain) ([]dmarcd.Alert, error)) Detector {
+	return Detector{Kinds: kinds, Detect: func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
 		var out []dmarcd.Alert
+		failed := DomainErrors{}
 		for _, d := range domains {
-			t := d.Thresholds.withDefaults()
-			cl := d.Classifier
-			if cl == nil {
-				cl = &analyze.Classifier{}
-			}
-			w := days(now, t.BaselineDays)
-			recent := days(now, t.NewSourceDays).From
-			sources, err := cl.Sources(ctx, q, d.Name, w)
+			as, err := check(ctx, now, d)
 			if err != nil {
-				return nil, err
-			}
-			for _, s := range sources {
-				if s.Failing() == 0 || s.LastDay < recent {
-					continue
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
 				}
-				out = append(out, dmarcd.Alert{
-					Domain: d.Name, Kind: dmarcd.AlertFailingSource, Subject: s.IP,
-					Onset: s.FirstDay >= recent && s.Failing() > t.FailingSourceMessages,
-					Title: fmt.Sprintf("New source %s fails DMARC for %s", sourceName(s), d.Name),
-					Text: fmt.Sprintf("%d of %d messages from %s failed DMARC since %s. Class: %s (%s).",
-						s.Failing(), s.Messages, sourceName(s), s.FirstDay, s.Class, s.Why),
-					Facts: []dmarcd.Fact{
-						{Label: "Failing", Value: fmt.Sprint(s.Failing())},
-						{Label: "Messages", Value: fmt.Sprint(s.Messages)},
-						{Label: "Class", Value: string(s.Class)},
-						{Label: "First seen", Value: s.FirstDay},
-					},
-					Action: sourceAction(s.Class, d.Name),
-				})
+				failed[d.Name] = err
+				continue
 			}
+			out = append(out, as...)
+		}
+		if len(failed) > 0 {
+			return out, failed
 		}
 		return out, nil
+	}}
+}
+
+// FailingSources alerts on sources not seen before whose mail fails DMARC;
+// a source that failed in the window and no longer does is cleared.
+func FailingSources(q analyze.Querier, domains []Domain) Detector {
+	return perDomain([]dmarcd.AlertKind{dmarcd.AlertFailingSource}, domains, func(ctx context.Context, now time.Time, d Domain) ([]dmarcd.Alert, error) {
+		var out []dmarcd.Alert
+		t := d.Thresholds.withDefaults()
+		cl := d.Classifier
+		if cl == nil {
+			cl = &analyze.Classifier{}
+		}
+		w := days(now, t.BaselineDays)
+		recent := days(now, t.NewSourceDays)
+		sources, err := cl.Sources(ctx, q, d.Name, w)
+		if err != nil {
+			return nil, err
+		}
+		failingRecently, err := recentFailures(ctx, q, d.Name, recent)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range sources {
+			if s.FirstFailDay == "" {
+				continue
+			}
+			if !failingRecently[s.IP] {
+				out = append(out, dmarcd.Alert{Domain: d.Name, Kind: dmarcd.AlertFailingSource, Subject: s.IP, Clear: true,
+					Title: fmt.Sprintf("%s no longer fails DMARC for %s", sourceName(s), d.Name),
+					Text: fmt.Sprintf("No failing mail from %s since %s; %s of its %s messages passed DMARC from %s to %s.",
+						sourceName(s), recent.From, figures.Count(s.DMARCPass), figures.Count(s.Messages), w.From, w.To)})
+				continue
+			}
+			out = append(out, dmarcd.Alert{
+				Domain: d.Name, Kind: dmarcd.AlertFailingSource, Subject: s.IP,
+				Onset: s.FirstDay >= recent.From && s.Failing() > t.FailingSourceMessages,
+				Title: fmt.Sprintf("New source %s fails DMARC for %s", sourceName(s), d.Name),
+				Text: fmt.Sprintf("%s of %s messages from %s failed DMARC since %s. Class: %s (%s).",
+					figures.Count(s.Failing()), figures.Count(s.Messages), sourceName(s), s.FirstDay, s.Class, s.Why),
+				Facts: []dmarcd.Fact{
+					{Label: "Failing", Value: figures.Count(s.Failing())},
+					{Label: "Messages", Value: figures.Count(s.Messages)},
+					{Label: "Class", Value: string(s.Class)},
+					{Label: "First seen", Value: s.FirstDay},
+				},
+				Action: sourceAction(s.Class, d.Name),
+			})
+		}
+		return out, nil
+	})
+}
+
+// recentFailures returns the sources with failing mail in the window.
+func recentFailures(ctx context.Context, q analyze.Querier, domain string, w analyze.Window) (map[string]bool, error) {
+	rows, err := q.Query(ctx, `SELECT DISTINCT source_ip FROM daily_sources WHERE domain = ? AND day >= ? AND day <= ? AND dmarc_pass < messages`,
+		domain, w.From, w.To)
+	if err != nil {
+		return nil, fmt.Errorf("reading the failing sources of %s: %w", domain, err)
 	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var ip string
+		if err := rows.Scan(&ip); err != nil {
+			return nil, err
+		}
+		out[ip] = true
+	}
+	return out, rows.Err()
 }
 
 func sourceName(s analyze.Source) string {
@@ -137,8 +193,8 @@ func sourceName(s analyze.Source) string {
 
 func sourceAction(c analyze.Class, domain string) string {
 	switch c {
-	case analyze.Authorized:
-		return "This source is yours: make its mail pass DMARC (sign it with a key of " + domain + ", or add it to SPF with an aligned envelope sender) before the policy tightens."
+	case analyze.Authorized, analyze.AuthorizedFailing, analyze.Unconfigured:
+		return "If this sender is yours, make its mail pass DMARC (dmarcd senders " + domain + " names the fix: a DKIM key of " + domain + ", or an SPF include with an aligned envelope sender) before the policy tightens; if it is not, add it to not_ours of the domain."
 	case analyze.Forwarder:
 		return "A forwarder or list: its mail fails because the forwarding breaks authentication. Nothing to fix on your side; keep DKIM signing so that forwarded mail keeps passing."
 	}
@@ -146,128 +202,134 @@ func sourceAction(c analyze.Class, domain string) string {
 }
 
 // PassRate alerts when a domain's DMARC pass rate over the rolling window
-// falls below its threshold.
+// falls below its threshold, and clears with the rate of the day.
 func PassRate(q analyze.Querier, domains []Domain) Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
-		var out []dmarcd.Alert
-		for _, d := range domains {
-			t := d.Thresholds.withDefaults()
-			w := days(now, t.PassRateDays)
-			daily, err := analyze.Daily(ctx, q, d.Name, w)
-			if err != nil {
-				return nil, err
-			}
-			total := analyze.Total(daily)
-			if total.Messages < t.PassRateMinMessages || total.PassRate() >= t.PassRate {
-				continue
-			}
-			out = append(out, dmarcd.Alert{
-				Domain: d.Name, Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true,
-				Title: fmt.Sprintf("DMARC pass rate of %s is %.1f%%", d.Name, 100*total.PassRate()),
-				Text: fmt.Sprintf("%.1f%% of %d messages passed DMARC from %s to %s; the threshold is %.1f%%.",
-					100*total.PassRate(), total.Messages, w.From, w.To, 100*t.PassRate),
-				Facts: []dmarcd.Fact{
-					{Label: "Pass rate", Value: fmt.Sprintf("%.1f%%", 100*total.PassRate())},
-					{Label: "Messages", Value: fmt.Sprint(total.Messages)},
-					{Label: "Failing", Value: fmt.Sprint(total.Messages - total.DMARCPass)},
-				},
-				Action: "Look at the failing sources (dmarcd advise --domain " + d.Name + "): a source of yours failing is urgent, spoofing is not.",
-			})
+	return perDomain([]dmarcd.AlertKind{dmarcd.AlertPassRate}, domains, func(ctx context.Context, now time.Time, d Domain) ([]dmarcd.Alert, error) {
+		t := d.Thresholds.withDefaults()
+		w := days(now, t.PassRateDays)
+		daily, err := analyze.Daily(ctx, q, d.Name, w)
+		if err != nil {
+			return nil, err
 		}
-		return out, nil
-	}
+		total := analyze.Total(daily)
+		rate := fmt.Sprintf("%.1f%%", 100*total.PassRate())
+		a := dmarcd.Alert{
+			Domain: d.Name, Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true,
+			Title: fmt.Sprintf("DMARC pass rate of %s is %s", d.Name, rate),
+			Text: fmt.Sprintf("%s of %s messages passed DMARC from %s to %s; the threshold is %.1f%%.",
+				rate, figures.Count(total.Messages), w.From, w.To, 100*t.PassRate),
+			Facts: []dmarcd.Fact{
+				{Label: "Pass rate", Value: rate},
+				{Label: "Messages", Value: figures.Count(total.Messages)},
+				{Label: "Failing", Value: figures.Count(total.Messages - total.DMARCPass)},
+			},
+			Action: "Look at the failing senders (dmarcd senders " + d.Name + "): a sender of yours failing is urgent, spoofing is not.",
+		}
+		switch {
+		case total.Messages < t.PassRateMinMessages:
+			a.Clear, a.Action = true, ""
+			a.Text = fmt.Sprintf("%s messages from %s to %s, fewer than the %s the threshold needs.", figures.Count(total.Messages), w.From, w.To, figures.Count(t.PassRateMinMessages))
+		case total.PassRate() >= t.PassRate:
+			a.Clear, a.Action = true, ""
+		}
+		return []dmarcd.Alert{a}, nil
+	})
 }
 
 // TLSFailures alerts when the SMTP TLS reports of a domain show more
 // failed sessions than its threshold, per policy type (an MTA-STS policy in
 // enforce mode means the mail of those sessions was not delivered).
 func TLSFailures(q analyze.Querier, domains []Domain) Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+	return perDomain([]dmarcd.AlertKind{dmarcd.AlertTLS}, domains, func(ctx context.Context, now time.Time, d Domain) ([]dmarcd.Alert, error) {
 		var out []dmarcd.Alert
-		for _, d := range domains {
-			t := d.Thresholds.withDefaults()
-			w := days(now, t.PassRateDays)
-			policies, failures, err := analyze.TLS(ctx, q, d.Name, w)
-			if err != nil {
-				return nil, err
+		t := d.Thresholds.withDefaults()
+		w := days(now, t.PassRateDays)
+		policies, failures, err := analyze.TLS(ctx, q, d.Name, w)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range policies {
+			a := dmarcd.Alert{
+				Domain: d.Name, Kind: dmarcd.AlertTLS, Subject: p.Type, Onset: true,
+				Title: fmt.Sprintf("%.1f%% of TLS sessions to %s fail (%s)", 100*p.FailureRate(), d.Name, p.Type),
+				Text: fmt.Sprintf("%s of %s sessions that %d reporters opened to the MX hosts of %s failed to set up TLS from %s to %s; the threshold is %.1f%%.",
+					figures.Count(p.Failed), figures.Count(p.Successful+p.Failed), p.Reporters, d.Name, w.From, w.To, 100*t.TLSFailureRate),
+				Facts: []dmarcd.Fact{
+					{Label: "Failure rate", Value: fmt.Sprintf("%.1f%%", 100*p.FailureRate())},
+					{Label: "Failed sessions", Value: figures.Count(p.Failed)},
+					{Label: "Policy", Value: p.Type},
+				},
+				Action: "Look at the failures (dmarcd tls " + d.Name + "): an expired or mismatched certificate, or an MX host without STARTTLS, loses mail under an enforced MTA-STS or DANE policy.",
 			}
-			for _, p := range policies {
-				if p.Successful+p.Failed < t.TLSMinSessions || p.FailureRate() <= t.TLSFailureRate {
-					continue
-				}
-				a := dmarcd.Alert{
-					Domain: d.Name, Kind: dmarcd.AlertTLS, Subject: p.Type, Onset: true,
-					Title: fmt.Sprintf("%.1f%% of TLS sessions to %s fail (%s)", 100*p.FailureRate(), d.Name, p.Type),
-					Text: fmt.Sprintf("%d of %d sessions that %d reporters opened to the MX hosts of %s failed to set up TLS from %s to %s; the threshold is %.1f%%.",
-						p.Failed, p.Successful+p.Failed, p.Reporters, d.Name, w.From, w.To, 100*t.TLSFailureRate),
-					Facts: []dmarcd.Fact{
-						{Label: "Failure rate", Value: fmt.Sprintf("%.1f%%", 100*p.FailureRate())},
-						{Label: "Failed sessions", Value: fmt.Sprint(p.Failed)},
-						{Label: "Policy", Value: p.Type},
-					},
-					Action: "Look at the failures (dmarcd tls " + d.Name + "): an expired or mismatched certificate, or an MX host without STARTTLS, loses mail under an enforced MTA-STS or DANE policy.",
-				}
-				for _, f := range failures {
-					if f.Domain == d.Name {
-						a.Facts = append(a.Facts, dmarcd.Fact{Label: "Most failed", Value: fmt.Sprintf("%s at %s (%d)", f.ResultType, cmp.Or(f.ReceivingMX, "an MX host"), f.Sessions)})
-						break
-					}
-				}
+			if p.Successful+p.Failed < t.TLSMinSessions || p.FailureRate() <= t.TLSFailureRate {
+				a.Clear, a.Action, a.Facts = true, "", nil
 				out = append(out, a)
+				continue
 			}
+			for _, f := range failures {
+				if f.Domain == d.Name {
+					a.Facts = append(a.Facts, dmarcd.Fact{Label: "Most failed", Value: fmt.Sprintf("%s at %s (%s)", f.ResultType, cmp.Or(f.ReceivingMX, "an MX host"), figures.Count(f.Sessions))})
+					break
+				}
+			}
+			out = append(out, a)
 		}
 		return out, nil
-	}
+	})
 }
 
 // SilentReporters alerts when a large reporter that sent reports for a
 // domain stopped: its reports may go elsewhere (a changed rua=) or be
-// refused by the report mailbox.
+// refused by the report mailbox. A reporter that reports again clears.
 func SilentReporters(q analyze.Querier, domains []Domain) Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+	return perDomain([]dmarcd.AlertKind{dmarcd.AlertReporterSilent}, domains, func(ctx context.Context, now time.Time, d Domain) ([]dmarcd.Alert, error) {
 		var out []dmarcd.Alert
-		for _, d := range domains {
-			t := d.Thresholds.withDefaults()
-			recent := days(now, t.SilentDays)
-			base := analyze.Window{From: days(now, t.BaselineDays).From, To: day(recent.From).AddDate(0, 0, -1).Format(time.DateOnly)}
-			before, err := analyze.Reporters(ctx, q, d.Name, base)
-			if err != nil {
-				return nil, err
+		t := d.Thresholds.withDefaults()
+		recent := days(now, t.SilentDays)
+		base := analyze.Window{From: days(now, t.BaselineDays).From, To: day(recent.From).AddDate(0, 0, -1).Format(time.DateOnly)}
+		before, err := analyze.Reporters(ctx, q, d.Name, base)
+		if err != nil {
+			return nil, err
+		}
+		lately, err := analyze.Reporters(ctx, q, d.Name, recent)
+		if err != nil {
+			return nil, err
+		}
+		active := map[string]analyze.Reporter{}
+		for _, r := range lately {
+			active[r.OrgName] = r
+		}
+		var total int64
+		for _, r := range before {
+			total += r.Messages
+		}
+		for _, r := range before {
+			if total == 0 || float64(r.Messages)/float64(total) < t.LargeReporterShare {
+				continue
 			}
-			lately, err := analyze.Reporters(ctx, q, d.Name, recent)
-			if err != nil {
-				return nil, err
+			if now, ok := active[r.OrgName]; ok {
+				out = append(out, dmarcd.Alert{Domain: d.Name, Kind: dmarcd.AlertReporterSilent, Subject: r.OrgName, Clear: true,
+					Title: fmt.Sprintf("%s sends reports for %s again", r.OrgName, d.Name),
+					Text:  fmt.Sprintf("%s sent %d reports of %s messages since %s, the last on %s.", r.OrgName, now.Reports, figures.Count(now.Messages), recent.From, now.LastDay)})
+				continue
 			}
-			active := map[string]bool{}
-			for _, r := range lately {
-				active[r.OrgName] = true
-			}
-			var total int64
-			for _, r := range before {
-				total += r.Messages
-			}
-			for _, r := range before {
-				if active[r.OrgName] || total == 0 || float64(r.Messages)/float64(total) < t.LargeReporterShare {
-					continue
-				}
-				out = append(out, dmarcd.Alert{
-					Domain: d.Name, Kind: dmarcd.AlertReporterSilent, Subject: r.OrgName, Onset: true,
-					Title: fmt.Sprintf("%s stopped sending reports for %s", r.OrgName, d.Name),
-					Text: fmt.Sprintf("%s reported %d messages in %d reports up to %s, and nothing since.",
-						r.OrgName, r.Messages, r.Reports, r.LastDay),
-					Facts:  []dmarcd.Fact{{Label: "Last report", Value: r.LastDay}, {Label: "Messages reported", Value: fmt.Sprint(r.Messages)}},
-					Action: "Check that the DMARC record's rua= still points at your report mailbox, that the mailbox accepts mail, and that dmarcd's poller logs in (dmarcd check " + d.Name + ").",
-				})
-			}
+			out = append(out, dmarcd.Alert{
+				Domain: d.Name, Kind: dmarcd.AlertReporterSilent, Subject: r.OrgName, Onset: true,
+				Title: fmt.Sprintf("%s stopped sending reports for %s", r.OrgName, d.Name),
+				Text: fmt.Sprintf("%s reported %s messages in %d reports up to %s, and nothing since.",
+					r.OrgName, figures.Count(r.Messages), r.Reports, r.LastDay),
+				Facts:  []dmarcd.Fact{{Label: "Last report", Value: r.LastDay}, {Label: "Messages reported", Value: figures.Count(r.Messages)}},
+				Action: "Check that the DMARC record's rua= still points at your report mailbox, that the mailbox accepts mail, and that dmarcd's poller logs in (dmarcd check " + d.Name + ").",
+			})
 		}
 		return out, nil
-	}
+	})
 }
 
 // KeysDue alerts on DKIM keys due for rotation and on rotation steps that
 // are ready.
 func KeysDue(advise func(ctx context.Context) ([]advisor.KeyAdvice, error)) Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+	return Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertKeyDue}, Detect: func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
 		advice, err := advise(ctx)
 		if err != nil {
 			return nil, err
@@ -295,36 +357,37 @@ func KeysDue(advise func(ctx context.Context) ([]advisor.KeyAdvice, error)) Dete
 			}
 		}
 		return out, nil
-	}
+	}}
 }
 
 // QuarantineGrowth alerts when more than max inputs were quarantined in the
 // last day: a reporter changed its format, or the poller reads mail that is
 // not reports.
 func QuarantineGrowth(q analyze.Querier, max int64) Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+	return Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertIngest}, Detect: func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
 		since := now.Add(-24 * time.Hour).UTC().Format(time.DateTime)
 		rows, err := q.Query(ctx, `SELECT COUNT(*) FROM quarantined WHERE received_at >= ?`, since)
 		if err != nil {
 			return nil, fmt.Errorf("counting quarantined input: %w", err)
 		}
 		defer rows.Close()
-		var n int64
+		var n analyze.Count
 		if rows.Next() {
 			if err := rows.Scan(&n); err != nil {
 				return nil, err
 			}
 		}
-		if n <= max {
-			return nil, rows.Err()
-		}
-		return []dmarcd.Alert{{
+		a := dmarcd.Alert{
 			Kind: dmarcd.AlertIngest, Subject: "quarantine", Onset: true,
-			Title:  fmt.Sprintf("%d inputs quarantined in the last day", n),
-			Text:   fmt.Sprintf("%d inputs could not be parsed since %s UTC; the threshold is %d.", n, since, max),
+			Title:  fmt.Sprintf("%s inputs quarantined in the last day", figures.Count(int64(n))),
+			Text:   fmt.Sprintf("%s inputs could not be parsed since %s UTC; the threshold is %s.", figures.Count(int64(n)), since, figures.Count(max)),
 			Action: "See why: dmarcd query \"SELECT received_at, source, reason FROM quarantined ORDER BY received_at DESC LIMIT 20\"",
-		}}, rows.Err()
-	}
+		}
+		if int64(n) <= max {
+			a.Clear, a.Action = true, ""
+		}
+		return []dmarcd.Alert{a}, rows.Err()
+	}}
 }
 
 func day(s string) time.Time {

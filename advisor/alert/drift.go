@@ -16,9 +16,14 @@ import (
 // is gone, doubled, or no longer sends reports to us. The DMARC policy
 // itself moves with the rollout and is the advisor's business, not drift.
 func DNSDrift(r advisor.DNS, domains []dmarcd.SenderDomain, ours advisor.SPFAdditions, dkim func(dmarcd.SenderDomain) ([]advisor.DKIMPublicKey, error)) Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+	var ds []Domain
+	for _, d := range domains {
+		ds = append(ds, Domain{SenderDomain: d})
+	}
+	return perDomain([]dmarcd.AlertKind{dmarcd.AlertDNSDrift}, ds, func(ctx context.Context, now time.Time, dom Domain) ([]dmarcd.Alert, error) {
+		d := dom.SenderDomain
 		var out []dmarcd.Alert
-		for _, d := range domains {
+		{
 			keys, err := dkim(d)
 			if err != nil {
 				return nil, err
@@ -45,7 +50,7 @@ func DNSDrift(r advisor.DNS, domains []dmarcd.SenderDomain, ours advisor.SPFAddi
 			}
 		}
 		return out, nil
-	}
+	})
 }
 
 // reportsStillReachUs says whether a live DMARC record still sends

@@ -38,7 +38,7 @@ func TestDNSDrift(t *testing.T) {
 	detect := DNSDrift(r, []dmarcd.SenderDomain{d}, advisor.SPFAdditions{IPs: []string{"192.0.2.0/24"}},
 		func(dmarcd.SenderDomain) ([]advisor.DKIMPublicKey, error) { return nil, nil })
 	run := func() string {
-		as, err := detect(context.Background(), time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+		as, err := detect.Detect(context.Background(), time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestKeysDue(t *testing.T) {
 		{Key: dmarcd.Key{Domain: "example.com", Selector: "s2026b", State: dmarcd.KeyPublished}, Next: dmarcd.KeySigning, Ready: true, Reason: "published 3 days"},
 		{Key: dmarcd.Key{Domain: "example.com", Selector: "s2025", State: dmarcd.KeyRetired}, Next: dmarcd.KeyRevoked, Reason: "grace period until 2026-12-01"},
 	}
-	got, err := KeysDue(func(context.Context) ([]advisor.KeyAdvice, error) { return advice, nil })(context.Background(), time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
+	got, err := KeysDue(func(context.Context) ([]advisor.KeyAdvice, error) { return advice, nil }).Detect(context.Background(), time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,15 +75,16 @@ func TestAlertsPostedOnce(t *testing.T) {
 	}
 	firing := true
 	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
-	e := &alert.Engine{State: s, Now: func() time.Time { return now }, Detectors: []alert.Detector{
-		func(context.Context, time.Time) ([]dmarcd.Alert, error) {
+	e := &alert.Engine{State: s, Now: func() time.Time { return now }, Detectors: []alert.Detector{{
+		Kinds: []dmarcd.AlertKind{dmarcd.AlertFailingSource},
+		Detect: func(context.Context, time.Time) ([]dmarcd.Alert, error) {
 			if !firing {
 				return nil, nil
 			}
 			return []dmarcd.Alert{{Domain: "example.com", Kind: dmarcd.AlertFailingSource, Subject: "203.0.113.66", Onset: true,
 				Title: "New source 203.0.113.66 fails DMARC for example.com", Text: "400 of 400 messages failed DMARC.",
 				Facts: []dmarcd.Fact{{Label: "Failing", Value: "400"}}, Action: "Authorize it or let the policy stop it."}}, nil
-		}}}
+		}}}}
 	out := &alert.Outbox{State: s, Poster: n}
 	run := func() {
 		if _, err := e.Check(context.Background()); err != nil {

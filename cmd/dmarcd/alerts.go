@@ -107,7 +107,7 @@ func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*im
 // mailboxHealth alerts on mailboxes that cannot be read: a refused login,
 // or failures in a row.
 func mailboxHealth(pollers []*imapingest.Poller) alert.Detector {
-	return func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+	return alert.Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertIngest}, Detect: func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
 		var out []dmarcd.Alert
 		for _, p := range pollers {
 			h := p.Health()
@@ -128,7 +128,7 @@ func mailboxHealth(pollers []*imapingest.Poller) alert.Detector {
 			})
 		}
 		return out, nil
-	}
+	}}
 }
 
 // newPoster returns the Slack notifier of the configuration, nil when Slack
