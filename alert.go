@@ -105,8 +105,17 @@ type AlertStore interface {
 	// AlertStates returns the latest event of each alert.
 	AlertStates(ctx context.Context) ([]AlertEvent, error)
 	AddNotification(ctx context.Context, n Notification) error
-	// PendingNotifications returns the notifications not delivered yet,
-	// oldest first.
+	// PendingNotifications returns the notifications neither delivered
+	// nor undeliverable, oldest first.
 	PendingNotifications(ctx context.Context) ([]Notification, error)
 	MarkDelivered(ctx context.Context, id string, at time.Time) error
+	// ClaimNotification claims the notification for delivery by owner
+	// until until: true when owner holds it, because nobody else held a
+	// claim that lasts past now. A holder renews its claim by claiming
+	// again. Processes sharing a store claim before they post, so that
+	// each notification is posted once.
+	ClaimNotification(ctx context.Context, id, owner string, now, until time.Time) (bool, error)
+	// MarkUndeliverable takes a notification the chat service refused
+	// for good out of the outbox, with the service's answer.
+	MarkUndeliverable(ctx context.Context, id string, at time.Time, reason string) error
 }

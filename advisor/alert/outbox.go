@@ -2,10 +2,13 @@ package alert
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/dmarcd/dmarcd"
@@ -18,8 +21,13 @@ const (
 	// InitialBackoff is the first wait after a failed post.
 	InitialBackoff = 2 * time.Second
 	// MaxBackoff is the longest wait between attempts; the outbox keeps
-	// trying at this pace as long as the chat service fails.
+	// trying at this pace as long as the chat service fails, and waits
+	// no longer than this for a rate limit either.
 	MaxBackoff = 5 * time.Minute
+	// ClaimLease is how long a claim on a notification holds without
+	// renewal: longer than the longest wait, since the holder renews it
+	// before each attempt. A flusher that died is taken over after it.
+	ClaimLease = MaxBackoff + time.Minute
 )
 
 // Poster posts one notification (the Slack notifier is one).
@@ -37,7 +45,20 @@ func (e *RateLimited) Error() string {
 	return fmt.Sprintf("rate limited: retry after %s", e.RetryAfter)
 }
 
-// Outbox delivers the queued notifications in order.
+// PermanentError is the error of a Poster that trying again cannot cure:
+// the chat service refused the message or the channel for good (a revoked
+// webhook, invalid blocks, a channel that is gone). Reason holds the
+// service's answer.
+type PermanentError struct {
+	Reason string
+}
+
+func (e *PermanentError) Error() string { return e.Reason }
+
+// Outbox delivers the queued notifications, each once and in order, also
+// when several processes share the store (the daemon, a cron `dmarcd
+// alerts --check`): a flusher claims a notification before it posts it,
+// and stops where another holds the claim.
 type Outbox struct {
 	State  dmarcd.AlertStore
 	Poster Poster
@@ -45,22 +66,54 @@ type Outbox struct {
 	Now    func() time.Time
 	// Sleep waits d or until ctx ends; a test replaces it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Owner names this flusher in its claims; a random name when empty.
+	Owner string
 }
 
-// Flush posts every pending notification, oldest first. A rate limit waits
-// as long as the service asks; another error waits with exponential backoff
+// errNotHolder says another flusher holds the claim of a notification.
+var errNotHolder = errors.New("another flusher holds the notification")
+
+// Flush posts the pending notifications, oldest first, until the outbox is
+// empty, ctx ends, or another flusher holds the next one (it posts the rest
+// in order). A rate limit waits as long as the service asks (at most
+// MaxBackoff); a transient error waits with exponential backoff
 // (InitialBackoff to MaxBackoff) and tries the same notification again, so
-// that order is kept and nothing is lost. It returns when the outbox is
-// empty or ctx ends.
+// that order is kept and nothing is lost; a permanent error takes the
+// notification out of the outbox as undeliverable, with the service's
+// answer, tells the alert history once that the channel is broken, and goes
+// on with the next. It returns the number posted.
 func (o *Outbox) Flush(ctx context.Context) (int, error) {
-	pending, err := o.State.PendingNotifications(ctx)
-	if err != nil {
-		return 0, err
-	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	owner := o.Owner
+	if owner == "" {
+		owner = randomOwner()
+	}
+	delivered := 0
+	for {
+		pending, err := o.State.PendingNotifications(ctx)
+		if err != nil || len(pending) == 0 {
+			return delivered, err
+		}
+		posted, err := o.deliver(ctx, pending[0], owner, log)
+		switch {
+		case errors.Is(err, errNotHolder):
+			log.Info("another dmarcd is posting the outbox: leaving it the rest", "notification", pending[0].ID)
+			return delivered, nil
+		case err != nil:
+			return delivered, err
+		case posted:
+			delivered++
+		}
+	}
+}
+
+// deliver posts one notification under a claim, trying again while the
+// errors are transient. It reports whether the notification was posted
+// (false: undeliverable).
+func (o *Outbox) deliver(ctx context.Context, n dmarcd.Notification, owner string, log *slog.Logger) (bool, error) {
 	sleep := o.Sleep
 	if sleep == nil {
 		sleep = sleepCtx
@@ -69,33 +122,94 @@ func (o *Outbox) Flush(ctx context.Context) (int, error) {
 	if o.Now != nil {
 		now = o.Now
 	}
-	delivered := 0
-	for _, n := range pending {
-		backoff := InitialBackoff
-		for {
-			err := o.Poster.Post(ctx, n)
-			if err == nil {
-				break
-			}
-			wait := backoff
-			var rl *RateLimited
-			if errors.As(err, &rl) {
-				wait = rl.RetryAfter
-				log.Warn("chat service rate limit: waiting", "notification", n.ID, "retry_after", wait)
-			} else {
-				backoff = min(2*backoff, MaxBackoff)
-				log.Warn("posting notification failed: will retry", "notification", n.ID, "err", err, "retry_in", wait)
-			}
-			if err := sleep(ctx, wait); err != nil {
-				return delivered, err
-			}
+	backoff := InitialBackoff
+	for {
+		ok, err := o.State.ClaimNotification(ctx, n.ID, owner, now(), now().Add(ClaimLease))
+		if err != nil {
+			return false, err
 		}
-		if err := o.State.MarkDelivered(ctx, n.ID, now()); err != nil {
-			return delivered, err
+		if !ok {
+			return false, errNotHolder
 		}
-		delivered++
+		err = o.Poster.Post(ctx, n)
+		var rl *RateLimited
+		var perm *PermanentError
+		switch {
+		case err == nil:
+			if err := o.State.MarkDelivered(ctx, n.ID, now()); err != nil {
+				return false, err
+			}
+			return true, o.channelWorks(ctx, now())
+		case errors.As(err, &perm):
+			log.Error("the chat service refused a notification for good: it is kept as undeliverable, and the next ones go on",
+				"notification", n.ID, "kind", n.Kind, "answer", perm.Reason)
+			if err := o.State.MarkUndeliverable(ctx, n.ID, now(), perm.Reason); err != nil {
+				return false, err
+			}
+			return false, o.channelBroken(ctx, n, perm.Reason, now(), log)
+		case errors.As(err, &rl):
+			wait := min(rl.RetryAfter, MaxBackoff)
+			log.Warn("chat service rate limit: waiting", "notification", n.ID, "retry_after", wait)
+			err = sleep(ctx, wait)
+		default:
+			log.Warn("posting notification failed: will retry", "notification", n.ID, "err", err, "retry_in", backoff)
+			err = sleep(ctx, backoff)
+			backoff = min(2*backoff, MaxBackoff)
+		}
+		if err != nil {
+			return false, err
+		}
 	}
-	return delivered, nil
+}
+
+// chatHealthKey is the alert of a chat channel that refuses messages.
+var chatHealthKey = dmarcd.Alert{Kind: dmarcd.AlertHealth, Subject: "chat"}.Key()
+
+// channelBroken records, once while it lasts, that the chat service
+// refuses messages. The event goes to the alert history only (the web
+// page, `dmarcd alerts`, the log): a notification would go to the same
+// broken channel.
+func (o *Outbox) channelBroken(ctx context.Context, n dmarcd.Notification, reason string, at time.Time, log *slog.Logger) error {
+	if firing, err := o.firing(ctx, chatHealthKey); err != nil || firing {
+		return err
+	}
+	log.Error("the chat channel is broken: fix the webhook, token or channel in [slack]", "answer", reason)
+	return o.State.AddAlertEvent(ctx, dmarcd.AlertEvent{At: at, Key: chatHealthKey, Kind: dmarcd.AlertHealth, Subject: "chat",
+		State: dmarcd.AlertFiring, Title: "The chat service refuses dmarcd's messages",
+		Text: fmt.Sprintf("Notification %s (%s) was refused for good: %s. It is kept as undeliverable; later messages are still tried. Fix the webhook, token or channel in [slack].",
+			n.ID, n.Kind, reason)})
+}
+
+// channelWorks resolves the broken-channel alert after a post went
+// through.
+func (o *Outbox) channelWorks(ctx context.Context, at time.Time) error {
+	if firing, err := o.firing(ctx, chatHealthKey); err != nil || !firing {
+		return err
+	}
+	return o.State.AddAlertEvent(ctx, dmarcd.AlertEvent{At: at, Key: chatHealthKey, Kind: dmarcd.AlertHealth, Subject: "chat",
+		State: dmarcd.AlertResolved, Title: "The chat service takes dmarcd's messages again", Text: "A notification was posted."})
+}
+
+func (o *Outbox) firing(ctx context.Context, key string) (bool, error) {
+	states, err := o.State.AlertStates(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, s := range states {
+		if s.Key == key {
+			return s.State == dmarcd.AlertFiring, nil
+		}
+	}
+	return false, nil
+}
+
+// randomOwner names a flusher: the host and process, and a random part
+// for flushers of one process.
+func randomOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -5,11 +5,16 @@
 package slack
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,21 +97,82 @@ func (n *Notifier) post(ctx context.Context, text string, blocks []slack.Block) 
 	if len(blocks) > maxBlocks {
 		blocks = append(blocks[:maxBlocks-1], section("…and more: see `dmarcd advise`"))
 	}
-	var err error
 	if n.client != nil {
-		_, _, err = n.client.PostMessageContext(ctx, n.opts.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
-	} else {
-		err = slack.PostWebhookCustomHTTPContext(ctx, n.opts.WebhookURL, n.http,
-			&slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}})
+		_, _, err := n.client.PostMessageContext(ctx, n.opts.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return classify(err)
+	}
+	return n.postWebhook(ctx, text, blocks)
+}
+
+// maxErrorBody bounds what is kept of Slack's answer to a failed post.
+const maxErrorBody = 512
+
+// postWebhook posts to an incoming webhook. Its own request, rather than
+// slack-go's, keeps Slack's answer (the body says why: "invalid_blocks",
+// "no_service") and keeps the webhook URL, a credential, out of errors.
+func (n *Notifier) postWebhook(ctx context.Context, text string, blocks []slack.Block) error {
+	body, err := json.Marshal(&slack.WebhookMessage{Text: text, Blocks: &slack.Blocks{BlockSet: blocks}})
+	if err != nil {
+		return &alert.PermanentError{Reason: "encoding the message: " + err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.opts.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		return &alert.PermanentError{Reason: "the webhook URL is not valid"}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.http.Do(req)
+	if err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // without the URL
+		}
+		return fmt.Errorf("posting to the slack webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	reason := fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(answer)))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusTooManyRequests:
+		retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return &alert.RateLimited{RetryAfter: time.Duration(max(retry, 1)) * time.Second}
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("slack webhook answered %s", reason)
+	}
+	// 400 invalid_blocks, 403 invalid_token, 404 no_service or
+	// channel_not_found, 410 channel_is_archived: trying again cannot help.
+	return &alert.PermanentError{Reason: "slack webhook answered " + reason}
+}
+
+// transientAPIErrors are the errors of Slack's Web API that trying again
+// may cure; the others (invalid_auth, channel_not_found, invalid_blocks,
+// not_in_channel, is_archived, msg_too_long ...) cannot be cured so.
+var transientAPIErrors = []string{"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
+
+// classify sorts an error of Slack's Web API client: a rate limit, a
+// permanent refusal, or an error to try again.
+func classify(err error) error {
+	if err == nil {
+		return nil
 	}
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		return &alert.RateLimited{RetryAfter: rl.RetryAfter}
 	}
-	if err != nil {
-		return fmt.Errorf("posting to slack: %w", err)
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) && !slices.Contains(transientAPIErrors, se.Err) {
+		return &alert.PermanentError{Reason: "slack refused the message: " + se.Err}
 	}
-	return nil
+	var sc slack.StatusCodeError
+	if errors.As(err, &sc) && sc.Code >= 400 && sc.Code < 500 && sc.Code != http.StatusTooManyRequests {
+		return &alert.PermanentError{Reason: "slack answered " + sc.Status}
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	return fmt.Errorf("posting to slack: %w", err)
 }
 
 // escape makes text from reports, DNS or mail inert in Slack: "&", "<"

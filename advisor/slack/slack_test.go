@@ -3,9 +3,12 @@ package slack
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/dmarcd/dmarcd/advisor/alert"
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/internal/testserver"
+	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
 // fakeSlack is slacktest's server with chat.postMessage captured and
@@ -223,4 +227,211 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 	ch := make(chan time.Time, 1)
 	ch <- c.now
 	return ch
+}
+
+// webhook is an incoming webhook that answers each post with the next
+// scripted status and body (200 "ok" when the script is done), and keeps
+// what was posted.
+type webhook struct {
+	mu     sync.Mutex
+	script []answer
+	posted []string
+	delay  time.Duration
+}
+
+type answer struct {
+	status int
+	body   string
+}
+
+func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	time.Sleep(h.delay)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.script) > 0 && h.script[0].status != http.StatusOK {
+		a := h.script[0]
+		h.script = h.script[1:]
+		if a.status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "3")
+		}
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+		return
+	}
+	if len(h.script) > 0 {
+		h.script = h.script[1:]
+	}
+	h.posted = append(h.posted, string(b))
+	io.WriteString(w, "ok")
+}
+
+func (h *webhook) texts() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, p := range h.posted {
+		var m struct{ Text string }
+		json.Unmarshal([]byte(p), &m)
+		out = append(out, m.Text)
+	}
+	return out
+}
+
+func queue(t *testing.T, s dmarcd.AlertStore, titles ...string) {
+	t.Helper()
+	at := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	for i, title := range titles {
+		payload, _ := json.Marshal(dmarcd.Alert{Domain: "example.com", Kind: dmarcd.AlertFailingSource, Subject: title, Title: title, At: at})
+		if err := s.AddNotification(context.Background(), dmarcd.Notification{ID: title, Created: at.Add(time.Duration(i) * time.Second), Kind: alert.KindAlert, Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPermanentErrors: a 500 and a 429 are tried again (after Retry-After);
+// a 404 no_service and a 400 invalid_blocks take their message out of the
+// outbox with Slack's answer and block nothing after them; the broken
+// channel is told to the alert history once, and resolved by the next post
+// that goes through. The webhook URL, a credential, is in no log line.
+func TestPermanentErrors(t *testing.T) {
+	h := &webhook{script: []answer{{500, "internal error"}, {429, "rate_limited"}, {200, "ok"}, {404, "no_service"}, {400, "invalid_blocks"}}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	hook := srv.URL + "/services/T000/B000/s3cr3tw3bh00ksecret"
+	n, err := New(Options{WebhookURL: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testserver.SQLite(t)
+	queue(t, s, "first", "second", "third", "fourth")
+	var logs strings.Builder
+	var waits []time.Duration
+	out := &alert.Outbox{State: s, Poster: n, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
+	delivered, err := out.Flush(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// first: 500, 429, then posted; second: 404; third: 400; fourth posted.
+	if got := strings.Join(h.texts(), ","); delivered != 2 || got != ":rotating_light: first,:rotating_light: fourth" {
+		t.Errorf("delivered %d: %q", delivered, got)
+	}
+	if fmt.Sprint(waits) != "[2s 3s]" {
+		t.Errorf("waits %v, want the backoff then Retry-After", waits)
+	}
+	if pending, _ := s.PendingNotifications(context.Background()); len(pending) != 0 {
+		t.Errorf("%d still pending", len(pending))
+	}
+	for _, want := range []string{"no_service", "invalid_blocks", "404 Not Found"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks Slack's answer %q:\n%s", want, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "s3cr3t") {
+		t.Errorf("the webhook URL is in the log:\n%s", logs.String())
+	}
+	rows, err := s.Query(context.Background(), `SELECT state, title FROM alerts WHERE kind = 'dmarcd-health' ORDER BY at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var events []string
+	for rows.Next() {
+		var state, title string
+		rows.Scan(&state, &title)
+		events = append(events, state)
+	}
+	if strings.Join(events, ",") != "firing,resolved" {
+		t.Errorf("broken-channel alert history %v, want firing once, then resolved", events)
+	}
+	rows2, _ := s.Query(context.Background(), `SELECT reason FROM undeliverable ORDER BY at`)
+	defer rows2.Close()
+	var reasons []string
+	for rows2.Next() {
+		var r string
+		rows2.Scan(&r)
+		reasons = append(reasons, r)
+	}
+	if len(reasons) != 2 || !strings.Contains(reasons[0], "no_service") || !strings.Contains(reasons[1], "invalid_blocks") {
+		t.Errorf("undeliverable reasons %q", reasons)
+	}
+}
+
+// TestTwoFlushers: the daemon and a cron `alerts --check` flush one store
+// at once: each message reaches Slack once, in order.
+func TestTwoFlushers(t *testing.T) {
+	h := &webhook{delay: 20 * time.Millisecond}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	n, err := New(Options{WebhookURL: srv.URL + "/hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var stores []*sqlite.Store
+	for range 2 { // two processes: two connections to one file
+		s, err := sqlite.Open(context.Background(), filepath.Join(dir, "d.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	var titles []string
+	for i := range 12 {
+		titles = append(titles, fmt.Sprintf("m%02d", i))
+	}
+	queue(t, stores[0], titles...)
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() {
+			if _, err := (&alert.Outbox{State: s, Poster: n, Owner: fmt.Sprint("flusher-", i)}).Flush(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// A flusher that found the other at work left it the rest: flush
+	// again until the outbox is empty, as the daemon's next round does.
+	for {
+		pending, _ := stores[0].PendingNotifications(context.Background())
+		if len(pending) == 0 {
+			break
+		}
+		if _, err := (&alert.Outbox{State: stores[0], Poster: n}).Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for _, title := range titles {
+		want = append(want, ":rotating_light: "+title)
+	}
+	if got := h.texts(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("posted %q, want each once in order", got)
+	}
+}
+
+// TestHostileText: a spoofer whose PTR is Slack markup pings nobody and
+// links nowhere, in the blocks and in the fallback text.
+func TestHostileText(t *testing.T) {
+	ptr := "<!channel><https://evil.example/fix|Fix-DMARC-now>.attacker.example"
+	a := dmarcd.Alert{Domain: "example.com", Kind: dmarcd.AlertFailingSource, Subject: "203.0.113.9",
+		Title: "New source 203.0.113.9 (" + ptr + ") fails DMARC for example.com", Text: "from " + ptr,
+		Facts: []dmarcd.Fact{{Label: "PTR", Value: ptr}}, Action: "see " + ptr}
+	text, blocks := AlertBlocks(a)
+	b, _ := json.Marshal(blocks)
+	w := alert.Weekly{At: time.Now(), Recommendations: []*advisor.Recommendation{{Domain: "example.com", Action: advisor.Hold,
+		Reasons: []string{ptr + " fails DMARC"},
+		Evidence: advisor.Evidence{Blocking: []advisor.Blocker{{Name: ptr, Class: "unconfigured", Fixes: []advisor.Fix{{Text: "find out what sends from " + ptr}}}}}}}}
+	wtext, wblocks := WeeklyBlocks(w)
+	wb, _ := json.Marshal(wblocks)
+	for _, out := range []string{text, string(b), wtext, string(wb)} {
+		if strings.Contains(out, "<!channel>") || strings.Contains(out, "<https://evil") {
+			t.Errorf("live markup in %s", out)
+		}
+	}
+	if !strings.Contains(string(b), "\\u0026lt;!channel\\u0026gt;") && !strings.Contains(string(b), "&lt;!channel&gt;") {
+		t.Errorf("the PTR is not shown escaped: %s", b)
+	}
 }

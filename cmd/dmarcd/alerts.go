@@ -18,7 +18,8 @@ import (
 const mailboxFailuresBeforeAlert = 3
 
 type alertsCmd struct {
-	Check bool `help:"Run the alert checks once now: record what starts and resolves, post it to Slack when configured, and print it."`
+	Check        bool          `help:"Run the alert checks once now: record what starts and resolves, post it to Slack when configured, and print it."`
+	FlushTimeout time.Duration `help:"With --check, how long to keep trying to post to Slack before giving up (what is left is posted by the daemon or the next check); exit 1 when some is left." default:"2m"`
 }
 
 // Run prints the alerts firing now and the recent history, or runs the
@@ -52,7 +53,27 @@ func (c *alertsCmd) Run(e *env) error {
 		if len(told) == 0 {
 			fmt.Fprintln(e.stdout, "nothing new")
 		}
-		return flushOutbox(e, as)
+		if !e.cfg.Slack.enabled() {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(e.ctx, c.FlushTimeout)
+		defer cancel()
+		err = flushOutbox(e.withContext(ctx), as)
+		pending, perr := as.PendingNotifications(e.ctx)
+		if perr != nil {
+			return perr
+		}
+		if len(pending) > 0 {
+			why := "another dmarcd is posting them"
+			if err != nil {
+				why = "Slack did not take them in " + c.FlushTimeout.String() + ": " + err.Error()
+			}
+			return fmt.Errorf("%d notifications are not posted yet (%s); the daemon or the next check posts them", len(pending), why)
+		}
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		return nil
 	}
 	states, err := as.AlertStates(e.ctx)
 	if err != nil {
@@ -100,7 +121,7 @@ func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*im
 	if pollers != nil {
 		detectors = append(detectors, mailboxHealth(pollers))
 	}
-	return &alert.Engine{State: as, Detectors: detectors, Logger: e.log, Now: e.now,
+	return &alert.Engine{State: as, Detectors: detectors, Logger: e.log, Now: e.now, Redact: e.redact.text,
 		Suppress: time.Duration(e.cfg.Alerts.SuppressHours) * time.Hour}, nil
 }
 

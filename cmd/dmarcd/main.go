@@ -72,6 +72,9 @@ type env struct {
 	// now is the clock: time.Now in the binary, a fixed day in tests, so
 	// that no test depends on the day it runs.
 	now func() time.Time
+	// redact removes the configuration's secrets from text that leaves
+	// the process (alerts; the logger redacts on its own).
+	redact redactor
 }
 
 // openStore opens the configured store.
@@ -151,7 +154,9 @@ func (c *cli) execute(kctx *kong.Context, stdout, stderr io.Writer, now func() t
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{ctx: ctx, cfg: cfg, log: newLogger(cfg.Log, stderr), stdout: stdout, stderr: stderr, now: now}
+	// Secrets of the configuration appear in no log line and no error.
+	red := newRedactor(secrets(cfg))
+	e := &env{ctx: ctx, cfg: cfg, log: newLogger(cfg.Log, stderr, red), stdout: stdout, stderr: stderr, now: now, redact: red}
 	err = kctx.Run(e)
 	if err == nil {
 		return exitOK
@@ -159,22 +164,23 @@ func (c *cli) execute(kctx *kong.Context, stdout, stderr io.Writer, now func() t
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "dmarcd:", ee.err)
+			fmt.Fprintln(stderr, "dmarcd:", red.text(ee.err.Error()))
 		}
 		return ee.code
 	}
-	fmt.Fprintln(stderr, "dmarcd:", err)
+	fmt.Fprintln(stderr, "dmarcd:", red.text(err.Error()))
 	return exitFailure
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+func newLogger(c LogConfig, w io.Writer, red redactor) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level)) // validated with the config
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(redactHandler{next: h, r: red})
 }
 
 type versionCmd struct{}

@@ -18,6 +18,8 @@ const (
 	insertAlertEvent   = `INSERT INTO alert_events (id, at, key, domain, kind, subject, state, title, text)`
 	insertNotification = `INSERT INTO notifications (id, created, queued, kind, payload)`
 	insertDelivery     = `INSERT INTO deliveries (notification, at)`
+	insertClaim        = `INSERT INTO notification_claims (notification, owner, at, until)`
+	insertUndelivered  = `INSERT INTO undeliverable (notification, at, reason)`
 )
 
 // sequence hands out strictly increasing numbers from the clock, in
@@ -99,6 +101,7 @@ func (s *Store) PendingNotifications(ctx context.Context) ([]dmarcd.Notification
 	rows, err := s.conn.Query(ctx, `SELECT id, created, kind, payload FROM (
     SELECT id, created, queued, kind, payload FROM notifications
     WHERE id NOT IN (SELECT notification FROM deliveries)
+      AND id NOT IN (SELECT notification FROM undeliverable)
     ORDER BY queued
     LIMIT 1 BY id)
 ORDER BY created, queued`)
@@ -127,6 +130,48 @@ ORDER BY created, queued`)
 func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
 	if err := s.insertRow(ctx, insertDelivery, id, at.UTC()); err != nil {
 		return fmt.Errorf("recording delivery of notification %s: %w", id, err)
+	}
+	return nil
+}
+
+// ClaimNotification claims a notification for owner until until
+// (migrations/0004_outbox.sql): it appends a claim only when no other
+// owner holds one that lasts past now, then reads the holder back, the
+// owner of the earliest claim that lasts.
+func (s *Store) ClaimNotification(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
+	holder, err := s.claimHolder(ctx, id, now)
+	if err != nil {
+		return false, err
+	}
+	if holder != "" && holder != owner {
+		return false, nil
+	}
+	if err := s.insertRow(ctx, insertClaim, id, owner, s.seq.next(), until.UTC()); err != nil {
+		return false, fmt.Errorf("claiming notification %s: %w", id, err)
+	}
+	holder, err = s.claimHolder(ctx, id, now)
+	return holder == owner, err
+}
+
+func (s *Store) claimHolder(ctx context.Context, id string, now time.Time) (string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT owner FROM notification_claims WHERE notification = ? AND until > ? ORDER BY at, owner LIMIT 1`, id, now.UTC().Format(time.DateTime))
+	if err != nil {
+		return "", fmt.Errorf("reading the claims of notification %s: %w", id, err)
+	}
+	defer rows.Close()
+	var holder string
+	if rows.Next() {
+		if err := rows.Scan(&holder); err != nil {
+			return "", err
+		}
+	}
+	return holder, rows.Err()
+}
+
+// MarkUndeliverable takes a notification out of the outbox for good.
+func (s *Store) MarkUndeliverable(ctx context.Context, id string, at time.Time, reason string) error {
+	if err := s.insertRow(ctx, insertUndelivered, id, at.UTC(), reason); err != nil {
+		return fmt.Errorf("recording notification %s as undeliverable: %w", id, err)
 	}
 	return nil
 }

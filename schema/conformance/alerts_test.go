@@ -84,6 +84,31 @@ func alertLife(t *testing.T, s dmarcd.Store) []string {
 		}
 	}
 	pending("queued")
+	// Claims: the first claimant holds a notification until its claim
+	// lapses; it renews by claiming again; after the lapse another takes
+	// it.
+	claim := func(step, id, owner string, now time.Time) {
+		t.Helper()
+		ok, err := as.ClaimNotification(ctx, id, owner, now, now.Add(2*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s: %s claims %s: %v", step, owner, id, ok))
+	}
+	claim("claim", "alert-1", "daemon", t0)
+	claim("claim", "alert-1", "cron", t0.Add(time.Second))
+	claim("renew", "alert-1", "daemon", t0.Add(time.Minute))
+	claim("claim", "alert-1", "cron", t0.Add(2*time.Minute))
+	claim("lapsed", "alert-1", "cron", t0.Add(4*time.Minute))
+	claim("lapsed", "alert-1", "daemon", t0.Add(4*time.Minute+time.Second))
+	// A notification the service refused for good leaves the outbox.
+	if err := as.AddNotification(ctx, dmarcd.Notification{ID: "alert-3", Created: t0.Add(time.Minute), Kind: "alert", Payload: []byte(`{"title":"refused"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := as.MarkUndeliverable(ctx, "alert-3", t0.Add(time.Minute), "404 no_service"); err != nil {
+		t.Fatal(err)
+	}
+	pending("undeliverable")
 	for i, id := range []string{"alert-1", "alert-1", "weekly-1", "alert-2"} {
 		if err := as.MarkDelivered(ctx, id, t0.Add(time.Duration(i)*time.Minute)); err != nil {
 			t.Fatal(err)
@@ -117,6 +142,13 @@ func TestAlertStoreSameAnswers(t *testing.T) {
 		"fired again: 2026-11-02T11:00:00Z example.org|key-due|s2025 example.org key-due s2025 resolved key-due s2025 resolved \"what happened to s2025\"",
 		"queued: alert-1 2026-11-02T09:00:00Z alert {\"title\":\"first\"}",
 		"queued: 3 pending",
+		"claim: daemon claims alert-1: true",
+		"claim: cron claims alert-1: false",
+		"renew: daemon claims alert-1: true",
+		"claim: cron claims alert-1: false",
+		"lapsed: cron claims alert-1: true",
+		"lapsed: daemon claims alert-1: false",
+		"undeliverable: 3 pending",
 		"delivered 2 (alert-1): 2 pending",
 		"delivered 4 (alert-2): 0 pending",
 		"delivered, queued again: 0 pending",

@@ -56,7 +56,9 @@ func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) erro
 // PendingNotifications returns the undelivered notifications, oldest first.
 func (s *Store) PendingNotifications(ctx context.Context) ([]dmarcd.Notification, error) {
 	rows, err := s.ro.QueryContext(ctx, `SELECT n.id, n.created, n.kind, n.payload FROM notifications n
-WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification = n.id) ORDER BY n.created, n.rowid`)
+WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification = n.id)
+  AND NOT EXISTS (SELECT 1 FROM undeliverable u WHERE u.notification = n.id)
+ORDER BY n.created, n.rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the notification outbox: %w", err)
 	}
@@ -79,6 +81,32 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) erro
 	_, err := s.db.ExecContext(ctx, `INSERT INTO deliveries (notification, at) VALUES (?,?) ON CONFLICT (notification) DO NOTHING`, id, at.Unix())
 	if err != nil {
 		return fmt.Errorf("recording delivery of notification %s: %w", id, err)
+	}
+	return nil
+}
+
+// ClaimNotification claims a notification for owner until until: the
+// upsert takes the row only where it is owner's or has lapsed, in one
+// statement, so that of two processes one holds it.
+func (s *Store) ClaimNotification(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO notification_claims (notification, owner, until) VALUES (?,?,?)
+ON CONFLICT (notification) DO UPDATE SET owner = excluded.owner, until = excluded.until
+WHERE notification_claims.owner = excluded.owner OR notification_claims.until <= ?`, id, owner, until.Unix(), now.Unix())
+	if err != nil {
+		return false, fmt.Errorf("claiming notification %s: %w", id, err)
+	}
+	var holder string
+	if err := s.db.QueryRowContext(ctx, `SELECT owner FROM notification_claims WHERE notification = ?`, id).Scan(&holder); err != nil {
+		return false, fmt.Errorf("claiming notification %s: %w", id, err)
+	}
+	return holder == owner, nil
+}
+
+// MarkUndeliverable takes a notification out of the outbox for good.
+func (s *Store) MarkUndeliverable(ctx context.Context, id string, at time.Time, reason string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO undeliverable (notification, at, reason) VALUES (?,?,?) ON CONFLICT (notification) DO NOTHING`, id, at.Unix(), reason)
+	if err != nil {
+		return fmt.Errorf("recording notification %s as undeliverable: %w", id, err)
 	}
 	return nil
 }
