@@ -422,7 +422,7 @@ func TestHostileText(t *testing.T) {
 	text, blocks := AlertBlocks(a)
 	b, _ := json.Marshal(blocks)
 	w := alert.Weekly{At: time.Now(), Recommendations: []*advisor.Recommendation{{Domain: "example.com", Action: advisor.Hold,
-		Reasons: []string{ptr + " fails DMARC"},
+		Reasons:  []string{ptr + " fails DMARC"},
 		Evidence: advisor.Evidence{Blocking: []advisor.Blocker{{Name: ptr, Class: "unconfigured", Fixes: []advisor.Fix{{Text: "find out what sends from " + ptr}}}}}}}}
 	wtext, wblocks := WeeklyBlocks(w)
 	wb, _ := json.Marshal(wblocks)
