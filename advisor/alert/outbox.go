@@ -225,7 +225,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // Weekly is the payload of the weekly recommendation.
 type Weekly struct {
+	// At is the time the recommendation is for (the schedule's); Late
+	// says it is sent after that time, because dmarcd was not running.
 	At              time.Time                 `json:"at"`
+	Late            bool                      `json:"late,omitempty"`
 	Recommendations []*advisor.Recommendation `json:"recommendations"`
 	Keys            []advisor.KeyAdvice       `json:"keys,omitempty"`
 	// TLS sums up the SMTP TLS reports of the advised domains over the

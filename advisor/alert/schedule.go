@@ -59,10 +59,30 @@ func (s *Schedule) Next(t time.Time) time.Time {
 
 func (s *Schedule) String() string { return s.spec + " " + s.location.String() }
 
+// catchUpWindow bounds how far back Run catches up a missed run: one
+// week, the period of the weekly recommendation.
+const catchUpWindow = 7 * 24 * time.Hour
+
+// Prev returns the last time at or before t the schedule fired, within
+// catchUpWindow before t; the zero time when none.
+func (s *Schedule) Prev(t time.Time) time.Time {
+	var prev time.Time
+	for at := s.Next(t.Add(-catchUpWindow)); !at.After(t); at = s.Next(at) {
+		prev = at
+	}
+	return prev
+}
+
 // Run calls fn at each time the schedule fires, until ctx ends. fn gets the
 // scheduled time (not the time it woke up), so that what it queues for that
-// time is queued once.
-func (s *Schedule) Run(ctx context.Context, clock Clock, fn func(ctx context.Context, at time.Time)) error {
+// time is queued once. At start it first calls fn for the last time the
+// schedule fired within a week, with late set: a process that was down
+// then catches up once (fn's queue, keyed by the time, makes it a no-op
+// when that run did happen).
+func (s *Schedule) Run(ctx context.Context, clock Clock, fn func(ctx context.Context, at time.Time, late bool)) error {
+	if prev := s.Prev(clock.Now()); !prev.IsZero() {
+		fn(ctx, prev, true)
+	}
 	for {
 		next := s.Next(clock.Now())
 		select {
@@ -73,6 +93,6 @@ func (s *Schedule) Run(ctx context.Context, clock Clock, fn func(ctx context.Con
 		if ctx.Err() != nil { // both were ready and select chose the timer
 			return ctx.Err()
 		}
-		fn(ctx, next)
+		fn(ctx, next, false)
 	}
 }

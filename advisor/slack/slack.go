@@ -222,6 +222,10 @@ func AlertBlocks(a dmarcd.Alert) (string, []slack.Block) {
 func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 	title := fmt.Sprintf("DMARC rollout: week of %s", w.At.UTC().Format("2 Jan 2006"))
 	blocks := []slack.Block{slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, title, false, false))}
+	if w.Late {
+		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType,
+			fmt.Sprintf("Late: due %s; dmarcd was not running then.", w.At.UTC().Format("Mon 2 Jan 15:04 UTC")), false, false)))
+	}
 	for _, r := range w.Recommendations {
 		var b strings.Builder
 		fmt.Fprintf(&b, "*%s*: %s (%s → %s)\n", escape(r.Domain), strings.ToUpper(string(r.Action)), r.CurrentText(), advisor.StepText(r.Next, r.NextTesting))

@@ -220,8 +220,12 @@ func runWeekly(ctx context.Context, e *env, st dmarcd.Store, as dmarcd.AlertStor
 		return err
 	}
 	e.log.Info("weekly recommendation scheduled", "schedule", sched.String(), "next", sched.Next(e.now()))
-	return sched.Run(ctx, alert.RealClock, func(ctx context.Context, at time.Time) {
+	return sched.Run(ctx, alert.RealClock, func(ctx context.Context, at time.Time, late bool) {
 		w, err := weekly(e, st, nil, at)
+		w.Late = late
+		if late {
+			e.log.Info("catching up the weekly recommendation of the last scheduled time (queued once: nothing new when it went out then)", "due", at)
+		}
 		if err == nil {
 			err = alert.QueueWeekly(ctx, as, w)
 		}
