@@ -189,32 +189,43 @@ func TestWeeklyScheduleWithInjectedClock(t *testing.T) {
 	}
 	clock := &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} // a Wednesday
 	ctx, cancel := context.WithCancel(context.Background())
-	var fired []time.Time
-	sched.Run(ctx, clock, func(ctx context.Context, at time.Time) {
-		fired = append(fired, at)
-		if err := alert.QueueWeekly(ctx, s, alert.Weekly{At: at}); err != nil {
+	var fired []string
+	run := func(ctx context.Context, at time.Time, late bool) {
+		fired = append(fired, fmt.Sprint(at.UTC().Format(time.RFC3339), " late=", late))
+		if err := alert.QueueWeekly(ctx, s, alert.Weekly{At: at, Late: late}); err != nil {
 			t.Error(err)
 		}
 		if _, err := (&alert.Outbox{State: s, Poster: n}).Flush(ctx); err != nil {
 			t.Error(err)
 		}
-		if len(fired) == 2 {
+		if len(fired) == 3 {
 			cancel()
 		}
-	})
-	// Monday 30 Nov 2026 08:00 CET is 07:00 UTC; then 7 Dec.
-	want := []string{"2026-11-30T07:00:00Z", "2026-12-07T07:00:00Z"}
-	for i, w := range want {
-		if i >= len(fired) || fired[i].UTC().Format(time.RFC3339) != w {
-			t.Fatalf("fired at %v, want %v", fired, want)
-		}
 	}
-	if len(bodies) != 2 {
-		t.Fatalf("webhook got %d posts, want 2", len(bodies))
+	sched.Run(ctx, clock, run)
+	// The daemon starts on Wednesday: Monday 23 Nov 2026 08:00 CET (07:00
+	// UTC) was missed and goes out at once, late; then 30 Nov and 7 Dec on
+	// time.
+	want := "[2026-11-23T07:00:00Z late=true 2026-11-30T07:00:00Z late=false 2026-12-07T07:00:00Z late=false]"
+	if fmt.Sprint(fired) != want {
+		t.Fatalf("fired %v, want %v", fired, want)
+	}
+	if len(bodies) != 3 {
+		t.Fatalf("webhook got %d posts, want 3", len(bodies))
 	}
 	var msg map[string]any
-	if err := json.Unmarshal([]byte(bodies[0]), &msg); err != nil || !strings.Contains(msg["text"].(string), "week of 30 Nov 2026") {
+	if err := json.Unmarshal([]byte(bodies[0]), &msg); err != nil || !strings.Contains(msg["text"].(string), "week of 23 Nov 2026") ||
+		!strings.Contains(bodies[0], "Late: due Mon 23 Nov 07:00 UTC") {
 		t.Errorf("weekly webhook body: %s", bodies[0])
+	}
+	// A restart on Tuesday catches up the Monday of 7 Dec, which went out:
+	// nothing is posted again.
+	clock.now = time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC)
+	ctx, cancel = context.WithCancel(context.Background())
+	fired = fired[:2]
+	sched.Run(ctx, clock, run)
+	if len(bodies) != 3 || fired[2] != "2026-12-07T07:00:00Z late=true" {
+		t.Errorf("after a restart: %v, %d posts, want the catch-up of 7 Dec and no new post", fired, len(bodies))
 	}
 }
 
