@@ -187,6 +187,7 @@ type indexPage struct {
 	FailureCount  int64
 	WindowQuery   string
 	ConfigMissing []string // configured domains without reports
+	Firing        []analyze.AlertChange
 }
 
 type domainRow struct {
@@ -237,6 +238,10 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &indexPage{page: h.page(r, "Domains", "domains"), Window: win, WindowQuery: win.query()}
+	if p.Firing, _, err = analyze.Alerts(ctx, h.opts.Store, "", 0); err != nil {
+		h.internal(w, r, "the alerts", err)
+		return
+	}
 	byName := map[string]*domainRow{}
 	for _, c := range all {
 		row := &domainRow{Name: c.Domain, Figures: inWindow[c.Domain], FirstDay: c.FirstDay, LastDay: c.LastDay, Reports: c.Reports, Reporters: c.Reporters}
@@ -374,6 +379,8 @@ type domainPage struct {
 	HasPlan       bool
 	TLSURL        string // the domain's SMTP TLS reports, when it has some
 	LatestURL     string // the window ending at the last report, when this one has none
+	Firing        []analyze.AlertChange
+	AlertChanges  []analyze.AlertChange
 }
 
 func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
@@ -466,6 +473,10 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.Failures, err = failureCount(ctx, h.opts.Store, name); err != nil {
 		h.internal(w, r, "the failure reports", err)
+		return
+	}
+	if p.Firing, p.AlertChanges, err = analyze.Alerts(ctx, h.opts.Store, name, MaxDomainAlertChanges); err != nil {
+		h.internal(w, r, "the alerts", err)
 		return
 	}
 	configured, adviseAll, err := h.senderDomains(ctx)
@@ -924,4 +935,39 @@ func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.render(w, r, http.StatusOK, "tls", p)
+}
+
+// ---- /alerts
+
+// MaxDomainAlertChanges bounds the alert history of a domain page;
+// MaxAlertChangesShown the one of the alerts page.
+const (
+	MaxDomainAlertChanges = 10
+	MaxAlertChangesShown  = 200
+)
+
+type alertsPage struct {
+	page
+	Domain  string
+	Firing  []analyze.AlertChange
+	Changes []analyze.AlertChange
+}
+
+// alerts shows the alerts firing now and the recent changes, of every
+// domain or of ?domain=.
+func (h *Handler) alerts(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.context(r)
+	defer cancel()
+	domain := r.URL.Query().Get("domain")
+	if domain != "" && !validDomain(domain) {
+		h.inputError(w, r, badRequest(fmt.Sprintf("domain=%.40q is not a domain name", domain)))
+		return
+	}
+	p := &alertsPage{page: h.page(r, "Alerts", "alerts"), Domain: domain}
+	var err error
+	if p.Firing, p.Changes, err = analyze.Alerts(ctx, h.opts.Store, domain, MaxAlertChangesShown); err != nil {
+		h.internal(w, r, "the alerts", err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "alerts", p)
 }

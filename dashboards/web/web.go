@@ -161,6 +161,7 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc("GET /failures", h.failures)
 	mux.HandleFunc("GET /failures/{id}", h.failure)
 	mux.HandleFunc("GET /tls", h.tls)
+	mux.HandleFunc("GET /alerts", h.alerts)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	mux.Handle("GET /favicon.ico", faviconHandler(static))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

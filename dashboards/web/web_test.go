@@ -835,3 +835,46 @@ func TestFormat(t *testing.T) {
 		t.Error("windowDays")
 	}
 }
+
+// TestAlertsShown: the front page shows the alerts firing, the alerts page
+// their history, a domain page its own; report-controlled text is escaped.
+func TestAlertsShown(t *testing.T) {
+	st := openStore(t)
+	ingestSamples(t, st)
+	at := samplesNow.Add(-time.Hour)
+	ptr := `<script>alert(1)</script>.attacker.example`
+	for _, e := range []dmarcd.AlertEvent{
+		{At: at.Add(-48 * time.Hour), Key: "example.com|pass-rate|dmarc", Domain: "example.com", Kind: dmarcd.AlertPassRate, Subject: "dmarc", State: dmarcd.AlertFiring, Title: "DMARC pass rate of example.com is 71.0%"},
+		{At: at.Add(-24 * time.Hour), Key: "example.com|pass-rate|dmarc", Domain: "example.com", Kind: dmarcd.AlertPassRate, Subject: "dmarc", State: dmarcd.AlertResolved, Title: "Resolved: DMARC pass rate of example.com is 96.0%"},
+		{At: at, Key: "example.com|failing-source|203.0.113.9", Domain: "example.com", Kind: dmarcd.AlertFailingSource, Subject: "203.0.113.9", State: dmarcd.AlertFiring,
+			Title: "New source 203.0.113.9 (" + ptr + ") fails DMARC for example.com", Text: "400 of 400 messages failed DMARC."},
+		{At: at, Key: "|dmarcd-health|chat", Kind: dmarcd.AlertHealth, Subject: "chat", State: dmarcd.AlertFiring, Title: "The chat service refuses dmarcd's messages"},
+	} {
+		if err := st.AddAlertEvent(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHandler(t, fullOptions(st, samplesDNS(), nil, samplesNow))
+	index := mustGet(t, h, "/")
+	if !strings.Contains(index, "2 alerts firing") || !strings.Contains(index, "The chat service refuses") || strings.Contains(index, "pass rate of example.com is 71.0%") {
+		t.Errorf("front page alerts:\n%s", section(t, index, `id="alerts"`))
+	}
+	page := mustGet(t, h, "/alerts")
+	for _, want := range []string{"Resolved: DMARC pass rate of example.com is 96.0%", "DMARC pass rate of example.com is 71.0%", "&lt;script&gt;"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("alerts page lacks %q", want)
+		}
+	}
+	for _, p := range []string{index, page} {
+		if strings.Contains(p, "<script>alert(1)") {
+			t.Error("a PTR name is not escaped")
+		}
+	}
+	dom := mustGet(t, h, "/domain/example.com")
+	if s := dom[strings.Index(dom, `id="alerts"`):]; !strings.Contains(s, "New source 203.0.113.9") || !strings.Contains(s, "The last 3 changes") {
+		t.Errorf("domain page alerts:\n%.2000s", s)
+	}
+	if res := get(t, h, "/alerts?domain=%3Cx%3E"); res.Status != http.StatusBadRequest {
+		t.Errorf("/alerts?domain=<x>: %d", res.Status)
+	}
+}
