@@ -224,6 +224,7 @@ func TestWeeklyScheduleWithInjectedClock(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	fired = fired[:2]
 	sched.Run(ctx, clock, run)
+	cancel()
 	if len(bodies) != 3 || fired[2] != "2026-12-07T07:00:00Z late=true" {
 		t.Errorf("after a restart: %v, %d posts, want the catch-up of 7 Dec and no new post", fired, len(bodies))
 	}
