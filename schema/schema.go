@@ -40,3 +40,27 @@ func Open(ctx context.Context, dsn string) (dmarcd.Store, error) {
 	}
 	return sqlite.Open(ctx, dsn)
 }
+
+// OpenReadOnly opens the existing store named by dsn for reading only: it
+// creates and migrates nothing, and refuses a store that is not there, so
+// that a mistyped --store is an error rather than a new empty store. The
+// commands that only read (query, domains, daily, senders, advise ...)
+// open the store so.
+func OpenReadOnly(ctx context.Context, dsn string) (dmarcd.Store, error) {
+	switch {
+	case dsn == "":
+		return sqlite.OpenReadOnly(ctx, DefaultDSN)
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return sqlite.OpenReadOnly(ctx, strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//"))
+	case strings.HasPrefix(dsn, clickhouse.Scheme):
+		s, err := clickhouse.OpenOptions(ctx, dsn, clickhouse.Options{ReadOnly: true})
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case strings.Contains(dsn, "://"):
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return nil, fmt.Errorf("opening store: unknown engine %q (want a file path, sqlite:PATH or clickhouse://...)", scheme)
+	}
+	return sqlite.OpenReadOnly(ctx, dsn)
+}

@@ -25,7 +25,7 @@ type adviseCmd struct {
 // Run prints the weekly recommendation: per domain the rollout step, the
 // evidence, the record to publish; and the DKIM keys due.
 func (c *adviseCmd) Run(e *env) error {
-	st, err := e.openStore()
+	st, err := e.openStoreReadOnly()
 	if err != nil {
 		return err
 	}

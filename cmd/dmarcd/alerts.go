@@ -25,7 +25,11 @@ type alertsCmd struct {
 // Run prints the alerts firing now and the recent history, or runs the
 // checks once with --check.
 func (c *alertsCmd) Run(e *env) error {
-	st, err := e.openStore()
+	open := e.openStoreReadOnly
+	if c.Check {
+		open = e.openStore
+	}
+	st, err := open()
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ type domainsCmd struct {
 }
 
 func (c *domainsCmd) Run(e *env) error {
-	st, err := e.openStore()
+	st, err := e.openStoreReadOnly()
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func openAnalysis(e *env, f windowFlags) (dmarcd.Store, analyze.Window, error) {
 	if err != nil {
 		return nil, analyze.Window{}, err
 	}
-	st, err := e.openStore()
+	st, err := e.openStoreReadOnly()
 	return st, lastDays(at, f.Days), err
 }
 

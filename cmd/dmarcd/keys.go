@@ -337,7 +337,7 @@ func (c *keysAdvanceCmd) Run(e *env, k *keysCmd) error {
 		return err
 	}
 	a := &advisor.KeyAdvisor{Policy: e.cfg.Keys.policy(), Lookup: txtLookup(e.cfg.DNS), Now: e.now}
-	if store, err := e.openStore(); err != nil {
+	if store, err := e.openStoreReadOnly(); err != nil {
 		e.log.Warn("no report store: the checks that read aggregate reports cannot pass", "err", err)
 	} else {
 		defer store.Close()

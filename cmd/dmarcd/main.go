@@ -77,9 +77,17 @@ type env struct {
 	redact redactor
 }
 
-// openStore opens the configured store.
+// openStore opens the configured store, creating it or bringing its
+// schema up to date: for the commands that write.
 func (e *env) openStore() (dmarcd.Store, error) {
 	return schema.Open(e.ctx, e.cfg.Store)
+}
+
+// openStoreReadOnly opens the configured store for the commands that only
+// read: a store that is not there is an error (exit 1), not a new empty
+// one.
+func (e *env) openStoreReadOnly() (dmarcd.Store, error) {
+	return schema.OpenReadOnly(e.ctx, e.cfg.Store)
 }
 
 // exitError carries an exit code through kong's Run.

@@ -117,6 +117,18 @@ func TestExitCodes(t *testing.T) {
 	if code, _, _ := runCLI(t, "ingest", "--store", db, filepath.Join(dir, "missing")); code != exitUsage {
 		t.Errorf("missing path: exit %d, want %d", code, exitUsage)
 	}
+	// A read-only command on a store that is not there: an error, and no
+	// new empty store.
+	typo := filepath.Join(dir, "typo.db")
+	for _, args := range [][]string{{"query", "SELECT 1"}, {"domains"}, {"advise"}, {"senders", "example.com"}, {"alerts"}} {
+		code, _, errOut := runCLI(t, append([]string{"--store", typo}, args...)...)
+		if code != exitFailure || !strings.Contains(errOut, "no store there") {
+			t.Errorf("%v on a missing store: exit %d: %s", args, code, errOut)
+		}
+	}
+	if _, err := os.Stat(typo); err == nil {
+		t.Error("a read-only command created the store")
+	}
 	if code, _, _ := runCLI(t, "no-such-command"); code != exitUsage {
 		t.Errorf("unknown command: exit %d, want %d", code, exitUsage)
 	}

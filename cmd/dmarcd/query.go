@@ -18,7 +18,7 @@ type queryCmd struct {
 }
 
 func (c *queryCmd) Run(e *env) error {
-	st, err := e.openStore()
+	st, err := e.openStoreReadOnly()
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,14 @@ import (
 // JSON arrays, NULL as empty (null in JSON), in every format.
 func TestQueryClickHouseValues(t *testing.T) {
 	dsn := testserver.ClickHouse(t)
+	// query reads an existing store only: a database without one is an
+	// error, not a new store.
+	if code, _, errOut := runCLI(t, "query", "--store", dsn, "SELECT 1"); code != exitFailure || !strings.Contains(errOut, "does not exist, so it holds no dmarcd store") {
+		t.Errorf("query on an empty database: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "migrate", "--store", dsn); code != exitOK {
+		t.Fatalf("migrate: exit %d: %s", code, errOut)
+	}
 	const q = `SELECT toDate('2026-11-02') AS d, toDateTime('2026-11-02 08:09:10', 'UTC') AS t,
 		['a', 'b,c'] AS arr, emptyArrayString() AS none, [1, 2] AS nums, [300, 2] AS wide,
 		CAST(NULL AS Nullable(Int16)) AS n, toNullable(toDate('2026-11-03')) AS nd,

@@ -121,7 +121,19 @@ func (c *webCmd) Run(e *env) error {
 	if e.cfg.Web.Listen == "" {
 		return &exitError{code: exitUsage, err: errors.New("web: web.listen is empty: set it in [web] or give --listen")}
 	}
-	st, err := e.openStore()
+	// The configuration first: a usage error says so before the store
+	// is looked at.
+	auth, err := e.cfg.Web.auth()
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := auth.Validate(); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := web.CheckListen(e.cfg.Web.Listen, auth); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	st, err := e.openStoreReadOnly()
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,9 @@ const sessionCookie = "dmarcd_session"
 // Enabled says whether a secret is required.
 func (a Auth) Enabled() bool { return a.Token != "" || a.BasicUser != "" }
 
-func (a Auth) validate() error {
+// Validate checks the secrets: a token long enough, basic authentication
+// with both parts.
+func (a Auth) Validate() error {
 	if a.Token != "" && len(a.Token) < MinTokenBytes {
 		return fmt.Errorf("web: the token has %d bytes; use at least %d (for example: openssl rand -hex 32)", len(a.Token), MinTokenBytes)
 	}

@@ -127,7 +127,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Store == nil {
 		return nil, errors.New("web: no store")
 	}
-	if err := opts.Auth.validate(); err != nil {
+	if err := opts.Auth.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Now == nil {

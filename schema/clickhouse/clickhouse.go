@@ -59,6 +59,10 @@ type Options struct {
 	GroupAge     time.Duration
 	// Logger receives one line per schema migration and retention drop.
 	Logger *slog.Logger
+	// ReadOnly opens an existing store for reading: no database is
+	// created, nothing migrated; a store of another schema version than
+	// this binary's is refused.
+	ReadOnly bool
 }
 
 // Store is the ClickHouse store. It implements dmarcd.Store.
@@ -125,8 +129,12 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 		return nil, fmt.Errorf("opening clickhouse store: database name %q: want letters, digits and _", database)
 	}
 	where := strings.Join(cfg.Addr, ",") + "/" + database
-	if err := createDatabase(ctx, *cfg, database); err != nil {
+	exists, err := lookupDatabase(ctx, *cfg, database, !opts.ReadOnly)
+	if err != nil {
 		return nil, fmt.Errorf("opening clickhouse store %s: %w", where, err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("clickhouse database %s does not exist, so it holds no dmarcd store: ingest reports first (dmarcd ingest), or name the store with --store", where)
 	}
 	cfg.Auth.Database = database
 	conn, err := ch.Open(cfg)
@@ -134,7 +142,12 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 		return nil, fmt.Errorf("opening clickhouse store %s: %w", where, err)
 	}
 	s := &Store{database: database, conn: conn, opts: opts, log: log}
-	if err := s.Migrate(ctx); err != nil {
+	if opts.ReadOnly {
+		err = s.checkVersion(ctx)
+	} else {
+		err = s.Migrate(ctx)
+	}
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -147,27 +160,27 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 	return s, nil
 }
 
-// createDatabase creates the database unless it exists. It asks first, so
-// that a user who may not create databases (an analyst) can open an
-// existing one.
-func createDatabase(ctx context.Context, cfg ch.Options, database string) error {
+// lookupDatabase says whether the database exists, creating it first when
+// create is set. It asks before creating, so that a user who may not
+// create databases (an analyst) can open an existing one.
+func lookupDatabase(ctx context.Context, cfg ch.Options, database string, create bool) (bool, error) {
 	cfg.Auth.Database = "" // the user's default database
 	conn, err := ch.Open(&cfg)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close()
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", database).Scan(&n); err != nil {
-		return fmt.Errorf("looking for database %s: %w", database, err)
+		return false, fmt.Errorf("looking for database %s: %w", database, err)
 	}
-	if n > 0 {
-		return nil
+	if n > 0 || !create {
+		return n > 0, nil
 	}
 	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+database+"`"); err != nil {
-		return fmt.Errorf("creating database %s: %w", database, err)
+		return false, fmt.Errorf("creating database %s: %w", database, err)
 	}
-	return nil
+	return true, nil
 }
 
 // readOnlySettings returns the settings for the connections of Query: the

@@ -31,6 +31,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	latest, err := latestVersion()
+	if err != nil {
+		return err
+	}
+	if current > latest {
+		return tooNew(s.database, current, latest)
+	}
 	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
@@ -146,4 +153,47 @@ func splitStatements(text string) []string {
 	}
 	flush()
 	return out
+}
+
+// checkVersion refuses, for a read-only store, a database without
+// dmarcd's schema or with another version than this binary's.
+func (s *Store) checkVersion(ctx context.Context) error {
+	current, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	latest, err := latestVersion()
+	if err != nil {
+		return err
+	}
+	switch {
+	case current == 0:
+		return fmt.Errorf("clickhouse database %s holds no dmarcd store: ingest reports first (dmarcd ingest), or name the store with --store", s.database)
+	case current > latest:
+		return tooNew(s.database, current, latest)
+	case current < latest:
+		return fmt.Errorf("the clickhouse store %s has schema version %d, older than this dmarcd's (%d): run `dmarcd migrate` first", s.database, current, latest)
+	}
+	return nil
+}
+
+func tooNew(database string, version, latest int) error {
+	return fmt.Errorf("the clickhouse store %s has schema version %d, newer than this dmarcd knows (%d): a newer dmarcd wrote it; upgrade dmarcd (a store cannot be downgraded)", database, version, latest)
+}
+
+// latestVersion is the number of the last migration this binary has.
+func latestVersion() (int, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return 0, err
+	}
+	latest := 0
+	for _, f := range files {
+		v, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: name must start with its number: %w", f, err)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
 }

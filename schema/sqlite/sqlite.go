@@ -12,9 +12,11 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -37,9 +39,80 @@ type Store struct {
 	path string
 	db   *sql.DB // writes; one connection, SQLite has one writer
 	ro   *sql.DB // reads: Query, analysis
+	// readOnly: opened by OpenReadOnly; db is ro.
+	readOnly bool
 }
 
 var _ dmarcd.Store = (*Store)(nil)
+
+// ErrNoStore is the error of OpenReadOnly for a path where no store is.
+var ErrNoStore = errors.New("no store there")
+
+// OpenReadOnly opens an existing store for reading only: it creates
+// nothing, changes nothing (a mistyped --store gives an error, not an empty
+// new store), and works on a file the process may not write. Its schema
+// must be the one this binary writes: an older one needs `dmarcd migrate`,
+// a newer one a newer dmarcd. Its write methods fail.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, fmt.Errorf("opening sqlite store: empty path")
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w: ingest reports first (dmarcd ingest), or name the store with --store", path, ErrNoStore)
+		}
+		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	ro, err := sql.Open("sqlite", dsn(path, true)+"&mode=ro")
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store %s for reading: %w", path, err)
+	}
+	s := &Store{path: path, db: ro, ro: ro, readOnly: true}
+	var version int
+	if err := ro.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		ro.Close()
+		return nil, fmt.Errorf("reading schema version of %s: %w", path, err)
+	}
+	latest, err := latestVersion()
+	if err != nil {
+		ro.Close()
+		return nil, err
+	}
+	switch {
+	case version > latest:
+		ro.Close()
+		return nil, tooNew(path, version, latest)
+	case version == 0:
+		ro.Close()
+		return nil, fmt.Errorf("%s is not a dmarcd store (no schema): %w", path, ErrNoStore)
+	case version < latest:
+		ro.Close()
+		return nil, fmt.Errorf("the store %s has schema version %d, older than this dmarcd's (%d): run `dmarcd migrate` first", path, version, latest)
+	}
+	return s, nil
+}
+
+// tooNew is the error for a store written by a newer dmarcd.
+func tooNew(path string, version, latest int) error {
+	return fmt.Errorf("the store %s has schema version %d, newer than this dmarcd knows (%d): a newer dmarcd wrote it; upgrade dmarcd (a store cannot be downgraded)", path, version, latest)
+}
+
+// latestVersion is the number of the last migration this binary has.
+func latestVersion() (int, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return 0, err
+	}
+	latest := 0
+	for _, f := range files {
+		v, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
+		if err != nil {
+			return 0, fmt.Errorf("migration %s: name must start with its number: %w", f, err)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
+}
 
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date.
@@ -84,11 +157,21 @@ func dsn(path string, readOnly bool) string {
 }
 
 // Migrate applies the migrations the file lacks, in order, each in a
-// transaction; PRAGMA user_version holds the number of the last one.
+// transaction; PRAGMA user_version holds the number of the last one. A
+// store whose schema is newer than this binary's is refused. Two processes
+// opening a new store at once both migrate safely: each migration checks
+// the version again inside its (IMMEDIATE, so exclusive) transaction.
 func (s *Store) Migrate(ctx context.Context) error {
 	var current int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
 		return fmt.Errorf("reading schema version of %s: %w", s.path, err)
+	}
+	latest, err := latestVersion()
+	if err != nil {
+		return err
+	}
+	if current > latest {
+		return tooNew(s.path, current, latest)
 	}
 	files, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
@@ -120,6 +203,13 @@ func (s *Store) apply(ctx context.Context, version int, text string) error {
 		return err
 	}
 	defer tx.Rollback()
+	var current int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
+		return err
+	}
+	if current >= version {
+		return nil // another process applied it meanwhile
+	}
 	if _, err := tx.ExecContext(ctx, text); err != nil {
 		return err
 	}
@@ -145,7 +235,7 @@ func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows
 // Close closes the database.
 func (s *Store) Close() error {
 	err := s.db.Close()
-	if s.ro != nil {
+	if s.ro != nil && !s.readOnly {
 		if e := s.ro.Close(); err == nil {
 			err = e
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -226,5 +228,73 @@ func TestRollupsMatchRecords(t *testing.T) {
 		if got != want || got == "" {
 			t.Errorf("%s\n got %q\nwant %q", c.rollup, got, want)
 		}
+	}
+}
+
+// TestOpenReadOnly: a path without a store is refused (a mistyped --store
+// creates nothing); an existing store reads, and writes fail.
+func TestOpenReadOnly(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "typo.db")
+	if _, err := OpenReadOnly(context.Background(), missing); !errors.Is(err, ErrNoStore) {
+		t.Errorf("missing store: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Error("OpenReadOnly created the file")
+	}
+	s, path := openTemp(t)
+	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var n int
+	if err := ro.ro.QueryRow("SELECT COUNT(*) FROM reports").Scan(&n); err != nil || n != 1 {
+		t.Errorf("reading: %d, %v", n, err)
+	}
+	if err := ro.Quarantine(context.Background(), dmarcd.Quarantined{Raw: []byte("x")}); err == nil {
+		t.Error("a read-only store took a write")
+	}
+}
+
+// TestConcurrentFirstUse: processes that open a new store at once all
+// succeed: each migration checks the version inside its transaction.
+func TestConcurrentFirstUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			s, err := Open(context.Background(), path)
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestNewerSchemaRefused: a store written by a newer dmarcd is refused,
+// for writing and for reading, with a word on what to do.
+func TestNewerSchemaRefused(t *testing.T) {
+	s, path := openTemp(t)
+	if _, err := s.db.Exec("PRAGMA user_version = 999"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(context.Background(), path); err == nil || !strings.Contains(err.Error(), "newer than this dmarcd knows") {
+		t.Errorf("Open: %v", err)
+	}
+	if _, err := OpenReadOnly(context.Background(), path); err == nil || !strings.Contains(err.Error(), "upgrade dmarcd") {
+		t.Errorf("OpenReadOnly: %v", err)
 	}
 }
