@@ -12,7 +12,7 @@ run: ## ingest the sample reports into $(STORE) and print per-domain compliance
 	$(GO) run ./cmd/dmarcd ingest --store $(STORE) samples/
 
 build: ## build bin/dmarcd (pure Go, CGO_ENABLED=0)
-	$(GO) build -o bin/dmarcd ./cmd/dmarcd
+	$(GO) build -buildvcs=true -o bin/dmarcd ./cmd/dmarcd
 
 test: ## run every test (servers the tests need are started by the tests; see .ci/run)
 	$(GO) test ./...

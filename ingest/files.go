@@ -30,8 +30,56 @@ type Input struct {
 // recursively (a Maildir's cur/ and new/ are folders like any other; its
 // tmp/, holding deliveries in progress, is skipped); "-" for standard
 // input. Hidden files are skipped. The order is stable (sorted by path).
+// An entry of a folder that cannot be read is an error: ExpandWith reports
+// it and carries on.
 func Expand(args []string) ([]Input, error) {
+	inputs, skipped, err := ExpandWith(args, ExpandOptions{})
+	for _, s := range skipped {
+		if s.Unreadable && err == nil {
+			err = fmt.Errorf("reading %s: %s", s.Path, s.Reason)
+		}
+	}
+	return inputs, err
+}
+
+// ExpandOptions say what Expand leaves out.
+type ExpandOptions struct {
+	// Exclude are files never read, whatever the arguments: the store's
+	// own files (dmarcd.db and its -wal and -shm) when it lives in a
+	// folder being ingested.
+	Exclude []string
+}
+
+// Skip is an entry of a folder that ExpandWith left out, and why.
+type Skip struct {
+	Path   string
+	Reason string
+	// Unreadable: the entry could not be read (permissions, I/O); else
+	// it was left out on purpose (a symbolic link, the store's file).
+	Unreadable bool
+}
+
+// ExpandWith is Expand, reporting the entries it left out instead of
+// failing on them: unreadable files and folders, symbolic links inside a
+// folder (not followed, so that a walk never leaves the folder or loops),
+// and the excluded files. An argument that does not exist is an error.
+func ExpandWith(args []string, opts ExpandOptions) ([]Input, []Skip, error) {
+	var excluded []os.FileInfo
+	for _, p := range opts.Exclude {
+		if fi, err := os.Stat(p); err == nil {
+			excluded = append(excluded, fi)
+		}
+	}
+	isExcluded := func(fi os.FileInfo) bool {
+		for _, x := range excluded {
+			if os.SameFile(fi, x) {
+				return true
+			}
+		}
+		return false
+	}
 	var inputs []Input
+	var skipped []Skip
 	for _, arg := range args {
 		if arg == "-" {
 			inputs = append(inputs, Input{Name: "-", open: func() (io.ReadCloser, error) { return io.NopCloser(os.Stdin), nil }})
@@ -39,18 +87,30 @@ func Expand(args []string) ([]Input, error) {
 		}
 		fi, err := os.Stat(arg)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", arg, err)
+			return nil, skipped, fmt.Errorf("reading %s: %w", arg, err)
 		}
 		if !fi.IsDir() {
+			if isExcluded(fi) {
+				skipped = append(skipped, Skip{Path: arg, Reason: "the store's own file"})
+				continue
+			}
 			inputs = append(inputs, fileInput(arg))
 			continue
 		}
 		var found []string
 		err = filepath.WalkDir(arg, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return err
+				skipped = append(skipped, Skip{Path: path, Reason: err.Error(), Unreadable: true})
+				if d != nil && d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
 			}
 			name := d.Name()
+			if d.Type()&fs.ModeSymlink != 0 {
+				skipped = append(skipped, Skip{Path: path, Reason: "a symbolic link: not followed (name its target to read it)"})
+				return nil
+			}
 			if path != arg && strings.HasPrefix(name, ".") {
 				if d.IsDir() {
 					return filepath.SkipDir
@@ -64,19 +124,23 @@ func Expand(args []string) ([]Input, error) {
 				return nil
 			}
 			if d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil && isExcluded(fi) {
+					skipped = append(skipped, Skip{Path: path, Reason: "the store's own file"})
+					return nil
+				}
 				found = append(found, path)
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("reading folder %s: %w", arg, err)
+			return nil, skipped, fmt.Errorf("reading folder %s: %w", arg, err)
 		}
 		sort.Strings(found)
 		for _, p := range found {
 			inputs = append(inputs, fileInput(p))
 		}
 	}
-	return inputs, nil
+	return inputs, skipped, nil
 }
 
 func fileInput(path string) Input {

@@ -234,6 +234,16 @@ type Weekly struct {
 	// TLS sums up the SMTP TLS reports of the advised domains over the
 	// window of the evidence, per policy.
 	TLS []analyze.TLSPolicy `json:"tls,omitempty"`
+	// Failed are the domains without a recommendation this time (DNS
+	// failed for them), with why: one domain's failure hides nothing of
+	// the others'.
+	Failed []DomainFailure `json:"failed,omitempty"`
+}
+
+// DomainFailure is a domain the advisor could not advise on, and why.
+type DomainFailure struct {
+	Domain string `json:"domain"`
+	Error  string `json:"error"`
 }
 
 // QueueWeekly puts the weekly recommendation in the outbox. Its id is the

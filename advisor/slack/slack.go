@@ -254,6 +254,14 @@ func WeeklyBlocks(w alert.Weekly) (string, []slack.Block) {
 			blocks = append(blocks, section(s.String()))
 		}
 	}
+	if len(w.Failed) > 0 {
+		var b strings.Builder
+		b.WriteString("*No recommendation this time*\n")
+		for _, f := range w.Failed {
+			fmt.Fprintf(&b, "• *%s*: %s\n", escape(f.Domain), escape(f.Error))
+		}
+		blocks = append(blocks, slack.NewDividerBlock(), section(b.String()))
+	}
 	var keys strings.Builder
 	for _, k := range w.Keys {
 		if k.RotationDue || k.Ready {

@@ -24,7 +24,7 @@ type adviseCmd struct {
 
 // Run prints the weekly recommendation: per domain the rollout step, the
 // evidence, the record to publish; and the DKIM keys due.
-func (c *adviseCmd) Run(e *env) error {
+func (c *adviseCmd) Run(e *env) (err error) {
 	st, err := e.openStoreReadOnly()
 	if err != nil {
 		return err
@@ -38,6 +38,15 @@ func (c *adviseCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	// The domains that failed are said at the end; the others print.
+	defer func() {
+		if err == nil && len(w.Failed) > 0 {
+			for _, f := range w.Failed {
+				fmt.Fprintf(e.stderr, "dmarcd: no recommendation for %s: %s\n", f.Domain, f.Error)
+			}
+			err = &exitError{code: exitFailure, err: fmt.Errorf("%d of %d domains without a recommendation", len(w.Failed), len(w.Failed)+len(w.Recommendations))}
+		}
+	}()
 	switch c.Format {
 	case "json":
 		enc := json.NewEncoder(e.stdout)
@@ -108,7 +117,12 @@ func weekly(e *env, st dmarcd.Store, only []string, now time.Time) (alert.Weekly
 	for _, d := range domains {
 		rec, err := a.Recommend(e.ctx, d)
 		if err != nil {
-			return w, err
+			if e.ctx.Err() != nil {
+				return w, e.ctx.Err()
+			}
+			e.log.Error("no recommendation for a domain", "domain", d.Name, "err", err)
+			w.Failed = append(w.Failed, alert.DomainFailure{Domain: d.Name, Error: e.redact.text(err.Error())})
+			continue
 		}
 		w.Recommendations = append(w.Recommendations, rec)
 		policies, _, err := analyze.TLS(e.ctx, st, d.Name, rec.Evidence.Window)

@@ -119,3 +119,27 @@ not_ours = ["100.64.0.9"]
 		t.Errorf("alerts: exit %d\n%s", code, out)
 	}
 }
+
+// TestAdviseIsolatesDomains: one domain whose DNS fails leaves the advice
+// of the others whole; it is named, and the exit is 1.
+func TestAdviseIsolatesDomains(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "d.db")
+	st, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"good.example", "broken.example"} {
+		synth.Dataset{Domain: d, From: testNow.AddDate(0, 0, -7).Format(time.DateOnly), To: testNow.AddDate(0, 0, -1).Format(time.DateOnly),
+			Sources: []synth.Traffic{{IP: "192.0.2.1", PerDay: 200, Pass: true}}}.Write(t, st)
+	}
+	st.Close()
+	rr, _ := dns.NewRR(`_dmarc.good.example. 300 IN TXT "v=DMARC1; p=none; rua=mailto:d@good.example"`)
+	resolver := testserver.DNS(t, map[string][]dns.RR{"_dmarc.good.example.": {rr}, "_dmarc.broken.example.": {testserver.DNSServFail("_dmarc.broken.example.")}})
+	config := filepath.Join(dir, "dmarcd.toml")
+	os.WriteFile(config, []byte("store = \""+db+"\"\n[dns]\nresolver = \""+resolver+"\"\ntimeout_seconds = 2\n"), 0o644)
+	code, out, errOut := runCLI(t, "--config", config, "advise")
+	if code != exitFailure || !strings.Contains(out, "good.example: ") || !strings.Contains(errOut, "no recommendation for broken.example") {
+		t.Errorf("advise: exit %d\n%s\n%s", code, out, errOut)
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/ingest"
+	"github.com/dmarcd/dmarcd/schema"
 )
 
 // progressInterval is how often a long ingest prints where it is.
@@ -19,9 +21,18 @@ type ingestCmd struct {
 }
 
 func (c *ingestCmd) Run(e *env) error {
-	inputs, err := ingest.Expand(c.Paths)
+	inputs, skipped, err := ingest.ExpandWith(c.Paths, ingest.ExpandOptions{Exclude: storeFiles(e.cfg.Store)})
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
+	}
+	unreadable := 0
+	for _, s := range skipped {
+		if s.Unreadable {
+			unreadable++
+			e.log.Error("cannot read: left out", "path", s.Path, "err", s.Reason)
+		} else {
+			e.log.Info("left out", "path", s.Path, "why", s.Reason)
+		}
 	}
 	st, err := e.openStore()
 	if err != nil {
@@ -51,10 +62,26 @@ func (c *ingestCmd) Run(e *env) error {
 		fmt.Fprintln(e.stdout)
 		printCompliance(e.stdout, domains)
 	}
+	if unreadable > 0 {
+		return fmt.Errorf("%d files or folders could not be read (see the log above); the rest was ingested", unreadable)
+	}
 	if sum.Quarantined > 0 {
 		return &exitError{code: exitQuarantined}
 	}
 	return nil
+}
+
+// storeFiles are the files of a SQLite store, which an ingest of the
+// folder holding it must not read as reports.
+func storeFiles(dsn string) []string {
+	if dsn == "" {
+		dsn = schema.DefaultDSN
+	}
+	if strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "sqlite:") {
+		return nil
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+	return []string{path, path + "-wal", path + "-shm", path + "-journal"}
 }
 
 func printProgress(w io.Writer, s ingest.Summary) {

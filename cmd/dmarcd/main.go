@@ -7,6 +7,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -31,8 +33,10 @@ const (
 	exitQuarantined = 3
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version may be set at build time with -ldflags "-X main.version=...";
+// else the module's version and the VCS revision come from the build
+// information (see versionText).
+var version = ""
 
 type cli struct {
 	Config    string `help:"Configuration file (TOML); see dmarcd.example.toml. Unknown keys are refused." type:"path" env:"DMARCD_CONFIG" placeholder:"FILE"`
@@ -194,8 +198,37 @@ func newLogger(c LogConfig, w io.Writer, red redactor) *slog.Logger {
 type versionCmd struct{}
 
 func (versionCmd) Run(e *env) error {
-	fmt.Fprintln(e.stdout, "dmarcd", version)
+	fmt.Fprintln(e.stdout, "dmarcd", versionText())
 	return nil
+}
+
+// versionText is the version of the binary: the module version (a tag for
+// `go install ...@v1.2.3`, "(devel)" for a build in a checkout), the VCS
+// revision with its time and whether the tree was modified, and the Go
+// version.
+func versionText() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return cmp.Or(version, "(unknown)")
+	}
+	v := cmp.Or(version, bi.Main.Version, "(devel)")
+	var rev, at, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		v += fmt.Sprintf(" (revision %.12s, %s%s)", rev, at, modified)
+	}
+	return v + " " + bi.GoVersion
 }
 
 type migrateCmd struct{}

@@ -129,6 +129,9 @@ func TestExitCodes(t *testing.T) {
 	if _, err := os.Stat(typo); err == nil {
 		t.Error("a read-only command created the store")
 	}
+	if code, out, _ := runCLI(t, "version"); code != exitOK || !strings.HasPrefix(out, "dmarcd ") || !strings.Contains(out, " go1.") {
+		t.Errorf("version: exit %d: %q", code, out)
+	}
 	if code, _, _ := runCLI(t, "no-such-command"); code != exitUsage {
 		t.Errorf("unknown command: exit %d, want %d", code, exitUsage)
 	}
@@ -168,4 +171,36 @@ func loadConfigBytes(t *testing.T, dir, text string) (Config, error) {
 		t.Fatal(err)
 	}
 	return loadConfig(path)
+}
+
+// TestIngestOwnFolder: `dmarcd ingest .` in the folder of the store reads
+// the reports and never the store's own files (dmarcd.db, -wal, -shm); a
+// symbolic link inside the folder is left out, and said so.
+func TestIngestOwnFolder(t *testing.T) {
+	dir := t.TempDir()
+	var samples []string
+	all, _ := filepath.Glob("../../samples/google.com!example.com!*.eml")
+	for _, s := range all {
+		if !strings.HasSuffix(s, ".tls.eml") {
+			samples = append(samples, s)
+		}
+	}
+	for _, s := range samples[:2] {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, filepath.Base(s)), b, 0o644)
+	}
+	os.Symlink(samples[2], filepath.Join(dir, "link.eml"))
+	db := filepath.Join(dir, "dmarcd.db")
+	for i, want := range []string{"aggregate reports stored  2", "duplicates (not stored)   2"} {
+		code, out, errOut := runCLI(t, "ingest", "--quiet", "--store", db, dir)
+		if code != exitOK || !strings.Contains(out, want) || !strings.Contains(out, "quarantined               0") {
+			t.Errorf("run %d: exit %d\n%s\n%s", i+1, code, out, errOut)
+		}
+		if !strings.Contains(errOut, "link.eml") || !strings.Contains(errOut, "symbolic link") {
+			t.Errorf("run %d: the symbolic link is not reported:\n%s", i+1, errOut)
+		}
+	}
 }

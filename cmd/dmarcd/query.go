@@ -23,6 +23,9 @@ func (c *queryCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
+	if n := statements(c.SQL); n > 1 {
+		return &exitError{code: exitUsage, err: fmt.Errorf("query: %d statements: run one at a time (the drivers would run the first and print only one result)", n)}
+	}
 	rows, err := st.Query(e.ctx, c.SQL)
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("query: %w", err)}
@@ -186,4 +189,53 @@ func text(v any) string {
 		}
 	}
 	return fmt.Sprint(v)
+}
+
+// statements counts the SQL statements of text: the runs of anything but
+// blanks and comments between the semicolons outside strings, quoted
+// names and comments.
+func statements(text string) int {
+	n := 0
+	inStatement := false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == '-' && i+1 < len(text) && text[i+1] == '-':
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(text) && text[i+1] == '*':
+			end := strings.Index(text[i+2:], "*/")
+			if end < 0 {
+				return n + 1 // an open comment: the driver says what is wrong
+			}
+			i += end + 3
+		case c == ';':
+			inStatement = false
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		default:
+			if !inStatement {
+				inStatement = true
+				n++
+			}
+			if c == '\'' || c == '"' || c == '`' {
+				// A string or a quoted name: to its closing quote; a
+				// doubled quote or a backslash escapes it.
+				for i++; i < len(text); i++ {
+					if text[i] == '\\' {
+						i++
+						continue
+					}
+					if text[i] == c {
+						if i+1 < len(text) && text[i+1] == c {
+							i++
+							continue
+						}
+						break
+					}
+				}
+			}
+		}
+	}
+	return n
 }

@@ -102,3 +102,23 @@ func TestQuerySameOnBothStores(t *testing.T) {
 		}
 	}
 }
+
+func TestStatements(t *testing.T) {
+	for text, want := range map[string]int{
+		"SELECT 1":                        1,
+		"SELECT 1;":                       1,
+		"SELECT 1; SELECT 2":              2,
+		"SELECT ';' AS x":                 1,
+		"SELECT 'it''s; fine'; ":          1,
+		"SELECT 1 -- ; SELECT 2\n":        1,
+		"SELECT 1 /* ; */ ; /* done */":   1,
+		`SELECT "a;b" FROM t; DELETE x`:   2,
+		"SELECT 'a\\';b' ; ; SELECT 3;":   2,
+		"  ;  ":                           0,
+		"SELECT 1;\nSELECT 2;\nSELECT 3;": 3,
+	} {
+		if got := statements(text); got != want {
+			t.Errorf("statements(%q) = %d, want %d", text, got, want)
+		}
+	}
+}
