@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/reportgen"
@@ -265,3 +266,58 @@ func TestDovecotBackfill(t *testing.T) {
 // MaxBackfillHeapGrowth bounds the live heap's growth in TestDovecotBackfill:
 // one message and the parsers' state at a time, not the inbox.
 const MaxBackfillHeapGrowth = 16 << 20
+
+// TestDovecotExpungeIssued: between the FETCH of the sizes and the FETCH
+// of the messages, another client moves messages of the batch away (a
+// person sorting the mailbox, a second dmarcd). Dovecot then sends those
+// messages empty (RFC 9051 §7.5.2; other servers answer NO [EXPUNGEISSUED],
+// RFC 5530, which the poller takes the same way): the pass does not fail,
+// quarantines nothing for them, and the moved messages are in their new
+// folder, the others archived or invalid.
+func TestDovecotExpungeIssued(t *testing.T) {
+	srv := testserver.Dovecot(t)
+	msgs := generated(24, 3, 2)
+	appendAll(t, srv.Addr(), srv.User, srv.Password, "INBOX", msgs)
+
+	other, err := imapclient.DialInsecure(srv.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Login(srv.User, srv.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Create("Sorted", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+
+	st := openStore(t)
+	mb := dovecotMailbox(srv)
+	mb.BatchSize = len(msgs) + 10 // one batch
+	p, _, lb := newPoller(t, mb, st, Options{})
+	const moved = 5
+	p.beforeBodies = func(_ string, uids []imap.UID) {
+		var set imap.UIDSet
+		set.AddRange(uids[2], uids[2+moved-1])
+		if _, err := other.Move(set, "Sorted").Wait(); err != nil {
+			t.Errorf("the other client's move: %v", err)
+		}
+	}
+	sum, err := p.Once(context.Background())
+	if err != nil {
+		t.Fatalf("Once with messages moved away mid-batch: %v\n%s", err, lb)
+	}
+	if !strings.Contains(lb.String(), "vanished=5") {
+		t.Errorf("the vanished messages were not noticed:\n%s", lb)
+	}
+	counts := folderCounts(t, srv.Addr(), srv.User, srv.Password, "INBOX", "Sorted", DefaultArchiveFolder, DefaultInvalidFolder)
+	if counts["INBOX"] != 0 || counts["Sorted"] != moved || counts[DefaultArchiveFolder]+counts[DefaultInvalidFolder] != len(msgs)-moved {
+		t.Errorf("folders %v after moving %d of %d away", counts, moved, len(msgs))
+	}
+	if sum.Messages != len(msgs)-moved || sum.Archived+sum.Invalid != len(msgs)-moved {
+		t.Errorf("summary %+v, want the %d messages left read and filed", sum, len(msgs)-moved)
+	}
+}

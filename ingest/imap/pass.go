@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/mail"
@@ -113,7 +114,7 @@ func (cn *conn) ingestBatch(ctx context.Context, folder string, uidValidity uint
 	// Sizes first, so that a message too large is never fetched.
 	cn.arm(CommandTimeout)
 	sized, err := cn.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
-	if err != nil {
+	if err != nil && !expungeIssued(err) {
 		return cn.fail("fetching message sizes in "+folder, err)
 	}
 	sizes := make(map[imap.UID]int64, len(sized))
@@ -141,9 +142,13 @@ func (cn *conn) ingestBatch(ctx context.Context, folder string, uidValidity uint
 	}
 
 	// Then the messages, streamed: one is in memory at a time.
+	if cn.p.beforeBodies != nil {
+		cn.p.beforeBodies(folder, fit)
+	}
 	cn.arm(CommandTimeout)
 	cmd := cn.c.Fetch(imap.UIDSetNum(fit...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
 	var runErr error
+	vanished := 0
 	for {
 		cn.arm(CommandTimeout)
 		msg := cmd.Next()
@@ -157,6 +162,14 @@ func (cn *conn) ingestBatch(ctx context.Context, folder string, uidValidity uint
 		}
 		if uid == 0 || raw == nil {
 			continue // not the data asked for
+		}
+		if len(raw) == 0 && sizes[uid] > 0 {
+			// The server had it when it told its size, and gives it
+			// empty or NIL now: another client moved or expunged it
+			// meanwhile (RFC 9051 §7.5.2 lets a server answer so). It
+			// is gone from here, not lost; nothing to read or file.
+			vanished++
+			continue
 		}
 		cn.disarm()
 		var to string
@@ -186,7 +199,17 @@ func (cn *conn) ingestBatch(ctx context.Context, folder string, uidValidity uint
 	}
 	// Close reads what is left of the FETCH when the loop stopped early.
 	cn.arm(CommandTimeout)
-	if err := cmd.Close(); err != nil && runErr == nil {
+	if vanished > 0 {
+		cn.p.log.Info("imap messages vanished during the batch (another client moved them); the rest is done", "folder", folder, "vanished", vanished)
+	}
+	switch err := cmd.Close(); {
+	case err == nil || runErr != nil:
+	case expungeIssued(err):
+		// Another client moved or deleted messages of the batch while it
+		// was read (NO [EXPUNGEISSUED], RFC 5530): they are gone from
+		// here, not lost, and the others are done.
+		cn.p.log.Info("imap messages vanished during the batch (another client moved them); the rest is done", "folder", folder, "err", err)
+	default:
 		runErr = cn.fail("fetching messages of "+folder, err)
 	}
 	if runErr == nil {
@@ -355,12 +378,23 @@ func (cn *conn) file(folder string, fl *filing, sum *Summary) error {
 // it copies them and then deletes them. imapclient's own fallback sends
 // COPY, STORE and EXPUNGE at once, so that a failed COPY would still
 // delete: here each step waits for the previous one.
+//
+// A message another client expunged meanwhile makes the server refuse with
+// NO [EXPUNGEISSUED]: a NOOP brings the session's view up to date, and the
+// move is tried once more for the messages that are left.
 func (cn *conn) move(uids []imap.UID, dest string) error {
 	cn.arm(CommandTimeout)
 	defer cn.disarm()
 	set := imap.UIDSetNum(uids...)
 	if cn.c.Caps().Has(imap.CapMove) {
 		_, err := cn.c.Move(set, dest).Wait()
+		if expungeIssued(err) {
+			cn.p.log.Info("imap messages vanished before the move (another client moved them); moving the rest", "to", dest)
+			if err := cn.c.Noop().Wait(); err != nil {
+				return err
+			}
+			_, err = cn.c.Move(set, dest).Wait()
+		}
 		return err
 	}
 	if _, err := cn.c.Copy(set, dest).Wait(); err != nil {
@@ -422,4 +456,14 @@ func headerMessageID(header []byte) string {
 		return ""
 	}
 	return strings.TrimSpace(msg.Header.Get("Message-Id"))
+}
+
+// codeExpungeIssued is the response code of RFC 5530 §3: a command named
+// messages that another session expunged.
+const codeExpungeIssued imap.ResponseCode = "EXPUNGEISSUED"
+
+// expungeIssued says whether err is the server's NO [EXPUNGEISSUED].
+func expungeIssued(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Code == codeExpungeIssued
 }

@@ -120,6 +120,7 @@ type Poller struct {
 	// Test hooks: afterMessage runs after each message is ingested;
 	// noIdle makes Run poll as if the server had no IDLE.
 	afterMessage func(folder string, uid imap.UID)
+	beforeBodies func(folder string, uids []imap.UID)
 	noIdle       bool
 }
 
