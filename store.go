@@ -75,7 +75,9 @@ type Store interface {
 // archive) must Flush first, and keep the input when Flush fails: offered
 // again, its reports are stored, or said to be duplicates (ErrDuplicate)
 // when they were stored or are still waiting in the group. Quarantine is
-// not grouped: what it returns nil for is stored.
+// not grouped: what it returns nil for is stored. The SQLite store, whose
+// commits reach the disk at its next checkpoint, syncs in Flush, so that a
+// crash of the host either loses nothing flushed.
 type Flusher interface {
 	Flush(ctx context.Context) error
 }

@@ -6,6 +6,7 @@ package imap
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/reportgen"
 	"github.com/dmarcd/dmarcd/internal/testserver"
+	"github.com/dmarcd/dmarcd/schema/sqlite"
 )
 
 // corpusMessages returns the mail messages of the shared corpus (the .eml
@@ -319,5 +321,42 @@ func TestDovecotExpungeIssued(t *testing.T) {
 	}
 	if sum.Messages != len(msgs)-moved || sum.Archived+sum.Invalid != len(msgs)-moved {
 		t.Errorf("summary %+v, want the %d messages left read and filed", sum, len(msgs)-moved)
+	}
+}
+
+// syncOrder is the SQLite store, noting at each Flush how many messages
+// the inbox still holds.
+type syncOrder struct {
+	*sqlite.Store
+	inbox func() int
+	seen  []int
+}
+
+func (s *syncOrder) Flush(ctx context.Context) error {
+	s.seen = append(s.seen, s.inbox())
+	return s.Store.Flush(ctx)
+}
+
+// TestDovecotSyncBeforeMove: the store is synced (a WAL checkpoint, see
+// sqlite.Store.Flush) before the batch's messages leave the inbox, so that
+// a host crash after the MOVE cannot lose their reports.
+func TestDovecotSyncBeforeMove(t *testing.T) {
+	srv := testserver.Dovecot(t)
+	msgs := generated(25, 2, 0)
+	appendAll(t, srv.Addr(), srv.User, srv.Password, "INBOX", msgs)
+	st := &syncOrder{Store: openStore(t), inbox: func() int {
+		return folderCounts(t, srv.Addr(), srv.User, srv.Password, "INBOX")["INBOX"]
+	}}
+	mb := dovecotMailbox(srv)
+	mb.BatchSize = len(msgs)
+	p, _, _ := newPoller(t, mb, st, Options{})
+	if _, err := p.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(st.seen) != fmt.Sprint([]int{len(msgs)}) {
+		t.Errorf("the inbox held %v messages at each sync, want all %d at the one sync, before the move", st.seen, len(msgs))
+	}
+	if n := folderCounts(t, srv.Addr(), srv.User, srv.Password, "INBOX")["INBOX"]; n != 0 {
+		t.Errorf("%d messages left in the inbox", n)
 	}
 }
