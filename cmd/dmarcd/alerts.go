@@ -137,12 +137,16 @@ func mailboxHealth(pollers []*imapingest.Poller) alert.Detector {
 		for _, p := range pollers {
 			h := p.Health()
 			login := h.LastErrorKind == imapingest.ErrAuth || h.LastErrorKind == imapingest.ErrCredentials
-			if !login && h.Failures < mailboxFailuresBeforeAlert {
+			cert := h.LastErrorKind == imapingest.ErrTLS
+			if !login && !cert && h.Failures < mailboxFailuresBeforeAlert {
 				continue
 			}
 			what := fmt.Sprintf("%d attempts in a row failed", h.Failures)
-			if login {
+			switch {
+			case login:
 				what = "the login is refused"
+			case cert:
+				what = "its certificate is refused"
 			}
 			out = append(out, dmarcd.Alert{
 				Kind: dmarcd.AlertIngest, Subject: "mailbox:" + h.Mailbox, Onset: true,

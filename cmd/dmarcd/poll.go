@@ -43,6 +43,11 @@ func (c *pollCmd) Run(e *env) error {
 	if len(e.cfg.Mailboxes) == 0 {
 		return &exitError{code: exitUsage, err: errors.New("poll: the config file has no [[mailbox]] (see dmarcd.example.toml)")}
 	}
+	for _, mb := range e.cfg.Mailboxes {
+		if err := mb.CheckFiles(); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("config: %w", err)}
+		}
+	}
 	st, err := e.openStore()
 	if err != nil {
 		return err
@@ -71,16 +76,20 @@ func (c *pollCmd) Run(e *env) error {
 
 	var errs []error
 	quarantined := 0
+	code := exitFailure
 	for i, p := range pollers {
 		r := results[i]
 		printPollSummary(e.stdout, p.Mailbox().Name, r.sum, r.elapsed)
 		quarantined += r.sum.Quarantined
 		if r.err != nil {
 			errs = append(errs, fmt.Errorf("mailbox %s: %w", p.Mailbox().Name, r.err))
+			if imapingest.Kind(r.err) == imapingest.ErrCredentials {
+				code = exitUsage // the configured secrets cannot be used
+			}
 		}
 	}
 	if len(errs) > 0 {
-		return &exitError{code: exitFailure, err: errors.Join(errs...)}
+		return &exitError{code: code, err: errors.Join(errs...)}
 	}
 	if quarantined > 0 {
 		return &exitError{code: exitQuarantined}
@@ -93,6 +102,9 @@ func (c *pollCmd) Run(e *env) error {
 func newPollers(e *env, st dmarcd.Store, m *imapingest.Metrics) ([]*imapingest.Poller, error) {
 	var pollers []*imapingest.Poller
 	for _, mb := range e.cfg.Mailboxes {
+		if err := mb.CheckFiles(); err != nil {
+			return nil, &exitError{code: exitUsage, err: fmt.Errorf("config: %w", err)}
+		}
 		p, err := imapingest.New(mb, imapingest.Options{
 			Store:   st,
 			Ingest:  ingest.Options{KeepFailureBody: e.cfg.Ingest.KeepFailureBody},
@@ -111,9 +123,10 @@ func printPollSummary(w io.Writer, name string, s imapingest.Summary, elapsed ti
 	fmt.Fprintf(w, "mailbox %s: %d messages read in %s\n", name, s.Messages, elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "  aggregate reports stored  %d (%d records)\n", s.Aggregate, s.Records)
 	fmt.Fprintf(w, "  failure reports stored    %d\n", s.Failure)
+	fmt.Fprintf(w, "  TLS reports stored        %d\n", s.TLS)
 	fmt.Fprintf(w, "  duplicates (not stored)   %d\n", s.Duplicates)
 	if s.Skipped > 0 {
-		fmt.Fprintf(w, "  skipped (TLS reports)     %d\n", s.Skipped)
+		fmt.Fprintf(w, "  skipped (not kept)        %d\n", s.Skipped)
 	}
 	fmt.Fprintf(w, "  quarantined messages      %d\n", s.Quarantined)
 	fmt.Fprintf(w, "  archived                  %d\n", s.Archived)

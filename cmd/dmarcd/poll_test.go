@@ -216,6 +216,13 @@ func TestPollOnce(t *testing.T) {
 	if code, _, errOut := runCLI(t, "--config", cfg, "--store", db, "poll", "--once"); code != exitFailure || !strings.Contains(errOut, "imap login failed") {
 		t.Errorf("poll with a wrong password: exit %d: %s", code, errOut)
 	}
+	// A password file that is not there is a configuration error: exit 2,
+	// before anything is opened.
+	missing := filepath.Join(t.TempDir(), "nowhere", "password")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[[mailbox]]\nname = \"m\"\nhost = \"127.0.0.1\"\nusername = \"u\"\npassword_file = %q\ntls = \"plain\"\n", missing)), 0o600)
+	if code, _, errOut := runCLI(t, "--config", cfg, "--store", db, "poll", "--once"); code != exitUsage || !strings.Contains(errOut, "password_file") {
+		t.Errorf("poll with a missing password file: exit %d: %s", code, errOut)
+	}
 }
 
 func TestMailboxConfig(t *testing.T) {

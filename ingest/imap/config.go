@@ -3,7 +3,10 @@ package imap
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -274,4 +277,29 @@ func count(conds ...bool) int {
 		}
 	}
 	return n
+}
+
+// CheckFiles checks that the files the mailbox names (password, token,
+// OAuth client secret and refresh token, CA) can be read now: a daemon or
+// a cron poll says so at start, as a configuration error, rather than at
+// each login. They are read again at each login, so that a rotated secret
+// needs no restart.
+func (m Mailbox) CheckFiles() error {
+	files := map[string]string{"password_file": m.PasswordFile, "token_file": m.TokenFile, "tls_ca_file": m.TLSCAFile}
+	if m.OAuth2 != nil {
+		files["oauth2.client_secret_file"] = m.OAuth2.ClientSecretFile
+		files["oauth2.refresh_token_file"] = m.OAuth2.RefreshTokenFile
+	}
+	for _, key := range slices.Sorted(maps.Keys(files)) {
+		path := files[key]
+		if path == "" {
+			continue
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("mailbox %s: %s: %w", m.Name, key, err)
+		}
+		f.Close()
+	}
+	return nil
 }

@@ -854,11 +854,15 @@ func TestTLSModes(t *testing.T) {
 			if sum, err := p.Once(context.Background()); err != nil || sum.Archived != 1 {
 				t.Fatalf("%s: %+v, %v", mode, sum, err)
 			}
-			// Without the CA the server is not trusted.
+			// Without the CA the server is not trusted: a refused
+			// certificate, not a network error, so not tried again.
 			mb.TLSCAFile = ""
-			p, _, _ = newPoller(t, mb, openStore(t), Options{})
-			if _, err := p.Once(context.Background()); Kind(err) != ErrConnect || !strings.Contains(err.Error(), "certificate") {
+			p, m, _ := newPoller(t, mb, openStore(t), Options{OnceAttempts: 5, InitialBackoff: time.Minute})
+			if _, err := p.Once(context.Background()); Kind(err) != ErrTLS || !strings.Contains(err.Error(), "certificate is refused") {
 				t.Errorf("%s without the CA: %v", mode, err)
+			}
+			if v := counterValue(t, m.Errors.WithLabelValues("mem", ErrTLS)); v != 1 {
+				t.Errorf("%s: %v tls errors counted, want 1 (no retry)", mode, v)
 			}
 		})
 	}

@@ -9,14 +9,15 @@ import (
 
 // Error kinds, the values of the kind label of dmarcd_imap_errors_total.
 const (
-	ErrConnect     = "connect"     // dialling, TLS, greeting, or the connection dropped
+	ErrConnect     = "connect"     // dialling, the TLS handshake, greeting, or the connection dropped
+	ErrTLS         = "tls"         // the server's certificate is refused: trying again cannot help
 	ErrAuth        = "auth"        // the server refused the login
 	ErrCredentials = "credentials" // no password or OAuth 2.0 token could be read or refreshed
 	ErrIMAP        = "imap"        // the server refused a command
 	ErrStore       = "store"       // the store failed; the message stays to be retried
 )
 
-var errorKinds = []string{ErrConnect, ErrAuth, ErrCredentials, ErrIMAP, ErrStore}
+var errorKinds = []string{ErrConnect, ErrTLS, ErrAuth, ErrCredentials, ErrIMAP, ErrStore}
 
 // Destinations of a message, the values of the to label of
 // dmarcd_imap_messages_moved_total.

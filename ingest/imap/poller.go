@@ -144,6 +144,18 @@ func Kind(err error) string {
 	return ""
 }
 
+// certificateRefused says whether err is the server's certificate failing
+// verification: an unknown authority, a wrong name, an expired or invalid
+// certificate. Connecting again cannot help; the configuration or the
+// server must change.
+func certificateRefused(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
+}
+
 func kinded(kind string, format string, args ...any) error {
 	return &Error{Kind: kind, Err: fmt.Errorf(format, args...)}
 }
@@ -294,7 +306,13 @@ func (p *Poller) Run(ctx context.Context) error {
 		if passes > 0 {
 			backoff = p.opts.InitialBackoff
 		}
-		p.log.Warn("imap session ended; connecting again", "error", err, "kind", Kind(err), "in", backoff)
+		if Kind(err) == ErrTLS {
+			// Not a network error: wait the longest, and say so loudly.
+			backoff = p.opts.MaxBackoff
+			p.log.Error("imap server's certificate refused; trying again later", "error", err, "in", backoff)
+		} else {
+			p.log.Warn("imap session ended; connecting again", "error", err, "kind", Kind(err), "in", backoff)
+		}
 		if !sleep(ctx, backoff) {
 			return nil
 		}
@@ -404,6 +422,9 @@ func (p *Poller) connect(ctx context.Context) (*conn, error) {
 		nc, err = dialer.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
+		if certificateRefused(err) {
+			return nil, kinded(ErrTLS, "connecting to %s (%s): the server's certificate is refused: %w; for a server with a private CA set tls_ca_file, else fix its certificate", addr, p.mb.TLS, err)
+		}
 		return nil, kinded(ErrConnect, "connecting to %s (%s): %w", addr, p.mb.TLS, err)
 	}
 	// Closing the connection under the client fails whatever waits on it.
@@ -419,6 +440,9 @@ func (p *Poller) connect(ctx context.Context) (*conn, error) {
 		if err != nil {
 			cn.disarm()
 			nc.Close()
+			if certificateRefused(err) {
+				return nil, kinded(ErrTLS, "STARTTLS with %s: the server's certificate is refused: %w; for a server with a private CA set tls_ca_file, else fix its certificate", addr, err)
+			}
 			return nil, cn.fail("STARTTLS with "+addr, err)
 		}
 	} else {
