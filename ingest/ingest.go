@@ -11,6 +11,7 @@ package ingest
 
 import (
 	"bufio"
+	"cmp"
 	"bytes"
 	"context"
 	"errors"
@@ -37,10 +38,26 @@ type Options struct {
 	// reports. Off by default: it is personal data (RFC 9991 §7), and the
 	// headers are what a postmaster needs.
 	KeepFailureBody bool
-	Logger          *slog.Logger
+	// NonReportKeepBytes bounds what the quarantine keeps of an input
+	// that holds no report at all (a newsletter, a bounce, a scan sent to
+	// the report address): its header and the first bytes of its body, up
+	// to this many bytes in all; DefaultNonReportKeepBytes when 0. An
+	// input with a report that failed to parse is kept whole: it is what
+	// a bug report needs.
+	NonReportKeepBytes int
+	// SkipNonReports quarantines nothing of an input that holds no
+	// report at all: its Outcome says NotReport, and the caller leaves it
+	// where it is (the IMAP poller's non_reports = "leave").
+	SkipNonReports bool
+	Logger         *slog.Logger
 	// Now returns the time stored as received_at; time.Now when nil.
 	Now func() time.Time
 }
+
+// DefaultNonReportKeepBytes is what the quarantine keeps of an input that
+// holds no report: enough for its header and the start of its text, to
+// tell what it was.
+const DefaultNonReportKeepBytes = 64 << 10
 
 // Ingester stores the reports found in inputs.
 type Ingester struct {
@@ -70,8 +87,11 @@ type Outcome struct {
 	Duplicates int // reports stored before
 	Skipped    int // reports the store does not keep (TLS reports, in a store without dmarcd.TLSStore)
 	// Quarantined is set when some or all of the input could not be
-	// parsed; Reason says why. The input was kept whole in the quarantine.
+	// parsed; Reason says why. The input was kept whole in the
+	// quarantine, or its header and first bytes when it held no report at
+	// all (NotReport).
 	Quarantined bool
+	NotReport   bool
 	Reason      string
 }
 
@@ -151,7 +171,19 @@ func (in *Ingester) Ingest(ctx context.Context, raw []byte, o dmarcd.Origin) (Ou
 	if len(problems) > 0 {
 		out.Quarantined = true
 		out.Reason = strings.Join(problems, "; ")
-		q := dmarcd.Quarantined{Origin: o, Reason: out.Reason, Raw: raw}
+		kept := raw
+		if out.Reports() == 0 && errors.Is(err, unpack.ErrNoReport) {
+			out.NotReport = true
+			if in.opts.SkipNonReports {
+				out.Quarantined = false
+				return out, nil
+			}
+			if keep := cmp.Or(in.opts.NonReportKeepBytes, DefaultNonReportKeepBytes); len(raw) > keep {
+				kept = raw[:keep]
+				out.Reason += fmt.Sprintf(" (kept: the first %d of its %d bytes)", keep, len(raw))
+			}
+		}
+		q := dmarcd.Quarantined{Origin: o, Reason: out.Reason, Raw: kept}
 		if err := in.store.Quarantine(ctx, q); err != nil {
 			return out, err
 		}

@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/internal/corpus"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
@@ -158,3 +160,37 @@ func TestMaildirAndStdin(t *testing.T) {
 		}
 	}
 }
+
+// TestNonReportKept: mail without any report is quarantined as its header
+// and the first bytes of its body; a report that fails to parse is kept
+// whole.
+func TestNonReportKept(t *testing.T) {
+	s := testserver.SQLite(t)
+	in := New(s, Options{NonReportKeepBytes: 4096})
+	big := []byte("From: scanner@example.com\r\nSubject: scan 42\r\nContent-Type: application/pdf\r\n\r\n" + strings.Repeat("%PDF-1.7 data ", 200000))
+	out, err := in.Ingest(context.Background(), big, dmarcdOrigin("scan"))
+	if err != nil || !out.Quarantined || !out.NotReport || !strings.Contains(out.Reason, "kept: the first 4096 of its") {
+		t.Fatalf("non-report mail: %+v, %v", out, err)
+	}
+	broken := []byte("<feedback><report_metadata><org_name>x</org_name>" + strings.Repeat("<x/>", 2000))
+	out, err = in.Ingest(context.Background(), broken, dmarcdOrigin("broken"))
+	if err != nil || !out.Quarantined || out.NotReport {
+		t.Fatalf("broken report: %+v, %v", out, err)
+	}
+	rows, err := s.Query(context.Background(), `SELECT size FROM quarantined ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var sizes []int
+	for rows.Next() {
+		var n int
+		rows.Scan(&n)
+		sizes = append(sizes, n)
+	}
+	if len(sizes) != 2 || sizes[0] != 4096 || sizes[1] != len(broken) {
+		t.Errorf("quarantined sizes %v, want 4096 and %d", sizes, len(broken))
+	}
+}
+
+func dmarcdOrigin(name string) dmarcd.Origin { return dmarcd.Origin{Source: "test:" + name} }

@@ -12,6 +12,7 @@ import (
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/advisor/alert"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/ingest"
 )
 
 // Config is the daemon's configuration file (TOML). dmarcd.example.toml in
@@ -71,6 +72,15 @@ type IngestConfig struct {
 	// KeepFailureBody keeps the body of the reported message of failure
 	// reports; by default only its header is kept (personal data).
 	KeepFailureBody bool `toml:"keep_failure_body"`
+	// NonReportKeepBytes bounds what the quarantine keeps of mail that
+	// holds no report (its header and the start of its body); 0 for the
+	// default (ingest.DefaultNonReportKeepBytes, 64 KiB).
+	NonReportKeepBytes int `toml:"non_report_keep_bytes"`
+}
+
+// options are the ingest options of the configuration.
+func (c IngestConfig) options() ingest.Options {
+	return ingest.Options{KeepFailureBody: c.KeepFailureBody, NonReportKeepBytes: c.NonReportKeepBytes}
 }
 
 // MetricsConfig sets the Prometheus endpoint of the daemon.

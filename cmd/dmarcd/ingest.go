@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ func (c *ingestCmd) Run(e *env) error {
 		return err
 	}
 	defer st.Close()
-	in := ingest.New(st, ingest.Options{KeepFailureBody: e.cfg.Ingest.KeepFailureBody, Logger: e.log})
+	in := ingest.New(st, withLogger(e.cfg.Ingest.options(), e.log))
 
 	last := time.Now() // the first line comes after progressInterval
 	progress := func(s ingest.Summary) {
@@ -115,4 +116,9 @@ func printSummary(w io.Writer, store string, s ingest.Summary) {
 	if s.Quarantined > 0 {
 		fmt.Fprintln(w, "  quarantined input is kept with its reason: dmarcd query 'SELECT * FROM quarantined'")
 	}
+}
+
+func withLogger(o ingest.Options, log *slog.Logger) ingest.Options {
+	o.Logger = log
+	return o
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd"
-	"github.com/dmarcd/dmarcd/ingest"
 	imapingest "github.com/dmarcd/dmarcd/ingest/imap"
 )
 
@@ -107,7 +106,7 @@ func newPollers(e *env, st dmarcd.Store, m *imapingest.Metrics) ([]*imapingest.P
 		}
 		p, err := imapingest.New(mb, imapingest.Options{
 			Store:   st,
-			Ingest:  ingest.Options{KeepFailureBody: e.cfg.Ingest.KeepFailureBody},
+			Ingest:  e.cfg.Ingest.options(),
 			Metrics: m,
 			Logger:  e.log,
 		})
@@ -131,6 +130,9 @@ func printPollSummary(w io.Writer, name string, s imapingest.Summary, elapsed ti
 	fmt.Fprintf(w, "  quarantined messages      %d\n", s.Quarantined)
 	fmt.Fprintf(w, "  archived                  %d\n", s.Archived)
 	fmt.Fprintf(w, "  moved to invalid          %d\n", s.Invalid)
+	if s.Left > 0 {
+		fmt.Fprintf(w, "  left (no report)          %d\n", s.Left)
+	}
 	if s.Deleted > 0 {
 		fmt.Fprintf(w, "  deleted                   %d\n", s.Deleted)
 	}

@@ -97,9 +97,22 @@ type Mailbox struct {
 	// deleted unless configured. Invalid messages are never deleted.
 	DeleteAfter bool `toml:"delete_after"`
 
+	// NonReports says what becomes of mail that holds no report at all:
+	// "move" (the default) keeps its header and the start of its body in
+	// the quarantine and moves it to InvalidFolder; "leave" keeps nothing
+	// and leaves it where it is, for a mailbox that also receives other
+	// mail.
+	NonReports string `toml:"non_reports"`
+
 	BatchSize    int           `toml:"batch_size"`
 	PollInterval time.Duration `toml:"poll_interval"`
 }
+
+// What becomes of mail that holds no report (Mailbox.NonReports).
+const (
+	NonReportsMove  = "move"
+	NonReportsLeave = "leave"
+)
 
 // OAuth2Config lets dmarcd get access tokens itself with the OAuth 2.0
 // refresh-token grant (RFC 6749 §6), as Microsoft 365 and Gmail issue them.
@@ -127,6 +140,9 @@ type OAuth2Config struct {
 
 // withDefaults returns m with its zero fields set to the defaults.
 func (m Mailbox) withDefaults() Mailbox {
+	if m.NonReports == "" {
+		m.NonReports = NonReportsMove
+	}
 	if m.TLS == "" {
 		m.TLS = TLSImplicit
 	}
@@ -187,6 +203,11 @@ func (m Mailbox) Validate() error {
 	}
 	if m.TLSCAFile != "" && m.TLS == TLSNone {
 		bad("tls_ca_file is set but tls is plain")
+	}
+	switch m.NonReports {
+	case NonReportsMove, NonReportsLeave:
+	default:
+		bad("non_reports %q: want move or leave", m.NonReports)
 	}
 	passwords := count(m.Password != "", m.PasswordFile != "")
 	tokens := count(m.TokenFile != "", len(m.TokenCommand) > 0, m.OAuth2 != nil)

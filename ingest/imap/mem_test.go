@@ -900,3 +900,35 @@ func selfSigned(t testing.TB) ([]byte, tls.Certificate) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// TestNonReportsLeave: with non_reports = "leave", mail without a report
+// stays where it is, nothing of it is quarantined, and later passes do not
+// read it again; report mail is archived as always.
+func TestNonReportsLeave(t *testing.T) {
+	srv := startMem(t, nil)
+	reports := generated(31, 1, 0)[:3]
+	other := []testMessage{{Name: "newsletter", Data: []byte("From: news@example.org\r\nSubject: Our news\r\n\r\nHello.\r\n")}}
+	srv.append(t, "INBOX", append(append([]testMessage{}, reports...), other...))
+	st := openStore(t)
+	mb := srv.mailbox()
+	mb.NonReports = NonReportsLeave
+	p, _, _ := newPoller(t, mb, st, Options{})
+	sum, err := p.Once(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := srv.counts(t, "INBOX", DefaultArchiveFolder, DefaultInvalidFolder)
+	if sum.Left != 1 || sum.Quarantined != 0 || counts["INBOX"] != 1 || counts[DefaultArchiveFolder] != len(reports) || counts[DefaultInvalidFolder] != 0 {
+		t.Errorf("summary %+v, folders %v", sum, counts)
+	}
+	if n := scalar(t, st, "SELECT COUNT(*) FROM quarantined"); n != 0 {
+		t.Errorf("%d quarantined", n)
+	}
+	if sum, err := p.Once(context.Background()); err != nil || sum.Messages != 0 {
+		t.Errorf("second pass read %+v, %v", sum, err)
+	}
+	mb.NonReports = "keep"
+	if err := mb.Validate(); err == nil {
+		t.Error("non_reports = \"keep\" accepted")
+	}
+}

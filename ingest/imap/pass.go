@@ -49,7 +49,10 @@ func (cn *conn) folder(ctx context.Context, folder string, sum *Summary) error {
 	if err != nil {
 		return cn.fail("searching folder "+folder, err)
 	}
-	uids := res.AllUIDs()
+	uids := slices.DeleteFunc(res.AllUIDs(), func(uid imap.UID) bool { return cn.p.isLeft(folder, sel.UIDValidity, uid) })
+	if len(uids) == 0 {
+		return nil
+	}
 	slices.Sort(uids)
 	prog := &progress{cn: cn, folder: folder, total: len(uids), start: time.Now()}
 	for len(uids) > 0 {
@@ -184,9 +187,11 @@ func (cn *conn) ingestBatch(ctx context.Context, folder string, uidValidity uint
 			runErr = err
 			break
 		}
-		if to == MovedInvalid {
+		switch to {
+		case movedLeft:
+		case MovedInvalid:
 			fl.invalid = append(fl.invalid, uid)
-		} else {
+		default:
 			fl.archive = append(fl.archive, uid)
 		}
 		prog.step(sum)
@@ -283,6 +288,12 @@ func (cn *conn) ingest(ctx context.Context, folder string, uidValidity uint32, u
 		m.Quarantined.WithLabelValues(name).Inc()
 	}
 	to := MovedArchive
+	if out.NotReport && p.mb.NonReports == NonReportsLeave {
+		p.leave(folder, uidValidity, uid)
+		sum.Left++
+		p.log.Debug("imap message without a report left where it is", "source", source)
+		return movedLeft, nil
+	}
 	if out.Reports() == 0 {
 		// Nothing parseable: the bytes and the reason are in the
 		// quarantine.
@@ -466,4 +477,19 @@ const codeExpungeIssued imap.ResponseCode = "EXPUNGEISSUED"
 func expungeIssued(err error) bool {
 	var ie *imap.Error
 	return errors.As(err, &ie) && ie.Code == codeExpungeIssued
+}
+
+// movedLeft: the message stays in its folder (non_reports = "leave").
+const movedLeft = "left"
+
+func (p *Poller) isLeft(folder string, uidValidity uint32, uid imap.UID) bool {
+	p.leftMu.Lock()
+	defer p.leftMu.Unlock()
+	return p.left[p.source(folder, uidValidity, uid)]
+}
+
+func (p *Poller) leave(folder string, uidValidity uint32, uid imap.UID) {
+	p.leftMu.Lock()
+	defer p.leftMu.Unlock()
+	p.left[p.source(folder, uidValidity, uid)] = true
 }

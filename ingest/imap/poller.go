@@ -119,6 +119,13 @@ type Poller struct {
 
 	// Test hooks: afterMessage runs after each message is ingested;
 	// noIdle makes Run poll as if the server had no IDLE.
+	// left are the messages without a report left in their folder
+	// (non_reports = "leave"), by source (folder, UIDVALIDITY and UID),
+	// so that later passes do not read them again; a restart reads them
+	// once more.
+	leftMu sync.Mutex
+	left   map[string]bool
+
 	afterMessage func(folder string, uid imap.UID)
 	beforeBodies func(folder string, uids []imap.UID)
 	noIdle       bool
@@ -175,6 +182,7 @@ func New(mb Mailbox, opts Options) (*Poller, error) {
 	if opts.Ingest.Logger == nil {
 		opts.Ingest.Logger = opts.Logger
 	}
+	opts.Ingest.SkipNonReports = mb.NonReports == NonReportsLeave
 	if opts.Metrics == nil {
 		opts.Metrics, _ = NewMetrics(nil)
 	}
@@ -206,6 +214,7 @@ func New(mb Mailbox, opts Options) (*Poller, error) {
 		log:   opts.Logger.With("mailbox", mb.Name),
 		creds: &credentials{mb: mb},
 		now:   now,
+		left:  map[string]bool{},
 	}
 	if mb.TLS != TLSNone {
 		p.tls = &tls.Config{ServerName: mb.Host, MinVersion: tls.VersionTLS12}
@@ -241,6 +250,7 @@ type Summary struct {
 	Archived    int // messages moved to the archive folder
 	Invalid     int // messages moved to the invalid folder
 	Deleted     int // messages deleted (delete_after)
+	Left        int // messages without a report left where they are (non_reports = "leave")
 }
 
 func (s *Summary) add(o Summary) {
@@ -255,12 +265,13 @@ func (s *Summary) add(o Summary) {
 	s.Archived += o.Archived
 	s.Invalid += o.Invalid
 	s.Deleted += o.Deleted
+	s.Left += o.Left
 }
 
 func (s Summary) logAttrs() []any {
 	return []any{"messages", s.Messages, "aggregate", s.Aggregate, "records", s.Records, "failure", s.Failure, "tls", s.TLS,
 		"duplicates", s.Duplicates, "skipped", s.Skipped, "quarantined", s.Quarantined,
-		"archived", s.Archived, "invalid", s.Invalid, "deleted", s.Deleted}
+		"archived", s.Archived, "invalid", s.Invalid, "deleted", s.Deleted, "left", s.Left}
 }
 
 // Once makes one pass over every folder of the mailbox. When the
