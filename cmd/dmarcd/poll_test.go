@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -483,4 +484,87 @@ func TestRunDaemon(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("dmarcd run did not stop on SIGTERM\n%s", stderr.String())
 	}
+}
+
+// TestPollLargeMailMemory polls a mailbox holding one large mail without a
+// report (a scan with a big attachment sent to the report address): the
+// process's peak memory stays within about twice the mail's size, and the
+// quarantine keeps its header and first bytes, not the whole.
+func TestPollLargeMailMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds dmarcd")
+	}
+	srv := testserver.Dovecot(t)
+	bin := buildDmarcd(t)
+	const size = 48 << 20
+	var b strings.Builder
+	b.WriteString("From: scanner@example.com\r\nTo: dmarc@example.com\r\nSubject: Scan\r\nMIME-Version: 1.0\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n")
+	for b.Len() < size {
+		b.WriteString("JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29k\r\n")
+	}
+	mail := b.Len()
+	srv.Append("INBOX", []byte(b.String()))
+	b.Reset()
+	cfg := writePollConfig(t, srv, "")
+	db := filepath.Join(t.TempDir(), "d.db")
+	code, peak, out := runPeak(t, bin, "--config", cfg, "--store", db, "poll", "--once")
+	if code != exitQuarantined {
+		t.Fatalf("poll --once: exit %d\n%s", code, out)
+	}
+	t.Logf("a mail of %d MiB: peak RSS %d MiB", mail>>20, peak>>20)
+	if limit := int64(2 * mail); peak > limit {
+		t.Errorf("peak RSS %d MiB for a mail of %d MiB, over twice its size", peak>>20, mail>>20)
+	}
+	st, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.Query(context.Background(), "SELECT size FROM quarantined")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var kept int
+	if !rows.Next() || rows.Scan(&kept) != nil || kept != 64<<10 {
+		t.Errorf("the quarantine keeps %d bytes, want 64 KiB", kept)
+	}
+}
+
+// runPeak runs a command and returns its exit code, its peak resident
+// memory (VmHWM of /proc/PID/status, read while it runs: the rusage of a
+// child of a large test process counts the parent's pages, which the child
+// shares until it execs) and its output.
+func runPeak(t *testing.T, bin string, args ...string) (int, int64, string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var peak atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		for {
+			if b, err := os.ReadFile(status); err == nil {
+				for _, line := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						var kb int64
+						fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+						peak.Store(max(peak.Load(), kb<<10))
+					}
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	cmd.Wait()
+	close(done)
+	return cmd.ProcessState.ExitCode(), peak.Load(), out.String()
 }

@@ -21,9 +21,14 @@ import (
 // A failure report is handed over whole; otherwise every leaf part is
 // sniffed, whatever its label says.
 func (w *walker) message(r io.Reader, part string, depth int) error {
-	data, err := readAtMost(r, MaxMessageBytes, part, "MaxMessageBytes")
-	if err != nil {
-		return err
+	var data []byte
+	if part == "" && w.whole != nil {
+		data = w.whole // the top of the input, already in memory
+	} else {
+		var err error
+		if data, err = readAtMost(r, MaxMessageBytes, part, "MaxMessageBytes"); err != nil {
+			return err
+		}
 	}
 	data = skipMboxFromLine(data)
 	if failure.IsFailureReport(data) {

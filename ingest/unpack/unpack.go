@@ -97,7 +97,7 @@ func Walk(data []byte, fn func(*Payload) error) error {
 	if len(data) > MaxMessageBytes {
 		return fmt.Errorf("%w: %d bytes, more than MaxMessageBytes (%d)", ErrTooLarge, len(data), MaxMessageBytes)
 	}
-	w := &walker{fn: fn}
+	w := &walker{fn: fn, whole: data}
 	if err := w.stream(bytes.NewReader(data), "", 0, "", true); err != nil {
 		return err
 	}
@@ -111,7 +111,11 @@ func Walk(data []byte, fn func(*Payload) error) error {
 }
 
 type walker struct {
-	fn      func(*Payload) error
+	fn func(*Payload) error
+	// whole is the input of Walk: a mail at the top is parsed from it in
+	// place rather than read into a copy (a large mail costs its size
+	// once, not twice).
+	whole   []byte
 	found   int
 	parts   int
 	skipped []string // what was seen that is not a report, for the error

@@ -87,12 +87,20 @@ type recordWriter struct {
 	seq     int64
 	done    bool
 
-	// The report's contribution to the daily rollups, added at Commit.
+	// The report's contribution to the daily rollups, added at Commit;
+	// the per-source sums are written into the transaction whenever they
+	// reach MaxPendingSources, so that a report with a million sources
+	// holds no million sums.
 	day       string
 	domain    domainSums
 	sources   map[string]*sourceSums
 	selectors map[[2]string]*selectorSums
 }
+
+// MaxPendingSources bounds the per-source rollup sums a report holds in
+// memory before it adds them to rollup_sources (the additions sum, so
+// writing them in parts within the transaction gives the same rows).
+const MaxPendingSources = 10_000
 
 type sourceSums struct{ messages, dmarcPass, dkimAligned, spfAligned int64 }
 
@@ -178,6 +186,11 @@ func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
 		}
 	}
 	w.add(rec)
+	if len(w.sources) >= MaxPendingSources {
+		if err := w.spillSources(ctx); err != nil {
+			return fmt.Errorf("storing the rollups of report %s: %w", w.key, err)
+		}
+	}
 	return nil
 }
 
@@ -209,21 +222,34 @@ func (w *recordWriter) rollup(ctx context.Context, r *dmarcd.AggregateReport) er
 	if _, err := w.tx.ExecContext(ctx, upsertReporter, d, dom, w.orgName, r.MessageCount); err != nil {
 		return err
 	}
-	src, err := w.tx.PrepareContext(ctx, upsertSource)
-	if err != nil {
+	if err := w.spillSources(ctx); err != nil {
 		return err
-	}
-	defer src.Close()
-	for ip, s := range w.sources {
-		if _, err := src.ExecContext(ctx, d, dom, ip, s.messages, s.dmarcPass, s.dkimAligned, s.spfAligned); err != nil {
-			return err
-		}
 	}
 	for k, s := range w.selectors {
 		if _, err := w.tx.ExecContext(ctx, upsertSelector, d, dom, k[0], k[1], s.messages, s.passed); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// spillSources adds the pending per-source sums to rollup_sources, in the
+// report's transaction, and forgets them.
+func (w *recordWriter) spillSources(ctx context.Context) error {
+	if len(w.sources) == 0 {
+		return nil
+	}
+	src, err := w.tx.PrepareContext(ctx, upsertSource)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	for ip, s := range w.sources {
+		if _, err := src.ExecContext(ctx, w.day, w.key.Domain, ip, s.messages, s.dmarcPass, s.dkimAligned, s.spfAligned); err != nil {
+			return err
+		}
+	}
+	clear(w.sources)
 	return nil
 }
 
