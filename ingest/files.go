@@ -266,7 +266,7 @@ func (in *Ingester) file(ctx context.Context, input Input, done func(Outcome, st
 		}
 		source = "file:" + abs
 	}
-	rc, err := input.open()
+	rc, err := openCtx(ctx, input)
 	if err != nil {
 		return err
 	}
@@ -330,3 +330,72 @@ func (in *Ingester) input(ctx context.Context, raw []byte, tooLong bool, o dmarc
 	}
 	return in.Ingest(ctx, raw, o)
 }
+
+// openCtx opens an input so that ctx ending stops a wait on it: opening a
+// FIFO waits for a writer, and reading standard input or a FIFO waits for
+// data, neither of which a signal interrupts. Regular files are read as
+// they are.
+func openCtx(ctx context.Context, input Input) (io.ReadCloser, error) {
+	type opened struct {
+		rc  io.ReadCloser
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		rc, err := input.open()
+		ch <- opened{rc, err}
+	}()
+	var o opened
+	select {
+	case <-ctx.Done():
+		go func() { // the open may still return: close what it gives
+			if o := <-ch; o.err == nil {
+				o.rc.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	case o = <-ch:
+	}
+	if o.err != nil {
+		return nil, o.err
+	}
+	if f, ok := o.rc.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return f, nil
+		}
+	}
+	return &ctxReader{ctx: ctx, rc: o.rc}, nil
+}
+
+// ctxReader reads from a stream that may wait for ever (standard input, a
+// FIFO) and gives up when ctx ends: each Read runs apart, into a buffer of
+// its own, and a Read cut short by ctx leaves it to finish alone.
+type ctxReader struct {
+	ctx context.Context
+	rc  io.ReadCloser
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	buf := make([]byte, len(p))
+	ch := make(chan result, 1)
+	go func() {
+		n, err := c.rc.Read(buf)
+		ch <- result{n, err}
+	}()
+	select {
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	case r := <-ch:
+		copy(p, buf[:r.n])
+		return r.n, r.err
+	}
+}
+
+func (c *ctxReader) Close() error { return c.rc.Close() }
