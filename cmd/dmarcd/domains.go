@@ -37,7 +37,7 @@ func printCompliance(w io.Writer, domains []analyze.DomainCompliance) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "domain\tfrom\tto\treports\treporters\tmessages\tDMARC pass\tDKIM aligned\tSPF aligned\tquarantined\trejected\t")
+	fmt.Fprintln(tw, "domain\tfrom\tto\treports\treporters\tmessages\tDMARC pass\tDKIM aligned\tSPF aligned\tdisp. quarantine\tdisp. reject\t")
 	for _, d := range domains {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.1f%%\t%.1f%%\t%.1f%%\t%d\t%d\t\n",
 			d.Domain, d.FirstDay, d.LastDay, d.Reports, d.Reporters, d.Messages,
@@ -111,7 +111,7 @@ func (c *dailyCmd) Run(e *env) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "day\tmessages\tDMARC pass\tDKIM aligned\tSPF aligned\tquarantined\trejected")
+	fmt.Fprintln(tw, "day\tmessages\tDMARC pass\tDKIM aligned\tSPF aligned\tdisp. quarantine\tdisp. reject")
 	for _, d := range days {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%.1f%%\t%.1f%%\t%d\t%d\n", d.Day, d.Messages, 100*d.PassRate(),
 			100*d.DKIMRate(), 100*d.SPFRate(), d.Quarantined, d.Rejected)

@@ -434,8 +434,8 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 	p.Volume, p.Rates = volumeChart(all, days), rateChart(all, days)
 	p.Dispositions = newShareBar(
 		sharePart{Label: "delivered (none)", Class: "seg-none", Count: p.None},
-		sharePart{Label: "quarantined", Class: "seg-quarantine", Count: p.Total.Quarantined},
-		sharePart{Label: "rejected", Class: "seg-reject", Count: p.Total.Rejected},
+		sharePart{Label: "quarantine (junk folder)", Class: "seg-quarantine", Count: p.Total.Quarantined},
+		sharePart{Label: "reject (refused)", Class: "seg-reject", Count: p.Total.Rejected},
 	)
 	if p.Total.Messages == 0 && p.Compliance.LastDay != "" && p.Compliance.LastDay < win.From {
 		v := url.Values{}
