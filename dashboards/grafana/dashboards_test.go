@@ -43,7 +43,7 @@ var panelColumns = map[string][]string{
 	"dmarcd-overview: DMARC pass":                                      {"dmarc_pass_pct"},
 	"dmarcd-overview: DKIM aligned pass":                               {"dkim_aligned_pct"},
 	"dmarcd-overview: SPF aligned pass":                                {"spf_aligned_pct"},
-	"dmarcd-overview: Disposition: quarantine / reject":               {"quarantined", "rejected"},
+	"dmarcd-overview: Disposition: quarantine / reject":                {"quarantined", "rejected"},
 	"dmarcd-overview: Reports / reporters":                             {"reports", "reporters"},
 	"dmarcd-overview: Messages per domain":                             {"time", "domain", "messages"},
 	"dmarcd-overview: DMARC pass rate per domain":                      {"time", "domain", "dmarc_pass_pct"},
