@@ -41,8 +41,8 @@ func writeBlockers(w io.Writer, r *Recommendation, indent string) {
 	}
 	fmt.Fprintf(w, "%ssenders to fix:\n", indent)
 	for _, b := range r.Evidence.Blocking {
-		fmt.Fprintf(w, "%s  %s (%s): %d of %d messages fail, %s of the domain's mail, since %s; %s\n",
-			indent, b.Name, b.Class, b.Failing, b.Messages, figures.Share(b.FailingShare), b.Since, strings.Join(b.IPs, ", "))
+		fmt.Fprintf(w, "%s  %s (%s): %s of %s messages fail, %s of the domain's mail, since %s; %s\n",
+			indent, b.Name, b.Class, figures.Count(b.Failing), figures.Count(b.Messages), figures.Share(b.FailingShare), b.Since, strings.Join(b.IPs, ", "))
 		for _, f := range b.Fixes {
 			fmt.Fprintf(w, "%s    - %s\n", indent, f.Text)
 			if f.Record != "" {
@@ -54,18 +54,18 @@ func writeBlockers(w io.Writer, r *Recommendation, indent string) {
 
 func writeEvidence(w io.Writer, r *Recommendation, indent string) {
 	e := r.Evidence
-	fmt.Fprintf(w, "%sevidence %s..%s: %d days at %s, %d messages, DMARC pass %.1f%%, DKIM aligned %.1f%%, SPF aligned %.1f%%\n",
-		indent, e.Window.From, e.Window.To, e.DaysAtStep, StepText(r.Current, r.Testing), e.Messages, 100*e.DMARCPassRate, 100*e.DKIMAlignedRate, 100*e.SPFAlignedRate)
-	fmt.Fprintf(w, "%s  authorized senders: %d messages, %.1f%% pass DMARC\n", indent, e.AuthorizedMessages, 100*e.AuthorizedPassRate)
-	fmt.Fprintf(w, "%s  failing mail of legitimate senders: %d (%s of the domain's mail; %s in the last days)\n", indent, e.LegitimateFailing, figures.Share(e.LegitimateFailingShare), figures.Share(e.RecentFailingShare))
-	fmt.Fprintf(w, "%s  failing mail of forwarders: %d; of spoofing senders: %d\n", indent, e.ForwardedFailing, e.SpoofingFailing)
+	fmt.Fprintf(w, "%sevidence %s..%s: %d days at %s, %s messages, DMARC pass %.1f%%, DKIM aligned %.1f%%, SPF aligned %.1f%%\n",
+		indent, e.Window.From, e.Window.To, e.DaysAtStep, StepText(r.Current, r.Testing), figures.Count(e.Messages), 100*e.DMARCPassRate, 100*e.DKIMAlignedRate, 100*e.SPFAlignedRate)
+	fmt.Fprintf(w, "%s  authorized senders: %s messages, %.1f%% pass DMARC\n", indent, figures.Count(e.AuthorizedMessages), 100*e.AuthorizedPassRate)
+	fmt.Fprintf(w, "%s  failing mail of legitimate senders: %s (%s of the domain's mail; %s in the last days)\n", indent, figures.Count(e.LegitimateFailing), figures.Share(e.LegitimateFailingShare), figures.Share(e.RecentFailingShare))
+	fmt.Fprintf(w, "%s  failing mail of forwarders: %s; of spoofing senders: %s\n", indent, figures.Count(e.ForwardedFailing), figures.Count(e.SpoofingFailing))
 	if r.Next.Policy != "none" {
-		fmt.Fprintf(w, "%s  %s would have applied to about %d messages in the window (%d of them from legitimate senders)\n", indent, r.Next, e.NextWouldAffect, e.NextWouldAffectLegitimate)
+		fmt.Fprintf(w, "%s  %s would have applied to about %s messages in the window (%s of them from legitimate senders)\n", indent, r.Next, figures.Count(e.NextWouldAffect), figures.Count(e.NextWouldAffectLegitimate))
 	}
 	if len(e.Reporters) > 0 {
 		names := make([]string, len(e.Reporters))
 		for i, rep := range e.Reporters {
-			names[i] = fmt.Sprintf("%s (%d)", rep.OrgName, rep.Messages)
+			names[i] = fmt.Sprintf("%s (%s)", rep.OrgName, figures.Count(rep.Messages))
 		}
 		fmt.Fprintf(w, "%s  reporters: %s", indent, strings.Join(names, ", "))
 		if e.Formats != "" {

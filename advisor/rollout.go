@@ -305,7 +305,7 @@ func (a *Advisor) decide(rec *Recommendation, inv *analyze.Inventory, d dmarcd.S
 			current, figures.Share(exposure(current)*share), figures.Share(ev.LegitimateFailingShare), figures.Share(ev.RecentFailingShare), g.NewFailureDays, figures.Share(limit), dmarcd.Rollout[safe], figures.Share(exposure(dmarcd.Rollout[safe])*share)))
 		rec.Reasons = append(rec.Reasons, blockerReasons(ev.Blocking)...)
 	case ev.Messages < g.MinMessages:
-		rec.hold(fmt.Sprintf("too little mail to decide: %d messages in %d days, the gate is %d", ev.Messages, g.WindowDays, g.MinMessages))
+		rec.hold(fmt.Sprintf("too little mail to decide: %s messages in %d days, the gate is %s", figures.Count(ev.Messages), g.WindowDays, figures.Count(g.MinMessages)))
 		rec.Reasons = append(rec.Reasons, lowVolume(rec, inv, g, d)...)
 	case share > limit:
 		rec.hold(fmt.Sprintf("legitimate senders fail DMARC for %s of the domain's mail (%s in the last %d days), over the limit of %s: fix them, or mark those that are not yours, before any stricter step",
@@ -332,11 +332,11 @@ func (a *Advisor) decide(rec *Recommendation, inv *analyze.Inventory, d dmarcd.S
 			return
 		}
 		rec.Action, rec.Next, rec.NextTesting = Advance, next, next.Percent < 100
-		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days, %.1f%% of authorized mail passes DMARC over %d messages, legitimate senders fail for %s: go to %s",
-			StepText(current, rec.Testing), ev.DaysAtStep, 100*ev.AuthorizedPassRate, ev.Messages, figures.Share(share), next))
+		rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s has held %d days, %.1f%% of authorized mail passes DMARC over %s messages, legitimate senders fail for %s: go to %s",
+			StepText(current, rec.Testing), ev.DaysAtStep, 100*ev.AuthorizedPassRate, figures.Count(ev.Messages), figures.Share(share), next))
 		for _, s := range skipped {
-			rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s is skipped: %d%% of %d messages is fewer than %d, too few for the step to show anything",
-				s, s.Percent, ev.Messages, g.MinSampleMessages))
+			rec.Reasons = append(rec.Reasons, fmt.Sprintf("%s is skipped: %d%% of %s messages is fewer than %s, too few for the step to show anything",
+				s, s.Percent, figures.Count(ev.Messages), figures.Count(g.MinSampleMessages)))
 		}
 		if len(ev.Blocking) > 0 {
 			rec.Reasons = append(rec.Reasons, "still to fix, though under the limit:")
@@ -398,8 +398,8 @@ func lowVolume(rec *Recommendation, inv *analyze.Inventory, g Gates, d dmarcd.Se
 func blockerReasons(bs []Blocker) []string {
 	var out []string
 	for _, b := range bs {
-		out = append(out, fmt.Sprintf("%s (%s) fails DMARC for %d of %d messages (%s of the domain's mail, since %s): %s",
-			b.Name, b.Class, b.Failing, b.Messages, figures.Share(b.FailingShare), b.Since, b.Why))
+		out = append(out, fmt.Sprintf("%s (%s) fails DMARC for %s of %s messages (%s of the domain's mail, since %s): %s",
+			b.Name, b.Class, figures.Count(b.Failing), figures.Count(b.Messages), figures.Share(b.FailingShare), b.Since, b.Why))
 	}
 	return out
 }

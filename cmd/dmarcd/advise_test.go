@@ -78,7 +78,7 @@ not_ours = ["100.64.0.9"]
 	}
 	for _, want := range []string{"example.com: ADVANCE (quarantine 5% (t=y) -> quarantine 10% (t=y))",
 		`publish: _dmarc.example.com. IN TXT "v=DMARC1; p=quarantine; pct=10; t=y; rua=mailto:dmarc@example.com"`,
-		"RFC 9989 receivers ignore pct", "google.com (7305)"} {
+		"RFC 9989 receivers ignore pct", "google.com (7,305)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("advise output lacks %q:\n%s", want, out)
 		}
