@@ -25,12 +25,13 @@ vet: ## go vet and gofmt
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
 
 FUZZTIME ?= 30s
-fuzz: ## run each fuzz target for FUZZTIME
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=$(FUZZTIME) ./ingest/aggregate
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./ingest/failure
-	$(GO) test -run='^$$' -fuzz=FuzzWalk -fuzztime=$(FUZZTIME) ./ingest/unpack
-	$(GO) test -run='^$$' -fuzz=FuzzMbox -fuzztime=$(FUZZTIME) ./ingest
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./ingest/tlsrpt
+fuzz: ## run every fuzz target of the module (found by name: func FuzzX in a _test.go) for FUZZTIME each
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$dir/*_test.go); do \
+			echo "fuzz $$dir $$target"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$dir; \
+		done; \
+	done
 
 # Benchmarks end to end (internal/bench; BENCHMARKS.md): results in
 # $(BENCH_OUT)/results.json and results.md, the tables also printed.
