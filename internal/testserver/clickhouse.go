@@ -93,6 +93,7 @@ const clickHouseUsers = `<?xml version="1.0"?>
 // (password "analyst") with the read-only profile.
 func ClickHouse(t testing.TB) (dsn string) {
 	t.Helper()
+	SkipShort(t, "a ClickHouse server")
 	if _, err := os.Stat(ClickHouseServer); err != nil {
 		Missing(t, "ClickHouse server not installed (%v): apt-get install clickhouse-server clickhouse-client", err)
 	}

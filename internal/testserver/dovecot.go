@@ -84,6 +84,7 @@ func Dovecot(t testing.TB) *DovecotServer {
 // installed, or fails it when CI=true.
 func DovecotInstalled(t testing.TB) {
 	t.Helper()
+	SkipShort(t, "a Dovecot server")
 	if _, err := os.Stat(DovecotBinary); err != nil {
 		Missing(t, "Dovecot is not installed (%v): apt-get install dovecot-imapd, or run .ci/run", err)
 	}

@@ -21,12 +21,24 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
+// SkipShort skips a test that starts a server or an outside program under
+// go test -short, which runs the tests of dmarcd's own code only (about a
+// minute on two cores); CI runs without -short, so nothing is left out
+// there. what names what the test would start.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: this test starts %s", what)
+	}
+}
+
 // Need returns path, the program of an independent peer the test runs
 // (dkimpy, named-checkzone, opendkim-genkey ...), or skips the test where
 // it is missing (Missing: fails it when CI=true). pkg names the Debian
 // package that installs it.
 func Need(t testing.TB, path, pkg string) string {
 	t.Helper()
+	SkipShort(t, filepath.Base(path))
 	if _, err := os.Stat(path); err != nil {
 		Missing(t, "%s is missing: install the Debian package %s (.ci/run does): %v", path, pkg, err)
 	}
