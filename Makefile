@@ -17,7 +17,7 @@ build: ## build bin/dmarcd (pure Go, CGO_ENABLED=0)
 test: ## run every test (servers the tests need are started by the tests; see .ci/run)
 	$(GO) test ./...
 
-test-short: ## the fast tests only
+test-short: ## the tests of dmarcd's own code only: those that start a server or an outside program skip (about half a minute)
 	$(GO) test -short ./...
 
 vet: ## go vet and gofmt
