@@ -156,7 +156,16 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 		conn.Close()
 		return nil, fmt.Errorf("opening clickhouse store %s for reading: %w", where, err)
 	}
-	s.ro = ch.OpenDB(&roCfg)
+	s.ro = openReadPool(&roCfg)
+	if opts.ReadOnly {
+		// The writes of a read-only store fail at the server, as the
+		// queries of Query do.
+		conn.Close()
+		if s.conn, err = ch.Open(&roCfg); err != nil {
+			s.ro.Close()
+			return nil, fmt.Errorf("opening clickhouse store %s for reading: %w", where, err)
+		}
+	}
 	return s, nil
 }
 

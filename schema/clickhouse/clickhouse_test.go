@@ -2,12 +2,10 @@ package clickhouse
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,86 +25,62 @@ func openTemp(t testing.TB, opts Options) (*Store, string) {
 	return s, dsn
 }
 
-// queryString runs q and renders its rows as in the sqlite tests: columns
-// joined by |, rows ended by a newline; days as YYYY-MM-DD, times as
-// YYYY-MM-DD HH:MM:SS, arrays as JSON.
+// TestContract runs the store contract (internal/storetest) on ClickHouse:
+// one server, a database per case.
+func TestContract(t *testing.T) {
+	server := testserver.ClickHouse(t)
+	storetest.Run(t, storetest.Engine{
+		Location: func(testing.TB) string { return testserver.ClickHouseDatabase(server) },
+		Open: func(ctx context.Context, dsn string) (storetest.SchemaStore, error) {
+			s, err := Open(ctx, dsn)
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		OpenReadOnly: func(ctx context.Context, dsn string) (storetest.SchemaStore, error) {
+			s, err := OpenOptions(ctx, dsn, Options{ReadOnly: true})
+			if err != nil {
+				return nil, err
+			}
+			return s, nil
+		},
+		SetSchemaVersion: func(t testing.TB, s storetest.SchemaStore, v int) {
+			b, err := s.(*Store).conn.PrepareBatch(context.Background(), "INSERT INTO schema_migrations (version, name, applied_at)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Append(uint32(v), "from a newer dmarcd", time.Now().UTC()); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Send(); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+// queryString is storetest.QueryString.
 func queryString(t testing.TB, s *Store, q string, args ...any) string {
 	t.Helper()
-	rows, err := s.Query(context.Background(), q, args...)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	types, _ := rows.ColumnTypes()
-	var out strings.Builder
-	for rows.Next() {
-		vals := make([]any, len(types))
-		ptrs := make([]any, len(types))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range vals {
-			if i > 0 {
-				out.WriteByte('|')
-			}
-			out.WriteString(render(v, types[i].DatabaseTypeName()))
-		}
-		out.WriteByte('\n')
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return out.String()
+	return storetest.QueryString(t, s, q, args...)
 }
 
-func render(v any, typ string) string {
-	switch v := v.(type) {
-	case time.Time:
-		if typ == "Date" {
-			return v.Format(time.DateOnly)
-		}
-		return v.UTC().Format(time.DateTime)
-	case *time.Time:
-		if v == nil {
-			return "<nil>"
-		}
-		return render(*v, typ)
-	case []string:
-		b, _ := json.Marshal(v)
-		return string(b)
-	case *int16:
-		if v == nil {
-			return "<nil>"
-		}
-		return fmt.Sprint(*v)
-	}
-	return fmt.Sprint(v)
-}
-
-func TestStoreOnce(t *testing.T) {
+// TestUnsettledAfterCleanStore: the rollups hold a report stored once, so
+// the views read them: no day is unsettled.
+func TestUnsettledAfterCleanStore(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
-	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
-		t.Fatalf("second store: got %v, want ErrDuplicate", err)
-	}
-	// Same id, another day: another report.
-	r := storetest.Report("r1")
-	r.Metadata.DateBegin = r.Metadata.DateBegin.AddDate(0, 0, 1)
-	if err := storetest.Store(t, s, r, storetest.Records()); err != nil {
-		t.Fatal(err)
-	}
-	if got := queryString(t, s, `SELECT COUNT(*), SUM(count) FROM records`); got != "4|26\n" {
-		t.Errorf("records: %q", got)
+	if got := queryString(t, s, `SELECT count() FROM rollup_unsettled`); got != "0\n" {
+		t.Errorf("unsettled days after a clean store: %q", got)
 	}
 }
 
-func TestAbortLeavesNothing(t *testing.T) {
-	// A batch of one record: the aborted report has records in the table.
+// TestAbortWithRecordsInTable: with a batch of one record, the aborted
+// report has records in the table already; no view shows them.
+func TestAbortWithRecordsInTable(t *testing.T) {
 	s, _ := openTemp(t, Options{BatchRecords: 1})
 	ctx := context.Background()
 	w, err := s.BeginAggregate(ctx, storetest.Report("r1"), dmarcd.Origin{})
@@ -136,40 +110,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
 		t.Fatal(err)
 	}
-	checkOnce(t, s)
-}
-
-// checkOnce checks that every view shows storetest.Report("r1") with
-// storetest.Records() exactly once.
-func checkOnce(t *testing.T, s *Store) {
-	t.Helper()
-	for _, c := range storetest.Views {
-		if got := queryString(t, s, c.Query); got != c.Want {
-			t.Errorf("%s\n got: %q\nwant: %q", c.Query, got, c.Want)
-		}
-	}
-}
-
-func TestViews(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); err != nil {
-		t.Fatal(err)
-	}
-	checkOnce(t, s)
-	// The rollups hold it once, so the views read them: no day is
-	// unsettled.
-	if got := queryString(t, s, `SELECT count() FROM rollup_unsettled`); got != "0\n" {
-		t.Errorf("unsettled days after a clean store: %q", got)
-	}
-	// An absent pct is NULL, as in SQLite.
-	r := storetest.Report("r2")
-	r.Policy.Pct = dmarcd.PctAbsent
-	if err := storetest.Store(t, s, r, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got := queryString(t, s, `SELECT pct, record_count FROM reports WHERE report_id = 'r2'`); got != "<nil>|0\n" {
-		t.Errorf("absent pct: %q", got)
-	}
+	storetest.CheckViews(t, s)
 }
 
 // TestDuplicatesBeforeMerge stores the same report twice, as two writers
@@ -199,78 +140,17 @@ func TestDuplicatesBeforeMerge(t *testing.T) {
 	if got := queryString(t, s, `SELECT count(), sum(messages) FROM rollup_domains`); got != "2|26\n" {
 		t.Errorf("the rollup table should hold both copies before a merge: %q", got)
 	}
-	checkOnce(t, s)
+	storetest.CheckViews(t, s)
 	if err := s.conn.Exec(ctx, "OPTIMIZE TABLE aggregate_records FINAL"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.conn.Exec(ctx, "OPTIMIZE TABLE aggregate_reports FINAL"); err != nil {
 		t.Fatal(err)
 	}
-	checkOnce(t, s)
+	storetest.CheckViews(t, s)
 	// A third copy now finds it.
 	if err := storetest.Store(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
 		t.Errorf("third store: got %v, want ErrDuplicate", err)
-	}
-}
-
-// TestConcurrentDuplicates stores the same reports from two stores at once,
-// as two dmarcd processes would: each report counts once, whichever won.
-func TestConcurrentDuplicates(t *testing.T) {
-	s1, dsn := openTemp(t, Options{})
-	s2, err := Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
-	const reports = 30
-	var wg sync.WaitGroup
-	stored := make([]int, 2)
-	for i, s := range []*Store{s1, s2} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range reports {
-				err := storetest.Store(t, s, storetest.Report(fmt.Sprint(j)), storetest.Records())
-				if err == nil {
-					stored[i]++
-				} else if !errors.Is(err, dmarcd.ErrDuplicate) {
-					t.Error(err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	t.Logf("stored %d + %d of %d reports (a sum above %[3]d means the writers raced)", stored[0], stored[1], reports)
-	if stored[0]+stored[1] < reports {
-		t.Errorf("stored %d + %d, want at least %d in all", stored[0], stored[1], reports)
-	}
-	for _, c := range []struct{ query, want string }{
-		{`SELECT COUNT(*), SUM(message_count) FROM reports`, fmt.Sprintf("%d|%d\n", reports, reports*13)},
-		{`SELECT COUNT(*), SUM(count) FROM records`, fmt.Sprintf("%d|%d\n", 2*reports, reports*13)},
-		{`SELECT SUM(messages), SUM(dmarc_pass), SUM(quarantined) FROM daily_domains`, fmt.Sprintf("%d|%d|%d\n", reports*13, reports*10, reports*3)},
-		{`SELECT SUM(messages) FROM daily_sources`, fmt.Sprintf("%d\n", reports*13)},
-		{`SELECT SUM(reports), SUM(messages) FROM daily_reporters`, fmt.Sprintf("%d|%d\n", reports, reports*13)},
-		{`SELECT SUM(messages), SUM(passed) FROM daily_selectors`, fmt.Sprintf("%d|%d\n", reports*20, reports*20)},
-	} {
-		if got := queryString(t, s1, c.query); got != c.want {
-			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
-		}
-	}
-}
-
-func TestQueryIsReadOnly(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	ctx := context.Background()
-	if rows, err := s.Query(ctx, `DROP TABLE aggregate_reports`); err == nil {
-		rows.Close()
-		t.Error("a DROP TABLE through Query succeeded")
-	}
-	if rows, err := s.Query(ctx, `INSERT INTO quarantine (sha256) SELECT 'x'`); err == nil {
-		rows.Close()
-		t.Error("an INSERT through Query succeeded")
-	}
-	if got := queryString(t, s, `SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 'aggregate_reports'`); got != "1\n" {
-		t.Errorf("aggregate_reports: %q", got)
 	}
 }
 
@@ -296,45 +176,6 @@ func TestAnalyst(t *testing.T) {
 	}
 	if err := storetest.Store(t, a, storetest.Report("r2"), storetest.Records()); err == nil {
 		t.Error("the analyst stored a report")
-	}
-}
-
-func TestQuarantineOnce(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	q := dmarcd.Quarantined{Origin: dmarcd.Origin{Source: "file:/x", ReceivedAt: time.Now()}, Reason: "bad", Raw: []byte("junk")}
-	for range 2 {
-		if err := s.Quarantine(context.Background(), q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := queryString(t, s, `SELECT reason, size FROM quarantined`); got != "bad|4\n" {
-		t.Errorf("quarantine: %q", got)
-	}
-	if got := queryString(t, s, `SELECT length(raw) FROM quarantine`); got != "4\n" {
-		t.Errorf("raw: %q", got)
-	}
-}
-
-func TestFailureOnce(t *testing.T) {
-	s, _ := openTemp(t, Options{})
-	f := &dmarcd.FailureReport{ReportFrom: "r@receiver.example", FeedbackType: "auth-failure", ReportedDomain: "example.com",
-		SourceIP: "192.0.2.9", ArrivalDateText: "Mon, 2 Nov 2026 08:00:00 +0000", ArrivalDate: time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC),
-		OriginalHeaders: "From: a@example.com\r\n", OriginalRcptTo: []string{"b@example.net"},
-		Fields: []dmarcd.Field{{Name: "Feedback-Type", Value: "auth-failure"}}}
-	if err := s.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Now()}); !errors.Is(err, dmarcd.ErrDuplicate) {
-		t.Fatalf("got %v, want ErrDuplicate", err)
-	}
-	if err := s.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Now()}); !errors.Is(err, dmarcd.ErrDuplicate) {
-		t.Fatalf("stored: got %v, want ErrDuplicate", err)
-	}
-	if got := queryString(t, s, `SELECT domain, source_ip, feedback_type, arrival_date, report_date, original_rcpt_to FROM failures`); got != "example.com|192.0.2.9|auth-failure|2026-11-02 08:00:00|<nil>|[\"b@example.net\"]\n" {
-		t.Errorf("failures: %q", got)
 	}
 }
 

@@ -120,7 +120,7 @@ func TestGroupCloseWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	checkOnce(t, s2)
+	storetest.CheckViews(t, s2)
 }
 
 // TestGroupSameReportTwice: two writers of one report in one process, both
@@ -146,7 +146,7 @@ func TestGroupSameReportTwice(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checkOnce(t, s)
+	storetest.CheckViews(t, s)
 	if got := queryString(t, s, `SELECT count(), sum(messages) FROM rollup_domains`); got != "1|13\n" {
 		t.Errorf("rollup_domains: %q", got)
 	}
@@ -170,7 +170,7 @@ func TestGroupLargeReport(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checkOnce(t, s)
+	storetest.CheckViews(t, s)
 	if got := queryString(t, s, `SELECT count() FROM rollup_unsettled`); got != "0\n" {
 		t.Errorf("unsettled: %q", got)
 	}
@@ -195,7 +195,7 @@ func TestGroupKeptOnFailure(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checkOnce(t, s)
+	storetest.CheckViews(t, s)
 	if got := queryString(t, s, `SELECT count() FROM rollup_unsettled`); got != "0\n" {
 		t.Errorf("unsettled: %q", got)
 	}
