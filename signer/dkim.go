@@ -31,75 +31,157 @@ import (
 // changes (a listing of the folder and file times, not a read of the keys).
 const DefaultReloadInterval = 5 * time.Second
 
+// ErrKeysUnavailable is the error of Keyring.For while the key store
+// cannot be read: the signer then signs nothing rather than sign with keys
+// that may have been retired since, and the front ends answer "try again
+// later".
+var ErrKeysUnavailable = errors.New("the key store cannot be read")
+
 // Keyring holds the signing keys of a key store and reads them again when
-// the store changes.
+// the store changes. Each key is loaded on its own: a key whose file is
+// broken is left out (logged once, and shown by the metrics), and the
+// others sign. A key retired, deleted or removed from the store stops
+// signing at the next check, at most the reload interval later.
 type Keyring struct {
 	store    *keystore.Store
 	interval time.Duration
 	log      *slog.Logger
 
-	mu      sync.Mutex
-	checked time.Time
-	stamp   string
-	keys    map[string][]keystore.SigningKey
+	mu       sync.Mutex
+	checked  time.Time
+	stamp    string
+	loaded   bool
+	keys     map[string][]keystore.SigningKey
+	problems map[string]string // key ID -> why it cannot sign
+	broken   error             // why the store could not be read at the last check
+	metrics  *Metrics
 }
 
 // NewKeyring reads the signing keys of store. It looks for changes at most
-// every interval (0: before every message).
+// every interval (0: before every message). A store that cannot be listed
+// at all is an error; keys that cannot be loaded are logged and left out.
 func NewKeyring(store *keystore.Store, interval time.Duration, log *slog.Logger) (*Keyring, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Keyring{store: store, interval: interval, log: log}
-	if err := r.reload(); err != nil {
-		return nil, err
+	r.reload()
+	if r.broken != nil {
+		return nil, r.broken
 	}
 	return r, nil
 }
 
-func (r *Keyring) reload() error {
-	stamp, err := r.store.Stamp()
-	if err != nil {
-		return err
-	}
+// Instrument makes the keyring report its state in m: the usable keys,
+// each unusable key, and whether the store could be read.
+func (r *Keyring) Instrument(m *Metrics) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metrics = m
+	r.publish()
+}
+
+// reload reads the store again when it changed. Called with r.mu held.
+func (r *Keyring) reload() {
 	r.checked = time.Now()
-	if stamp == r.stamp && r.keys != nil {
-		return nil
+	stamp, err := r.store.Stamp()
+	if err == nil && stamp == r.stamp && r.loaded {
+		return
 	}
-	keys, err := r.store.SigningKeys()
+	var keys map[string][]keystore.SigningKey
+	var problems []keystore.KeyProblem
+	if err == nil {
+		keys, problems, err = r.store.SigningKeys()
+	}
 	if err != nil {
-		return err
+		// Sign nothing: the keys read before may have been retired.
+		if r.broken == nil || r.broken.Error() != err.Error() {
+			r.log.Error("reading the key store failed: nothing is signed until it can be read again (mail is deferred with a temporary error)", "dir", r.store.Dir(), "err", err)
+		}
+		r.broken = fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+		r.keys, r.stamp, r.loaded = nil, "", false
+		r.publish()
+		return
 	}
-	r.keys, r.stamp = keys, stamp
+	if r.broken != nil {
+		r.log.Info("the key store can be read again", "dir", r.store.Dir())
+	}
+	now := make(map[string]string, len(problems))
+	for _, p := range problems {
+		now[p.ID] = p.Err.Error()
+		if r.problems[p.ID] != now[p.ID] {
+			r.log.Error("a signing key cannot be used and is left out; the other keys sign", "key", p.ID, "err", p.Err)
+		}
+	}
+	for id := range r.problems {
+		if _, ok := now[id]; !ok {
+			r.log.Info("a key that could not be used no longer has a problem", "key", id)
+		}
+	}
+	r.keys, r.problems, r.broken, r.stamp, r.loaded = keys, now, nil, stamp, true
 	n := 0
 	for _, ks := range keys {
 		n += len(ks)
 	}
-	r.log.Info("signing keys loaded", "dir", r.store.Dir(), "domains", len(keys), "keys", n)
-	return nil
+	r.log.Info("signing keys loaded", "dir", r.store.Dir(), "domains", len(keys), "keys", n, "unusable", len(problems))
+	r.publish()
+}
+
+// publish sets the metrics from the state. Called with r.mu held.
+func (r *Keyring) publish() {
+	m := r.metrics
+	if m == nil {
+		return
+	}
+	n := 0
+	for _, ks := range r.keys {
+		n += len(ks)
+	}
+	m.KeysUsable.Set(float64(n))
+	m.KeyUnusable.Reset()
+	for id := range r.problems {
+		m.KeyUnusable.WithLabelValues(id).Set(1)
+	}
+	if r.broken != nil {
+		m.KeystoreReadable.Set(0)
+	} else {
+		m.KeystoreReadable.Set(1)
+	}
+}
+
+// Problems returns the keys that should sign and cannot, with why, by key
+// ID (SELECTOR._domainkey.DOMAIN).
+func (r *Keyring) Problems() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.problems))
+	for id, why := range r.problems {
+		out[id] = why
+	}
+	return out
 }
 
 // For returns the signing domain and keys for mail from fromDomain: the
 // domain's own keys, else those of its nearest parent domain that has keys
-// (relaxed DMARC alignment, RFC 7489 §3.1.1).
-func (r *Keyring) For(fromDomain string) (string, []keystore.SigningKey) {
+// (relaxed DMARC alignment, RFC 7489 §3.1.1). While the store cannot be
+// read it returns an error wrapping ErrKeysUnavailable.
+func (r *Keyring) For(fromDomain string) (string, []keystore.SigningKey, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if time.Since(r.checked) >= r.interval {
-		if err := r.reload(); err != nil {
-			// Keep signing with the keys we have; say so once per check.
-			r.log.Error("reading the key store failed; signing with the keys read before", "dir", r.store.Dir(), "err", err)
-			r.checked = time.Now()
-		}
+		r.reload()
+	}
+	if r.broken != nil {
+		return "", nil, r.broken
 	}
 	d := strings.ToLower(strings.TrimSuffix(fromDomain, "."))
 	for strings.Contains(d, ".") {
 		if ks := r.keys[d]; len(ks) > 0 {
-			return d, ks
+			return d, ks, nil
 		}
 		_, d, _ = strings.Cut(d, ".")
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 // UnsignedPolicy says what happens to mail the signer holds no key for.
@@ -169,7 +251,10 @@ func (s *Signer) Sign(msg []byte) (Result, error) {
 		return s.unsigned(res), nil
 	}
 	res.FromDomain = from
-	domain, keys := s.Keys.For(from)
+	domain, keys, err := s.Keys.For(from)
+	if err != nil {
+		return res, err
+	}
 	if len(keys) == 0 {
 		res.Reason = "no signing key for " + from
 		return s.unsigned(res), nil

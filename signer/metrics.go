@@ -21,6 +21,13 @@ type Metrics struct {
 	Signatures *prometheus.CounterVec
 	// AuthFailures counts refused AUTH attempts of the SMTP relay.
 	AuthFailures prometheus.Counter
+	// KeysUsable is the number of keys that sign; KeyUnusable is 1 for
+	// each key that should sign and cannot (its file is broken), by key;
+	// KeystoreReadable is 0 while the key store cannot be read (nothing
+	// is signed then).
+	KeysUsable       prometheus.Gauge
+	KeyUnusable      *prometheus.GaugeVec
+	KeystoreReadable prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg; a nil reg
@@ -33,6 +40,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "DKIM signatures made, by signing domain."}, []string{"domain"}),
 		AuthFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dmarcd", Subsystem: "signer", Name: "auth_failures_total",
 			Help: "AUTH attempts the SMTP relay refused."}),
+		KeysUsable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dmarcd", Subsystem: "signer", Name: "keys_usable",
+			Help: "Keys that sign (state signing or current, with a private key file that loads)."}),
+		KeyUnusable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "dmarcd", Subsystem: "signer", Name: "key_unusable",
+			Help: "1 for each key that should sign and cannot (its metadata or private key file is broken), by key (SELECTOR._domainkey.DOMAIN)."}, []string{"key"}),
+		KeystoreReadable: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dmarcd", Subsystem: "signer", Name: "keystore_readable",
+			Help: "0 while the key store cannot be read: nothing is signed then, and mail is deferred."}),
 	}
 	for _, fe := range []string{FrontendSMTP, FrontendMilter} {
 		for _, r := range []string{OutcomeSigned, OutcomeUnsigned, OutcomeRefused} {
@@ -40,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Messages, m.Signatures, m.AuthFailures} {
+		for _, c := range []prometheus.Collector{m.Messages, m.Signatures, m.AuthFailures, m.KeysUsable, m.KeyUnusable, m.KeystoreReadable} {
 			if err := reg.Register(c); err != nil {
 				return nil, errors.Join(errors.New("registering the signer metrics"), err)
 			}

@@ -126,6 +126,7 @@ func (c *signerCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	ring.Instrument(metrics)
 	s := &signer.Signer{Keys: ring, Unsigned: signer.UnsignedPolicy(cfg.Unsigned)}
 
 	errc := make(chan error, 3)

@@ -143,29 +143,57 @@ func (s *Store) lock() (func(), error) {
 	}, nil
 }
 
-// List returns every key, deleted ones too, by domain and selector.
+// List returns every key, deleted ones too, by domain and selector. A key
+// whose metadata cannot be read fails the listing: the keys commands
+// change nothing on a store they cannot read whole. The signer reads with
+// Scan instead, which leaves such a key out alone.
 func (s *Store) List() ([]dmarcd.Key, error) {
+	keys, problems, err := s.Scan()
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		return nil, problems[0].Err
+	}
+	return keys, nil
+}
+
+// KeyProblem is a key the store holds but cannot use: its metadata or its
+// private key file cannot be read, does not parse, or do not match.
+type KeyProblem struct {
+	// ID is SELECTOR._domainkey.DOMAIN.
+	ID  string
+	Err error
+}
+
+// Scan returns every key whose metadata reads, by domain and selector, and
+// a problem for each one that does not. The error is for a store that
+// cannot be listed at all (its folder or a domain's folder unreadable).
+func (s *Store) Scan() ([]dmarcd.Key, []KeyProblem, error) {
 	domains, err := os.ReadDir(s.dir)
 	if err != nil {
-		return nil, fmt.Errorf("keystore: %w", err)
+		return nil, nil, fmt.Errorf("keystore: %w", err)
 	}
 	var keys []dmarcd.Key
+	var problems []KeyProblem
 	for _, d := range domains {
 		if !d.IsDir() {
 			continue
 		}
 		files, err := os.ReadDir(filepath.Join(s.dir, d.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("keystore: %w", err)
+			return nil, nil, fmt.Errorf("keystore: %w", err)
 		}
 		for _, f := range files {
 			name := f.Name()
 			if !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
 				continue
 			}
-			k, err := s.Get(d.Name(), strings.TrimSuffix(name, ".json"))
+			selector := strings.TrimSuffix(name, ".json")
+			k, err := s.Get(d.Name(), selector)
 			if err != nil {
-				return nil, err
+				problems = append(problems, KeyProblem{ID: selector + "._domainkey." + d.Name(), Err: err})
+				continue
 			}
 			keys = append(keys, k)
 		}
@@ -176,7 +204,7 @@ func (s *Store) List() ([]dmarcd.Key, error) {
 		}
 		return keys[i].Selector < keys[j].Selector
 	})
-	return keys, nil
+	return keys, problems, nil
 }
 
 // Get returns the metadata of one key.
@@ -555,11 +583,16 @@ type SigningKey struct {
 	Signer crypto.Signer
 }
 
-// SigningKeys returns the keys in state signing or current, by domain.
-func (s *Store) SigningKeys() (map[string][]SigningKey, error) {
-	keys, err := s.List()
+// SigningKeys returns the keys in state signing or current, by domain. A
+// key that cannot sign (metadata or private key file unreadable, broken or
+// not matching) is left out and named in the problems: one bad file
+// disables its key and nothing else. A key whose metadata cannot be read
+// is left out whatever its state: a signer cannot tell whether it was
+// retired. The error is for a store that cannot be listed at all.
+func (s *Store) SigningKeys() (map[string][]SigningKey, []KeyProblem, error) {
+	keys, problems, err := s.Scan()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make(map[string][]SigningKey)
 	for _, k := range keys {
@@ -568,11 +601,12 @@ func (s *Store) SigningKeys() (map[string][]SigningKey, error) {
 		}
 		signer, err := s.Signer(k.Domain, k.Selector)
 		if err != nil {
-			return nil, err
+			problems = append(problems, KeyProblem{ID: k.ID(), Err: err})
+			continue
 		}
 		out[k.Domain] = append(out[k.Domain], SigningKey{Key: k, Signer: signer})
 	}
-	return out, nil
+	return out, problems, nil
 }
 
 // Signer returns a crypto.Signer for the key, which checks that the private
@@ -627,9 +661,10 @@ func (k *keySigner) GoString() string           { return k.String() }
 func (k *keySigner) LogValue() slog.Value       { return slog.StringValue(k.String()) }
 func (k *keySigner) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
-// Stamp changes whenever a key is added or changes state: a reader that
-// caches keys compares stamps to know when to read them again. It reads
-// the folder listing and file times only.
+// Stamp changes whenever a key is added, removed or changes state, or its
+// private key file changes: a reader that caches keys compares stamps to
+// know when to read them again. It reads the folder listing and file
+// times only.
 func (s *Store) Stamp() (string, error) {
 	h := sha256.New()
 	domains, err := os.ReadDir(s.dir)
@@ -645,7 +680,7 @@ func (s *Store) Stamp() (string, error) {
 			return "", fmt.Errorf("keystore: %w", err)
 		}
 		for _, f := range files {
-			if !strings.HasSuffix(f.Name(), ".json") || strings.HasPrefix(f.Name(), ".") {
+			if !(strings.HasSuffix(f.Name(), ".json") || strings.HasSuffix(f.Name(), ".pem")) || strings.HasPrefix(f.Name(), ".") {
 				continue
 			}
 			info, err := f.Info()

@@ -273,9 +273,52 @@ func TestTransitions(t *testing.T) {
 	if _, err := s.Generate(GenerateOptions{Domain: "example.com", Selector: "a", Algorithm: "ed25519"}); !errors.Is(err, ErrExists) {
 		t.Fatalf("reusing a deleted selector: %v", err)
 	}
-	signing, err := s.SigningKeys()
-	if err != nil || len(signing["example.com"]) != 2 {
-		t.Fatalf("SigningKeys: %v %v", err, signing)
+	signing, problems, err := s.SigningKeys()
+	if err != nil || len(signing["example.com"]) != 2 || len(problems) != 0 {
+		t.Fatalf("SigningKeys: %v %v %v", err, signing, problems)
+	}
+}
+
+// TestSigningKeysPerKey: a broken private key file or metadata file
+// disables its key only; the other keys sign, and List, which the keys
+// commands use, fails loudly.
+func TestSigningKeysPerKey(t *testing.T) {
+	s := openTemp(t)
+	for _, k := range []struct{ domain, selector string }{{"good.example", "a"}, {"bad.example", "pem"}, {"broken.example", "json"}, {"other.example", "b"}} {
+		if _, err := s.Generate(GenerateOptions{Domain: k.domain, Selector: k.selector, Algorithm: "ed25519"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range []dmarcd.KeyState{dmarcd.KeyPublished, dmarcd.KeySigning, dmarcd.KeyCurrent} {
+			if _, err := s.Transition(k.domain, k.selector, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(s.keyPath("bad.example", "pem"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.metaPath("broken.example", "json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signing, problems, err := s.SigningKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(signing["good.example"]) != 1 || len(signing["other.example"]) != 1 || len(signing["bad.example"]) != 0 || len(signing["broken.example"]) != 0 {
+		t.Errorf("signing keys: %v", signing)
+	}
+	ids := map[string]bool{}
+	for _, p := range problems {
+		ids[p.ID] = true
+		if strings.Contains(p.Err.Error(), "garbage") {
+			t.Errorf("a problem quotes the file: %v", p.Err)
+		}
+	}
+	if len(problems) != 2 || !ids["pem._domainkey.bad.example"] || !ids["json._domainkey.broken.example"] {
+		t.Errorf("problems: %v", problems)
+	}
+	if _, err := s.List(); err == nil {
+		t.Error("List of a store with a broken metadata file succeeded")
 	}
 }
 
