@@ -21,6 +21,9 @@ const (
 	AlertReporterSilent AlertKind = "reporter-silent"
 	// AlertKeyDue: a DKIM key is due for rotation, or a rotation step is.
 	AlertKeyDue AlertKind = "key-due"
+	// AlertKeyUnusable: a DKIM key that should sign cannot: its private
+	// key file or metadata is broken, so the signer leaves it out.
+	AlertKeyUnusable AlertKind = "key-unusable"
 	// AlertDNSDrift: a published record is no longer what dmarcd
 	// recommended.
 	AlertDNSDrift AlertKind = "dns-drift"

@@ -360,6 +360,36 @@ func KeysDue(advise func(ctx context.Context) ([]advisor.KeyAdvice, error)) Dete
 	}}
 }
 
+// UnusableKey is a DKIM key that should sign and cannot.
+type UnusableKey struct {
+	Domain string
+	// ID is SELECTOR._domainkey.DOMAIN.
+	ID     string
+	Reason string
+}
+
+// KeysUnusable alerts on each key the signer leaves out because its files
+// are broken: mail of its domain goes unsigned by it (or by every key of
+// the domain, when it was the only one).
+func KeysUnusable(problems func(ctx context.Context) ([]UnusableKey, error)) Detector {
+	return Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertKeyUnusable}, Detect: func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
+		keys, err := problems(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []dmarcd.Alert
+		for _, k := range keys {
+			out = append(out, dmarcd.Alert{
+				Domain: k.Domain, Kind: dmarcd.AlertKeyUnusable, Subject: k.ID,
+				Title:  fmt.Sprintf("DKIM key %s cannot sign", k.ID),
+				Text:   "The signer leaves this key out: " + k.Reason + ". The domain's other keys still sign; mail the key alone signed goes out unsigned.",
+				Action: "Restore the key's files from a backup, or retire it and rotate: dmarcd keys rotate --domain " + k.Domain,
+			})
+		}
+		return out, nil
+	}}
+}
+
 // QuarantineGrowth alerts when more than max inputs were quarantined in the
 // last day: a reporter changed its format, or the poller reads mail that is
 // not reports.

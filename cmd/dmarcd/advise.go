@@ -201,19 +201,46 @@ func newClassifiers(e *env, r *advisor.Resolver) (func(dmarcd.SenderDomain) *ana
 	}, nil
 }
 
-// storedKeys lists the key store's keys; none when there is no key store.
-func storedKeys(cfg Config) ([]dmarcd.Key, error) {
+// configuredKeyStore opens the key store of the config; nil when there is
+// none.
+func configuredKeyStore(cfg Config) (*keystore.Store, error) {
 	if cfg.Keys.Dir == "" {
 		return nil, nil
 	}
 	if _, err := os.Stat(cfg.Keys.Dir); err != nil {
 		return nil, nil
 	}
-	ks, err := keystore.Open(cfg.Keys.Dir)
+	return keystore.Open(cfg.Keys.Dir)
+}
+
+// storedKeys lists the key store's keys whose metadata reads; none when
+// there is no key store. Broken keys are unusableKeys' to tell.
+func storedKeys(cfg Config) ([]dmarcd.Key, error) {
+	ks, err := configuredKeyStore(cfg)
+	if ks == nil || err != nil {
+		return nil, err
+	}
+	keys, _, err := ks.Scan()
+	return keys, err
+}
+
+// unusableKeys are the keys that should sign and cannot, as the signer
+// sees them.
+func unusableKeys(cfg Config) ([]alert.UnusableKey, error) {
+	ks, err := configuredKeyStore(cfg)
+	if ks == nil || err != nil {
+		return nil, err
+	}
+	_, problems, err := ks.SigningKeys()
 	if err != nil {
 		return nil, err
 	}
-	return ks.List()
+	out := make([]alert.UnusableKey, len(problems))
+	for i, p := range problems {
+		_, domain, _ := strings.Cut(p.ID, "._domainkey.")
+		out[i] = alert.UnusableKey{Domain: domain, ID: p.ID, Reason: p.Err.Error()}
+	}
+	return out, nil
 }
 
 // keyAdvice is the rotation advice for the stored keys.

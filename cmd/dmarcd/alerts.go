@@ -118,6 +118,7 @@ func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*im
 		alert.TLSFailures(st, domains),
 		alert.QuarantineGrowth(st, e.cfg.Alerts.QuarantinePerDay),
 		alert.KeysDue(func(ctx context.Context) ([]advisor.KeyAdvice, error) { return keyAdvice(e, st) }),
+		alert.KeysUnusable(func(context.Context) ([]alert.UnusableKey, error) { return unusableKeys(e.cfg) }),
 		alert.DNSDrift(r, e.cfg.Domains, ourSPF(e.cfg.Sending), func(d dmarcd.SenderDomain) ([]advisor.DKIMPublicKey, error) {
 			return dkimKeys(e.cfg, d.Name)
 		}),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/pem"
 	"os"
 	"os/exec"
@@ -8,6 +9,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor/alert"
+	"github.com/dmarcd/dmarcd/signer/keystore"
 )
 
 // TestKeysCommands runs the keys commands through a rotation and checks
@@ -130,5 +135,39 @@ func TestKeysSignerConfig(t *testing.T) {
 		if _, err := loadConfigBytes(t, dir, bad); err == nil {
 			t.Errorf("accepted: %s", bad)
 		}
+	}
+}
+
+// TestUnusableKeysAlert: a key whose private key file is broken is told by
+// the key-unusable alert, with its domain; the healthy keys are not.
+func TestUnusableKeysAlert(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	st, err := keystore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"good.example", "bad.example"} {
+		if _, err := st.Generate(keystore.GenerateOptions{Domain: d, Selector: "s1", Algorithm: "ed25519"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []dmarcd.KeyState{dmarcd.KeyPublished, dmarcd.KeySigning, dmarcd.KeyCurrent} {
+			if _, err := st.Transition(d, "s1", s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.example", "s1.pem"), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Keys: KeysConfig{Dir: dir}}
+	alerts, err := alert.KeysUnusable(func(context.Context) ([]alert.UnusableKey, error) { return unusableKeys(cfg) }).Detect(context.Background(), testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) != 1 || alerts[0].Domain != "bad.example" || alerts[0].Kind != dmarcd.AlertKeyUnusable || alerts[0].Subject != "s1._domainkey.bad.example" {
+		t.Fatalf("alerts: %+v", alerts)
+	}
+	if keys, err := storedKeys(cfg); err != nil || len(keys) != 2 {
+		t.Errorf("stored keys: %d, %v", len(keys), err)
 	}
 }
