@@ -144,21 +144,6 @@ func (k Key) TXT() string {
 	return "v=DKIM1; k=" + k.KeyType() + "; p=" + p
 }
 
-// MaxTXTStringLen is the longest character-string in a TXT record (RFC 1035
-// §3.3): a longer value is published as several strings, which a verifier
-// joins (RFC 6376 §3.6.2.2).
-const MaxTXTStringLen = 255
-
-// SplitTXT cuts a TXT value into strings of at most MaxTXTStringLen bytes.
-func SplitTXT(value string) []string {
-	var parts []string
-	for len(value) > MaxTXTStringLen {
-		parts = append(parts, value[:MaxTXTStringLen])
-		value = value[MaxTXTStringLen:]
-	}
-	return append(parts, value)
-}
-
 // KeyRecord is a parsed DKIM key record (RFC 6376 §3.6.1).
 type KeyRecord struct {
 	Version string // v=, "DKIM1" or empty

@@ -2,7 +2,6 @@ package dmarcd
 
 import (
 	"errors"
-	"strings"
 	"testing"
 )
 
@@ -43,20 +42,5 @@ func TestKeyRecord(t *testing.T) {
 	// Folded whitespace in p= (RFC 6376 §3.6.1) and no v=.
 	if r, err := ParseKeyRecord("k=rsa; p=AAAA BBBB"); err != nil || len(r.PublicKey) != 6 {
 		t.Errorf("folded p=: %v %+v", err, r)
-	}
-}
-
-func TestSplitTXT(t *testing.T) {
-	for _, n := range []int{0, 1, 255, 256, 700} {
-		v := strings.Repeat("x", n)
-		parts := SplitTXT(v)
-		if strings.Join(parts, "") != v {
-			t.Fatalf("%d: parts do not join", n)
-		}
-		for _, p := range parts {
-			if len(p) > MaxTXTStringLen {
-				t.Fatalf("%d: a part of %d", n, len(p))
-			}
-		}
 	}
 }

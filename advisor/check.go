@@ -11,43 +11,25 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
-// Severity says how much a finding matters.
-type Severity string
+// Finding and Severity are dnsrecord's: the record parsers and the checks
+// built on them report in the same terms.
+type (
+	Finding  = dnsrecord.Finding
+	Severity = dnsrecord.Severity
+)
 
+// The severities of a Finding.
 const (
-	// SeverityError: receivers do not get what the domain means (an SPF
-	// permerror, no DMARC record applies, a key that does not verify).
-	SeverityError Severity = "error"
-	// SeverityWarning: it works today, but loses reports, protection or
-	// mail in some receivers.
-	SeverityWarning Severity = "warning"
-	// SeverityInfo: worth knowing, nothing to fix.
-	SeverityInfo Severity = "info"
+	SeverityError   = dnsrecord.SeverityError
+	SeverityWarning = dnsrecord.SeverityWarning
+	SeverityInfo    = dnsrecord.SeverityInfo
 )
-
-// Finding is one result of a check: what is wrong (or worth knowing), at
-// which DNS name, and what to do about it.
-type Finding struct {
-	Severity Severity `json:"severity"`
-	// Code is stable, for scripts: "spf-lookups", "dmarc-pct-without-t", ...
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Name is the DNS name concerned, for example "_dmarc.example.com".
-	Name   string `json:"name,omitempty"`
-	Advice string `json:"advice,omitempty"`
-}
 
 // HasErrors reports whether any finding is an error.
-func HasErrors(fs []Finding) bool {
-	for _, f := range fs {
-		if f.Severity == SeverityError {
-			return true
-		}
-	}
-	return false
-}
+func HasErrors(fs []Finding) bool { return dnsrecord.HasErrors(fs) }
 
 func findingsAt(fs []Finding, name string) []Finding {
 	for i := range fs {

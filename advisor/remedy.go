@@ -10,6 +10,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // Fix is one thing to do so that a sender's mail passes DMARC: what to do,
@@ -223,6 +224,6 @@ func (a *Advisor) spfFix(ctx context.Context, domain string, live *liveSPF, add 
 	}
 	return Fix{
 		Text:   fmt.Sprintf("%s (costs %d lookups; you are at %d of %d)", text, m.Lookups-live.lookups, live.lookups, SPFMaxLookups),
-		Record: fmt.Sprintf("%s. IN TXT %s", domain, zoneStrings(m.Strings)),
+		Record: fmt.Sprintf("%s. IN TXT %s", domain, dnsrecord.Quote(m.Record)),
 	}, nil
 }

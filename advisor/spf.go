@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // Limits of SPF (RFC 7208) and of the analysis.
@@ -31,10 +33,6 @@ const (
 	// should stay under 450 octets so that the answer fits a UDP packet
 	// (RFC 7208 §3.4).
 	SPFMaxRecordOctets = 450
-	// TXTMaxStringOctets is the longest character-string of a TXT record
-	// (RFC 1035 §3.3, §3.3.14); longer text is split into several strings,
-	// which receivers join without separator (RFC 7208 §3.3).
-	TXTMaxStringOctets = 255
 	// spfAnalysisMaxLookups bounds the DNS work of one analysis: past it
 	// the record is far over the limit and the rest is not followed.
 	spfAnalysisMaxLookups = 3 * SPFMaxLookups
@@ -901,7 +899,7 @@ type SPFMerge struct {
 	// Live is the record published now, "" when none.
 	Live string `json:"live,omitempty"`
 	// Record is the merged record; Strings the same split into TXT
-	// character-strings of at most TXTMaxStringOctets.
+	// character-strings of at most dnsrecord.MaxStringOctets.
 	Record  string   `json:"record"`
 	Strings []string `json:"strings"`
 	// Added are the terms the merge added; Duplicates the additions (or
@@ -1035,7 +1033,7 @@ func MergeSPF(ctx context.Context, r DNS, domain, live string, add SPFAdditions)
 
 	merged := &SPFRecord{Terms: append(append(mechs, *final), tail...)}
 	m.Record = merged.String()
-	m.Strings = SplitTXT(m.Record)
+	m.Strings = dnsrecord.Split(m.Record)
 	a := AnalyzeSPFRecord(ctx, r, domain, m.Record)
 	m.Lookups, m.Costs, m.Findings = a.Lookups, a.Costs, a.Findings
 	if a.Lookups > SPFMaxLookups {
@@ -1095,21 +1093,4 @@ func spfTermKey(t SPFTerm) string {
 		text = strings.Replace(text, strings.ToLower(t.Domain), strings.TrimSuffix(strings.ToLower(t.Domain), "."), 1)
 	}
 	return t.Qualifier + text
-}
-
-// SplitTXT splits a TXT value into character-strings of at most
-// TXTMaxStringOctets, at a space when one is near the end of the chunk
-// (receivers join them without separator, RFC 7208 §3.3, RFC 6376
-// §3.6.2.2, so the space stays at the end of its string).
-func SplitTXT(s string) []string {
-	var out []string
-	for len(s) > TXTMaxStringOctets {
-		cut := TXTMaxStringOctets
-		if i := strings.LastIndexByte(s[:TXTMaxStringOctets], ' '); i > TXTMaxStringOctets/2 {
-			cut = i + 1
-		}
-		out = append(out, s[:cut])
-		s = s[cut:]
-	}
-	return append(out, s)
 }

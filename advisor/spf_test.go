@@ -319,29 +319,6 @@ func TestSPFNetworkTerm(t *testing.T) {
 	}
 }
 
-func TestSplitTXT(t *testing.T) {
-	long := "v=spf1 " + strings.Repeat("ip4:192.0.2.123 ", 30) + "~all"
-	parts := SplitTXT(long)
-	if len(parts) < 2 || strings.Join(parts, "") != long {
-		t.Fatalf("SplitTXT: %d parts, joined equal %v", len(parts), strings.Join(parts, "") == long)
-	}
-	for _, p := range parts {
-		if len(p) > TXTMaxStringOctets {
-			t.Errorf("a string of %d octets", len(p))
-		}
-	}
-	if !strings.HasSuffix(parts[0], " ") {
-		t.Errorf("the first string %q does not end at a space", parts[0])
-	}
-	key := strings.Repeat("A", 600)
-	if parts := SplitTXT(key); len(parts) != 3 || len(parts[0]) != 255 || strings.Join(parts, "") != key {
-		t.Errorf("SplitTXT of 600 octets without spaces: %d parts", len(parts))
-	}
-	if parts := SplitTXT("short"); len(parts) != 1 || parts[0] != "short" {
-		t.Errorf("SplitTXT(short) = %q", parts)
-	}
-}
-
 func FuzzParseSPF(f *testing.F) {
 	for _, s := range []string{
 		"v=spf1 -all", "v=spf1 mx a:mail.example.com/24//64 ip4:192.0.2.0/24 ip6:2001:db8::/32 include:_spf.example.net ~all",

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // RecordTTL is the TTL of the records the wizard writes, in seconds: an
@@ -55,7 +56,7 @@ type PlannedRecord struct {
 	Type string `json:"type"`
 	TTL  int    `json:"ttl"`
 	// Value is the TXT text; Strings the same split into
-	// character-strings of at most TXTMaxStringOctets.
+	// character-strings of at most dnsrecord.MaxStringOctets.
 	Value   string   `json:"value"`
 	Strings []string `json:"strings"`
 	Note    string   `json:"note,omitempty"`
@@ -151,7 +152,7 @@ func PlanDomain(ctx context.Context, r DNS, in DomainSetup) (*Plan, error) {
 
 func (p *Plan) add(rec PlannedRecord) {
 	rec.Type, rec.TTL = "TXT", RecordTTL
-	rec.Strings = SplitTXT(rec.Value)
+	rec.Strings = dnsrecord.Split(rec.Value)
 	p.Records = append(p.Records, rec)
 }
 
@@ -342,7 +343,7 @@ func (p *Plan) Zones() []string {
 // WriteBIND writes the records as BIND zone file lines. With a zone, only
 // the records of that zone, after $ORIGIN, with relative names; with "",
 // all records with absolute names. Long TXT values are split into quoted
-// strings of at most TXTMaxStringOctets.
+// strings of at most dnsrecord.MaxStringOctets.
 func (p *Plan) WriteBIND(w io.Writer, zone string) error {
 	var b strings.Builder
 	if zone != "" {
@@ -360,33 +361,10 @@ func (p *Plan) WriteBIND(w io.Writer, zone string) error {
 		if r.Note != "" {
 			comment += ": " + r.Note
 		}
-		fmt.Fprintf(&b, "; %s\n%s\t%d\tIN\t%s\t%s\n", comment, name, r.TTL, r.Type, zoneStrings(r.Strings))
+		fmt.Fprintf(&b, "; %s\n%s\t%d\tIN\t%s\t%s\n", comment, name, r.TTL, r.Type, dnsrecord.Quote(r.Value))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// zoneStrings writes character-strings in zone file syntax (RFC 1035 §5.1).
-func zoneStrings(strs []string) string {
-	parts := make([]string, len(strs))
-	for i, s := range strs {
-		var b strings.Builder
-		b.WriteByte('"')
-		for j := 0; j < len(s); j++ {
-			switch c := s[j]; {
-			case c == '"' || c == '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
-			case c < 0x20 || c > 0x7e:
-				fmt.Fprintf(&b, "\\%03d", c)
-			default:
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte('"')
-		parts[i] = b.String()
-	}
-	return strings.Join(parts, " ")
 }
 
 // WriteTable writes the records as rows for web DNS consoles: the zone,
@@ -403,7 +381,7 @@ func (p *Plan) WriteTable(w io.Writer) error {
 	for _, r := range p.Records {
 		if len(r.Strings) > 1 {
 			_, err := fmt.Fprintf(w, "\n%s is longer than %d characters: consoles that want one string each get these, in order:\n  %s\n",
-				r.Name, TXTMaxStringOctets, zoneStrings(r.Strings))
+				r.Name, dnsrecord.MaxStringOctets, dnsrecord.Quote(r.Value))
 			if err != nil {
 				return err
 			}

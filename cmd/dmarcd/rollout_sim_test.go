@@ -14,6 +14,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 	"github.com/dmarcd/dmarcd/internal/synth"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
@@ -446,7 +447,7 @@ not_ours = [%s]
 
 func txtRR(t *testing.T, name, value string) dns.RR {
 	t.Helper()
-	return &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: advisor.SplitTXT(value)}
+	return &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: dnsrecord.Split(value)}
 }
 
 // simZone is the DNS of the simulation: the domain's SPF record (three
