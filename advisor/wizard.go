@@ -131,7 +131,7 @@ func PlanDomain(ctx context.Context, r DNS, in DomainSetup) (*Plan, error) {
 		return p, err
 	}
 	for _, k := range in.DKIM {
-		if _, _, err := parseDKIMKey(k.Value); err != nil {
+		if _, err := dnsrecord.ParseKey(k.Value); err != nil {
 			return p, fmt.Errorf("DKIM key record of selector %s: %v", k.Selector, err)
 		}
 		if _, ok := checkDomainName(k.Selector + "._domainkey." + domain); !ok || k.Selector == "" {
@@ -447,11 +447,11 @@ func Drift(ctx context.Context, r DNS, p *Plan) ([]Difference, error) {
 			live = SelectDMARC(txts)
 			same = func(string) bool { return true }
 		case PurposeDKIM:
-			want, _, _ := parseDKIMKey(pr.Value)
+			want, wantErr := dnsrecord.ParseKey(pr.Value)
 			live = txts
 			same = func(l string) bool {
-				k, _, err := parseDKIMKey(l)
-				return err == nil && k.PublicKey == want.PublicKey && k.KeyType == want.KeyType
+				k, err := dnsrecord.ParseKey(l)
+				return wantErr == nil && err == nil && sameKey(want, k)
 			}
 		}
 		diff := Difference{Purpose: pr.Purpose, Name: pr.Name, Want: pr.Value, Live: live}
