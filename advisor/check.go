@@ -100,17 +100,17 @@ func Check(ctx context.Context, r DNS, d dmarcd.SenderDomain, opts CheckOptions)
 	}
 	if err == nil && disc.Record != nil {
 		policyName := "_dmarc." + disc.PolicyDomain
-		_, recFindings, _ := ParseDMARC(disc.Text)
+		_, recFindings, _ := dnsrecord.ParseDMARC(disc.Text)
 		fs = append(fs, findingsAt(recFindings, policyName)...)
 		fs = append(fs, Finding{Severity: SeverityInfo, Code: "dmarc-found", Name: policyName,
 			Message: fmt.Sprintf("DMARC policy of %s: %q at %s (applies %s; organizational domain %s)", domain, disc.Text, policyName, disc.Applied(), disc.OrgDomain)})
 		if want := opts.IntendedPolicy; want != "" {
-			if sp := disc.Record.SubdomainEffective(); disc.Record.SubdomainPolicy != "" && dmarcPolicyRank(sp) < dmarcPolicyRank(want) {
+			if sp := disc.Record.SubdomainEffective(); disc.Record.SubdomainPolicy != "" && dnsrecord.PolicyRank(sp) < dnsrecord.PolicyRank(want) {
 				fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-sp-below-rollout", Name: policyName,
 					Message: fmt.Sprintf("sp=%s is weaker than the policy the rollout heads for (%s): subdomains stay open to forgery", sp, want),
 					Advice:  "remove sp, or raise it with the rollout"})
 			}
-			if np := disc.Record.NonexistentEffective(); disc.Record.NonexistentPolicy != "" && dmarcPolicyRank(np) < dmarcPolicyRank(want) {
+			if np := disc.Record.NonexistentEffective(); disc.Record.NonexistentPolicy != "" && dnsrecord.PolicyRank(np) < dnsrecord.PolicyRank(want) {
 				fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-np-below-rollout", Name: policyName,
 					Message: fmt.Sprintf("np=%s is weaker than the policy the rollout heads for (%s): names that do not exist stay open to forgery", np, want),
 					Advice:  "remove np, or set np=reject"})

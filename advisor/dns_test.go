@@ -115,7 +115,7 @@ func sameKind(purpose, txt string) bool {
 	case PurposeSPF:
 		return IsSPF(txt)
 	case PurposeDMARC, PurposeReportAuthorization:
-		return IsDMARC(txt)
+		return dnsrecord.IsDMARC(txt)
 	}
 	return true
 }

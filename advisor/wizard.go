@@ -214,26 +214,26 @@ func (p *Plan) planSPF(ctx context.Context, r DNS, in DomainSetup, zone string) 
 
 // planDMARC writes the DMARC record: the rollout start, or the live record
 // with our report addresses.
-func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone string) (*Record, error) {
+func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone string) (*dnsrecord.DMARCRecord, error) {
 	name := "_dmarc." + p.Domain
 	txts, err := r.TXT(ctx, name)
 	if err != nil && !IsNotFound(err) {
 		return nil, fmt.Errorf("reading the DMARC record of %s: %w", p.Domain, err)
 	}
-	live := SelectDMARC(txts)
-	rua, ruf := mailtoURIs(d.RUA), mailtoURIs(d.RUF)
+	live := dnsrecord.SelectDMARC(txts)
+	rua, ruf := dnsrecord.MailtoURIs(d.RUA), dnsrecord.MailtoURIs(d.RUF)
 	for _, u := range slices.Concat(rua, ruf) {
-		if _, err := ReportAddress(u); err != nil {
+		if _, err := dnsrecord.ReportAddress(u); err != nil {
 			return nil, fmt.Errorf("report address of %s: %v", p.Domain, err)
 		}
 	}
-	var rec *Record
+	var rec *dnsrecord.DMARCRecord
 	switch len(live) {
 	case 0:
 		if len(rua) == 0 {
 			return nil, fmt.Errorf("%w for %s: a p=none record without rua= brings no aggregate reports, so nothing would be learned and the rollout could not start; give one (--rua ADDRESS, or rua in its [[domain]] table)", ErrNoReportAddress, p.Domain)
 		}
-		rec = &Record{Policy: dmarcd.PolicyNone, RUA: rua, RUF: ruf}
+		rec = &dnsrecord.DMARCRecord{Policy: dmarcd.PolicyNone, RUA: rua, RUF: ruf}
 		p.Notes = append(p.Notes, "DMARC: the slow rollout starts at p=none: receivers only report, nothing is quarantined or rejected; `dmarcd advise` says when to take the next step. "+
 			"sp and np are left out, so subdomains and names that do not exist follow p as it moves; np=reject could be added now, since names that do not exist send no legitimate mail (RFC 7489 receivers ignore np).")
 		if p.Mode == dmarcd.ModeSubdomain {
@@ -241,7 +241,7 @@ func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone
 			if err != nil {
 				return nil, err
 			}
-			if applied := disc.Applied(); dmarcPolicyRank(applied) > 0 {
+			if applied := disc.Applied(); dnsrecord.PolicyRank(applied) > 0 {
 				tag := "sp"
 				if disc.Record.SubdomainPolicy == "" {
 					tag = "p"
@@ -251,7 +251,7 @@ func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone
 			}
 		}
 	case 1:
-		parsed, _, err := ParseDMARC(live[0])
+		parsed, _, err := dnsrecord.ParseDMARC(live[0])
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +290,7 @@ var ErrNoReportAddress = errors.New("no report address")
 func unionURIs(have, add []string) []string {
 	out := slices.Clone(have)
 	addr := func(u string) string {
-		a, err := ReportAddress(u)
+		a, err := dnsrecord.ReportAddress(u)
 		if err != nil {
 			return u
 		}
@@ -304,10 +304,10 @@ func unionURIs(have, add []string) []string {
 	return out
 }
 
-func (p *Plan) planReportAuthorization(ctx context.Context, r DNS, rec *Record) error {
+func (p *Plan) planReportAuthorization(ctx context.Context, r DNS, rec *dnsrecord.DMARCRecord) error {
 	done := map[string]bool{}
 	for _, u := range slices.Concat(rec.RUA, rec.RUF) {
-		addr, err := ReportAddress(u)
+		addr, err := dnsrecord.ReportAddress(u)
 		if err != nil {
 			continue
 		}
@@ -441,10 +441,10 @@ func Drift(ctx context.Context, r DNS, p *Plan) ([]Difference, error) {
 			live = SelectSPF(txts)
 			same = func(l string) bool { return spfCanonical(l) == spfCanonical(pr.Value) }
 		case PurposeDMARC:
-			live = SelectDMARC(txts)
+			live = dnsrecord.SelectDMARC(txts)
 			same = func(l string) bool { return dmarcCanonical(l) == dmarcCanonical(pr.Value) }
 		case PurposeReportAuthorization:
-			live = SelectDMARC(txts)
+			live = dnsrecord.SelectDMARC(txts)
 			same = func(string) bool { return true }
 		case PurposeDKIM:
 			want, wantErr := dnsrecord.ParseKey(pr.Value)
@@ -491,7 +491,7 @@ func spfCanonical(txt string) string {
 // dmarcCanonical writes a DMARC record in the canonical order of
 // Record.String.
 func dmarcCanonical(txt string) string {
-	rec, _, err := ParseDMARC(txt)
+	rec, _, err := dnsrecord.ParseDMARC(txt)
 	if err != nil {
 		return txt
 	}

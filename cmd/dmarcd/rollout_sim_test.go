@@ -378,7 +378,7 @@ func runSimulation(t *testing.T, sc simScenario) []simWeek {
 		if sc.fixAt != "" && monday.Format(time.DateOnly) >= sc.fixAt {
 			srv.Set(simDomain+".", txtRR(t, simDomain, "v=spf1 ip4:192.0.2.0/24 a mx include:_spf.helpdesk.example include:_spf.google.com ~all"))
 		}
-		rec, _, err := advisor.ParseDMARC(live)
+		rec, _, err := dnsrecord.ParseDMARC(live)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +417,7 @@ func runSimulation(t *testing.T, sc simScenario) []simWeek {
 }
 
 func stepOfRecord(t *testing.T, record string) string {
-	r, _, err := advisor.ParseDMARC(record)
+	r, _, err := dnsrecord.ParseDMARC(record)
 	if err != nil {
 		t.Fatal(err)
 	}
