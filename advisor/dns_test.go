@@ -113,7 +113,7 @@ func publish(srv *testserver.DNSServer, p *Plan) {
 func sameKind(purpose, txt string) bool {
 	switch purpose {
 	case PurposeSPF:
-		return IsSPF(txt)
+		return dnsrecord.IsSPF(txt)
 	case PurposeDMARC, PurposeReportAuthorization:
 		return dnsrecord.IsDMARC(txt)
 	}

@@ -129,7 +129,7 @@ func (a *Advisor) fixes(ctx context.Context, domain string, s *analyze.Sender, s
 			out = append(out, Fix{Text: fmt.Sprintf("sign the mail of %s with a DKIM key of %s: `dmarcd keys generate --domain %s` and the dmarcd signer, or the server's own DKIM signing with a key published under %s",
 				strings.TrimPrefix(s.ID, "network:"), domain, domain, domain)})
 		}
-		if term, err := spfNetworkTerm(strings.TrimPrefix(s.ID, "network:")); err == nil && spfLow && ownEnvelope {
+		if term, err := dnsrecord.SPFNetworkTerm(strings.TrimPrefix(s.ID, "network:")); err == nil && spfLow && ownEnvelope {
 			f, err := a.spfFix(ctx, domain, spf, SPFAdditions{IPs: []string{strings.TrimPrefix(s.ID, "network:")}}, term)
 			if err != nil {
 				return nil, err

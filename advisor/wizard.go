@@ -169,7 +169,7 @@ func (p *Plan) planSPF(ctx context.Context, r DNS, in DomainSetup, zone string) 
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("reading the SPF record of %s: %w", p.Domain, err)
 	}
-	spfs := SelectSPF(txts)
+	spfs := dnsrecord.SelectSPF(txts)
 	if len(spfs) > 1 {
 		return fmt.Errorf("%s publishes %d SPF records (%s), which is a permerror (RFC 7208 §4.5): merge them into one by hand, then run this again",
 			p.Domain, len(spfs), strings.Join(quotedList(spfs), ", "))
@@ -438,7 +438,7 @@ func Drift(ctx context.Context, r DNS, p *Plan) ([]Difference, error) {
 		same := func(string) bool { return false }
 		switch pr.Purpose {
 		case PurposeSPF:
-			live = SelectSPF(txts)
+			live = dnsrecord.SelectSPF(txts)
 			same = func(l string) bool { return spfCanonical(l) == spfCanonical(pr.Value) }
 		case PurposeDMARC:
 			live = dnsrecord.SelectDMARC(txts)
@@ -473,7 +473,7 @@ func Drift(ctx context.Context, r DNS, p *Plan) ([]Difference, error) {
 // spfCanonical writes an SPF record by its terms, so that case, extra
 // spaces and "+" do not count as differences.
 func spfCanonical(txt string) string {
-	rec, fs := ParseSPF(txt)
+	rec, fs := dnsrecord.ParseSPF(txt)
 	if rec == nil || HasErrors(fs) {
 		return txt
 	}
