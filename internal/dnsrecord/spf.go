@@ -297,7 +297,10 @@ func parseSPFNetwork(mech, arg string) (netip.Prefix, error) {
 	return netip.PrefixFrom(addr, n), nil
 }
 
-// SPFNetworkTerm writes an address or network as ip4:/ip6:.
+// SPFNetworkTerm writes an address or network, with or without its ip4: or
+// ip6:, as the mechanism that matches it (RFC 7208 §5.6): a single address
+// without a prefix length, a network masked to its length, an IPv4-mapped
+// IPv6 address as IPv4.
 func SPFNetworkTerm(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	for _, p := range []string{"ip4:", "ip6:", "+ip4:", "+ip6:"} {
