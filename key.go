@@ -1,11 +1,7 @@
 package dmarcd
 
 import (
-	"bytes"
 	"encoding/base64"
-	"errors"
-	"fmt"
-	"strings"
 	"time"
 )
 
@@ -142,87 +138,6 @@ func (k Key) TXT() string {
 		p = base64.StdEncoding.EncodeToString(k.PublicKey)
 	}
 	return "v=DKIM1; k=" + k.KeyType() + "; p=" + p
-}
-
-// MaxTXTStringLen is the longest character-string in a TXT record (RFC 1035
-// §3.3): a longer value is published as several strings, which a verifier
-// joins (RFC 6376 §3.6.2.2).
-const MaxTXTStringLen = 255
-
-// SplitTXT cuts a TXT value into strings of at most MaxTXTStringLen bytes.
-func SplitTXT(value string) []string {
-	var parts []string
-	for len(value) > MaxTXTStringLen {
-		parts = append(parts, value[:MaxTXTStringLen])
-		value = value[MaxTXTStringLen:]
-	}
-	return append(parts, value)
-}
-
-// KeyRecord is a parsed DKIM key record (RFC 6376 §3.6.1).
-type KeyRecord struct {
-	Version string // v=, "DKIM1" or empty
-	KeyType string // k=, "rsa" when absent
-	// PublicKey is p= decoded; empty when the key is revoked.
-	PublicKey []byte
-	Revoked   bool
-	Flags     []string // t=
-}
-
-// ErrNotKeyRecord is returned by ParseKeyRecord for a TXT value that is not a
-// DKIM key record.
-var ErrNotKeyRecord = errors.New("not a DKIM key record")
-
-// ParseKeyRecord parses the TXT value of a DKIM key record. The strings of
-// a TXT record are joined first (RFC 6376 §3.6.2.2).
-func ParseKeyRecord(txt string) (KeyRecord, error) {
-	r := KeyRecord{KeyType: "rsa"}
-	havep := false
-	for i, part := range strings.Split(txt, ";") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		name, value, ok := strings.Cut(part, "=")
-		if !ok {
-			return r, fmt.Errorf("%w: tag %q has no value", ErrNotKeyRecord, part)
-		}
-		name = strings.TrimSpace(name)
-		// Whitespace may be folded into the value (RFC 6376 §3.2).
-		value = strings.Join(strings.Fields(value), "")
-		switch name {
-		case "v":
-			// v= must be first when present (RFC 6376 §3.6.1).
-			if i != 0 || value != "DKIM1" {
-				return r, fmt.Errorf("%w: v=%s", ErrNotKeyRecord, value)
-			}
-			r.Version = value
-		case "k":
-			r.KeyType = value
-		case "p":
-			havep = true
-			if value == "" {
-				r.Revoked = true
-				continue
-			}
-			b, err := base64.StdEncoding.DecodeString(value)
-			if err != nil {
-				return r, fmt.Errorf("%w: p= is not base64: %v", ErrNotKeyRecord, err)
-			}
-			r.PublicKey = b
-		case "t":
-			r.Flags = strings.Split(value, ":")
-		}
-	}
-	if !havep {
-		return r, fmt.Errorf("%w: no p= tag", ErrNotKeyRecord)
-	}
-	return r, nil
-}
-
-// Matches says whether the record publishes k's public key (not revoked).
-func (r KeyRecord) Matches(k Key) bool {
-	return !r.Revoked && r.KeyType == k.KeyType() && bytes.Equal(r.PublicKey, k.PublicKey)
 }
 
 // RotationPolicy holds the durations of a key rotation.

@@ -1,10 +1,6 @@
 package dmarcd
 
-import (
-	"errors"
-	"strings"
-	"testing"
-)
+import "testing"
 
 func TestKeyStates(t *testing.T) {
 	for i, s := range KeyStates[:len(KeyStates)-1] {
@@ -19,44 +15,5 @@ func TestKeyStates(t *testing.T) {
 	}
 	if !KeySigning.Signs() || !KeyCurrent.Signs() || KeyRetired.Signs() || KeyPublished.Signs() {
 		t.Error("Signs")
-	}
-}
-
-func TestKeyRecord(t *testing.T) {
-	k := Key{Domain: "example.com", Selector: "s1", Algorithm: AlgorithmEd25519, PublicKey: []byte("0123456789abcdef0123456789abcdef"), State: KeyCurrent}
-	r, err := ParseKeyRecord(k.TXT())
-	if err != nil || !r.Matches(k) {
-		t.Fatalf("own record: %v %+v", err, r)
-	}
-	k.State = KeyRevoked
-	if k.TXT() != "v=DKIM1; k=ed25519; p=" {
-		t.Fatalf("revoked: %q", k.TXT())
-	}
-	if r, err := ParseKeyRecord(k.TXT()); err != nil || !r.Revoked || r.Matches(k) {
-		t.Fatalf("revoked record: %v %+v", err, r)
-	}
-	for _, bad := range []string{"v=spf1 -all", "k=rsa", "p=!!!", "k=rsa; v=DKIM1; p=AAAA"} {
-		if _, err := ParseKeyRecord(bad); !errors.Is(err, ErrNotKeyRecord) {
-			t.Errorf("%q: %v", bad, err)
-		}
-	}
-	// Folded whitespace in p= (RFC 6376 §3.6.1) and no v=.
-	if r, err := ParseKeyRecord("k=rsa; p=AAAA BBBB"); err != nil || len(r.PublicKey) != 6 {
-		t.Errorf("folded p=: %v %+v", err, r)
-	}
-}
-
-func TestSplitTXT(t *testing.T) {
-	for _, n := range []int{0, 1, 255, 256, 700} {
-		v := strings.Repeat("x", n)
-		parts := SplitTXT(v)
-		if strings.Join(parts, "") != v {
-			t.Fatalf("%d: parts do not join", n)
-		}
-		for _, p := range parts {
-			if len(p) > MaxTXTStringLen {
-				t.Fatalf("%d: a part of %d", n, len(p))
-			}
-		}
 	}
 }

@@ -1,53 +1,32 @@
 package advisor
 
 import (
+	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
-// Severity says how much a finding matters.
-type Severity string
+// Finding and Severity are dnsrecord's: the record parsers and the checks
+// built on them report in the same terms.
+type (
+	Finding  = dnsrecord.Finding
+	Severity = dnsrecord.Severity
+)
 
+// The severities of a Finding.
 const (
-	// SeverityError: receivers do not get what the domain means (an SPF
-	// permerror, no DMARC record applies, a key that does not verify).
-	SeverityError Severity = "error"
-	// SeverityWarning: it works today, but loses reports, protection or
-	// mail in some receivers.
-	SeverityWarning Severity = "warning"
-	// SeverityInfo: worth knowing, nothing to fix.
-	SeverityInfo Severity = "info"
+	SeverityError   = dnsrecord.SeverityError
+	SeverityWarning = dnsrecord.SeverityWarning
+	SeverityInfo    = dnsrecord.SeverityInfo
 )
-
-// Finding is one result of a check: what is wrong (or worth knowing), at
-// which DNS name, and what to do about it.
-type Finding struct {
-	Severity Severity `json:"severity"`
-	// Code is stable, for scripts: "spf-lookups", "dmarc-pct-without-t", ...
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	// Name is the DNS name concerned, for example "_dmarc.example.com".
-	Name   string `json:"name,omitempty"`
-	Advice string `json:"advice,omitempty"`
-}
 
 // HasErrors reports whether any finding is an error.
-func HasErrors(fs []Finding) bool {
-	for _, f := range fs {
-		if f.Severity == SeverityError {
-			return true
-		}
-	}
-	return false
-}
+func HasErrors(fs []Finding) bool { return dnsrecord.HasErrors(fs) }
 
 func findingsAt(fs []Finding, name string) []Finding {
 	for i := range fs {
@@ -121,17 +100,17 @@ func Check(ctx context.Context, r DNS, d dmarcd.SenderDomain, opts CheckOptions)
 	}
 	if err == nil && disc.Record != nil {
 		policyName := "_dmarc." + disc.PolicyDomain
-		_, recFindings, _ := ParseDMARC(disc.Text)
+		_, recFindings, _ := dnsrecord.ParseDMARC(disc.Text)
 		fs = append(fs, findingsAt(recFindings, policyName)...)
 		fs = append(fs, Finding{Severity: SeverityInfo, Code: "dmarc-found", Name: policyName,
 			Message: fmt.Sprintf("DMARC policy of %s: %q at %s (applies %s; organizational domain %s)", domain, disc.Text, policyName, disc.Applied(), disc.OrgDomain)})
 		if want := opts.IntendedPolicy; want != "" {
-			if sp := disc.Record.SubdomainEffective(); disc.Record.SubdomainPolicy != "" && dmarcPolicyRank(sp) < dmarcPolicyRank(want) {
+			if sp := disc.Record.SubdomainEffective(); disc.Record.SubdomainPolicy != "" && dnsrecord.PolicyRank(sp) < dnsrecord.PolicyRank(want) {
 				fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-sp-below-rollout", Name: policyName,
 					Message: fmt.Sprintf("sp=%s is weaker than the policy the rollout heads for (%s): subdomains stay open to forgery", sp, want),
 					Advice:  "remove sp, or raise it with the rollout"})
 			}
-			if np := disc.Record.NonexistentEffective(); disc.Record.NonexistentPolicy != "" && dmarcPolicyRank(np) < dmarcPolicyRank(want) {
+			if np := disc.Record.NonexistentEffective(); disc.Record.NonexistentPolicy != "" && dnsrecord.PolicyRank(np) < dnsrecord.PolicyRank(want) {
 				fs = append(fs, Finding{Severity: SeverityWarning, Code: "dmarc-np-below-rollout", Name: policyName,
 					Message: fmt.Sprintf("np=%s is weaker than the policy the rollout heads for (%s): names that do not exist stay open to forgery", np, want),
 					Advice:  "remove np, or set np=reject"})
@@ -226,7 +205,7 @@ func checkDKIM(ctx context.Context, r DNS, domain, selector, want string) []Find
 			Message: fmt.Sprintf("%s holds %d TXT records; verifiers may take any of them (RFC 6376 §6.1.2)", name, len(txts)),
 			Advice:  "keep one key record"}}
 	}
-	got, fs, err := parseDKIMKey(txts[0])
+	got, fs, err := checkKeyRecord(txts[0])
 	fs = findingsAt(fs, name)
 	if err != nil {
 		return append(fs, Finding{Severity: SeverityError, Code: "dkim-invalid", Name: name,
@@ -234,12 +213,12 @@ func checkDKIM(ctx context.Context, r DNS, domain, selector, want string) []Find
 			Advice:  "publish the key record again"})
 	}
 	if ours {
-		exp, _, err := parseDKIMKey(want)
+		exp, err := dnsrecord.ParseKey(want)
 		switch {
 		case err != nil:
 			fs = append(fs, Finding{Severity: SeverityError, Code: "dkim-expected-invalid", Name: name,
 				Message: fmt.Sprintf("our key record of selector %s does not parse: %v", selector, err)})
-		case exp.KeyType != got.KeyType || exp.PublicKey != got.PublicKey:
+		case !sameKey(exp, got):
 			fs = append(fs, Finding{Severity: SeverityError, Code: "dkim-mismatch", Name: name,
 				Message: fmt.Sprintf("the key published for selector %s (k=%s) is not ours (k=%s): mail we sign with it fails DKIM", selector, got.KeyType, exp.KeyType),
 				Advice:  "publish the DKIM record that `dmarcd domain add " + domain + "` prints"})
@@ -251,110 +230,39 @@ func checkDKIM(ctx context.Context, r DNS, domain, selector, want string) []Find
 	return fs
 }
 
-// dkimKey is a parsed DKIM key record (RFC 6376 §3.6.1).
-type dkimKey struct {
-	KeyType   string // rsa or ed25519
-	PublicKey string // p=, base64 without white space; "" when revoked
-	Bits      int    // RSA modulus size
-	Flags     string // t=
+// sameKey says whether two key records publish the same key: the same
+// type and public key, revoked records matching each other only.
+func sameKey(a, b *dnsrecord.KeyRecord) bool {
+	return a.KeyType == b.KeyType && a.Revoked == b.Revoked && bytes.Equal(a.PublicKey, b.PublicKey)
 }
 
-// parseDKIMKey reads a DKIM key record: a tag-list (RFC 6376 §3.2) with
-// v=DKIM1 first if present, k=rsa (the default) or ed25519 (RFC 8463), and
-// p=, the public key. The findings are about a weak or revoked key.
-func parseDKIMKey(txt string) (dkimKey, []Finding, error) {
-	k := dkimKey{KeyType: "rsa"}
+// dkimRecommendedRSABits: signers SHOULD use RSA keys of at least 2048
+// bits (RFC 8301 §3.2). Keys under dnsrecord.MinRSABits do not verify at
+// all, and dnsrecord.ParseKey refuses them.
+const dkimRecommendedRSABits = 2048
+
+// checkKeyRecord reads a DKIM key record with dnsrecord.ParseKey, the one
+// parser of key records, whose error says why verifiers refuse the record
+// (an RSA key under 1024 bits among the reasons); the findings are the
+// advice on a record verifiers take: a revoked key, an RSA key under 2048
+// bits, the testing flag t=y.
+func checkKeyRecord(txt string) (*dnsrecord.KeyRecord, []Finding, error) {
+	k, err := dnsrecord.ParseKey(txt)
+	if err != nil {
+		return nil, nil, err
+	}
 	var fs []Finding
-	seen := map[string]bool{}
-	first := true
-	hasP := false
-	for _, part := range strings.Split(txt, ";") {
-		part = strings.Trim(part, " \t\r\n")
-		if part == "" {
-			continue
-		}
-		name, value, ok := strings.Cut(part, "=")
-		if !ok {
-			return k, nil, fmt.Errorf("%q is not a tag=value pair (RFC 6376 §3.2)", part)
-		}
-		name = strings.Trim(name, " \t\r\n")
-		value = strings.Map(func(r rune) rune {
-			if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-				return -1
-			}
-			return r
-		}, value)
-		// Tags are case-sensitive, and may not repeat (RFC 6376 §3.2).
-		if seen[name] {
-			return k, nil, fmt.Errorf("the tag %s appears twice, which makes the record invalid (RFC 6376 §3.2)", name)
-		}
-		seen[name] = true
-		switch name {
-		case "v":
-			if !first || value != "DKIM1" {
-				return k, nil, fmt.Errorf("v= must be the first tag and be DKIM1 (RFC 6376 §3.6.1)")
-			}
-		case "k":
-			if value != "rsa" && value != "ed25519" {
-				return k, nil, fmt.Errorf("key type k=%s is not rsa or ed25519 (RFC 6376 §3.6.1, RFC 8463)", value)
-			}
-			k.KeyType = value
-		case "p":
-			hasP = true
-			k.PublicKey = value
-		case "t":
-			k.Flags = value
-		}
-		first = false
-	}
-	if !hasP {
-		return k, nil, fmt.Errorf("no p= tag: the record carries no key (RFC 6376 §3.6.1)")
-	}
-	if k.PublicKey == "" {
+	if k.Revoked {
 		fs = append(fs, Finding{Severity: SeverityWarning, Code: "dkim-revoked", Message: "the key is revoked (empty p=): signatures with it fail (RFC 6376 §3.6.1)"})
 		return k, fs, nil
 	}
-	der, err := base64.StdEncoding.DecodeString(k.PublicKey)
-	if err != nil {
-		return k, nil, fmt.Errorf("p= is not base64: %v", err)
+	if k.KeyType == dnsrecord.KeyTypeRSA && k.Bits < dkimRecommendedRSABits {
+		fs = append(fs, Finding{Severity: SeverityWarning, Code: "dkim-weak-key",
+			Message: fmt.Sprintf("the RSA key has %d bits; signers SHOULD use at least %d (RFC 8301 §3.2)", k.Bits, dkimRecommendedRSABits),
+			Advice:  "rotate to a 2048-bit key"})
 	}
-	switch k.KeyType {
-	case "ed25519":
-		// The raw 32-octet key, not DER (RFC 8463 §4.2).
-		if len(der) != ed25519.PublicKeySize {
-			return k, nil, fmt.Errorf("an ed25519 key is %d octets, p= has %d (RFC 8463 §4.2)", ed25519.PublicKeySize, len(der))
-		}
-	default:
-		var pub *rsa.PublicKey
-		if key, err := x509.ParsePKIXPublicKey(der); err == nil {
-			rk, ok := key.(*rsa.PublicKey)
-			if !ok {
-				return k, nil, fmt.Errorf("p= holds a %T key, not RSA", key)
-			}
-			pub = rk
-		} else if rk, err2 := x509.ParsePKCS1PublicKey(der); err2 == nil {
-			pub = rk
-		} else {
-			return k, nil, fmt.Errorf("p= is not an RSA public key: %v", err)
-		}
-		k.Bits = pub.N.BitLen()
-		switch {
-		case k.Bits < dkimMinRSABits:
-			return k, nil, fmt.Errorf("the RSA key has %d bits; verifiers refuse keys under %d (RFC 8301 §3.2)", k.Bits, dkimMinRSABits)
-		case k.Bits < dkimRecommendedRSABits:
-			fs = append(fs, Finding{Severity: SeverityWarning, Code: "dkim-weak-key",
-				Message: fmt.Sprintf("the RSA key has %d bits; signers SHOULD use at least %d (RFC 8301 §3.2)", k.Bits, dkimRecommendedRSABits),
-				Advice:  "rotate to a 2048-bit key"})
-		}
-	}
-	if slices.Contains(strings.Split(k.Flags, ":"), "y") {
+	if k.Testing() {
 		fs = append(fs, Finding{Severity: SeverityInfo, Code: "dkim-testing", Message: "t=y: the domain is testing DKIM, and verifiers may treat failures as no signature (RFC 6376 §3.6.1)"})
 	}
 	return k, fs, nil
 }
-
-// RSA key sizes of DKIM, RFC 8301 §3.2.
-const (
-	dkimMinRSABits         = 1024
-	dkimRecommendedRSABits = 2048
-)

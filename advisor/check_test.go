@@ -106,45 +106,35 @@ func TestCheckDriftAndMissingDMARC(t *testing.T) {
 	}
 }
 
-func TestParseDKIMKey(t *testing.T) {
-	good := []string{
-		rsaKeyRecord(t, 2048),
-		ed25519KeyRecord(t),
-		"k=rsa; p=" + strings.TrimPrefix(rsaKeyRecord(t, 2048), "v=DKIM1; k=rsa; p="),
-		"v=DKIM1; p=",
+// TestCheckKeyRecord: the advice on a key record verifiers take; what
+// they refuse is dnsrecord.ParseKey's error.
+func TestCheckKeyRecord(t *testing.T) {
+	cases := []struct {
+		txt   string
+		codes string
+	}{
+		{rsaKeyRecord(t, 2048), ""},
+		{ed25519KeyRecord(t), ""},
+		{rsaKeyRecord(t, 1024), "warning:dkim-weak-key"},
+		{"v=DKIM1; p=", "warning:dkim-revoked"},
+		{"v=DKIM1; t=y; p=", "warning:dkim-revoked"},
+		{strings.Replace(ed25519KeyRecord(t), "; p=", "; t=y:s; p=", 1), "info:dkim-testing"},
 	}
-	for _, txt := range good {
-		if _, _, err := parseDKIMKey(txt); err != nil {
-			t.Errorf("parseDKIMKey(%.40q...): %v", txt, err)
+	for _, c := range cases {
+		_, fs, err := checkKeyRecord(c.txt)
+		if got := strings.Join(findingCodes(fs), " "); err != nil || got != c.codes {
+			t.Errorf("checkKeyRecord(%.40q...) = %q, %v; want %q", c.txt, got, err, c.codes)
 		}
 	}
-	bad := map[string]string{
-		"v=DKIM1; k=rsa":                               "no p=",
-		"k=rsa; v=DKIM1; p=AAAA":                       "first tag",
-		"v=DKIM1; k=dsa; p=AAAA":                       "not rsa or ed25519",
-		"v=DKIM1; p=!!!":                               "base64",
-		"v=DKIM1; k=ed25519; p=AAAA":                   "32 octets",
-		"v=DKIM1; p=AAAA; p=AAAA":                      "twice",
-		"v=DKIM1; junk":                                "tag=value",
-		"v=DKIM1; k=rsa; p=" + strings.Repeat("A", 40): "not an RSA public key",
+	// Verifiers refuse an RSA key under 1024 bits (RFC 8301 §3.2): the
+	// check says the record does not parse.
+	z := testZone{}
+	z.txt("small._domainkey.example.com", smallRSAKeyRecord(t))
+	_, r := serve(t, z)
+	fs := checkDKIM(context.Background(), r, "example.com", "small", "")
+	if f := findFinding(fs, "dkim-invalid"); f == nil || f.Severity != SeverityError || !strings.Contains(f.Message, "512 bits; verifiers refuse keys under 1024") {
+		t.Errorf("a 512-bit key: %v", fs)
 	}
-	for txt, want := range bad {
-		if _, _, err := parseDKIMKey(txt); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("parseDKIMKey(%q): %v; want an error saying %q", txt, err, want)
-		}
-	}
-	if _, fs, _ := parseDKIMKey("v=DKIM1; p="); findFinding(fs, "dkim-revoked") == nil {
-		t.Error("a revoked key gives no finding")
-	}
-}
-
-func FuzzParseDKIMKey(f *testing.F) {
-	for _, s := range []string{"v=DKIM1; k=rsa; p=", "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "k=rsa; t=y:s; p=MIIBIjAN"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, txt string) {
-		parseDKIMKey(txt)
-	})
 }
 
 // TestCheckUnderPSD: a domain covered only by its public suffix operator's

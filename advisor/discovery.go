@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // Limits of the DNS tree walk (RFC 9989 §4.10).
@@ -61,8 +62,8 @@ type Discovery struct {
 	Domain string `json:"domain"`
 	// Record is the policy record that applies to Domain, nil when none;
 	// Text is that record as published.
-	Record *Record `json:"record,omitempty"`
-	Text   string  `json:"text,omitempty"`
+	Record *dnsrecord.DMARCRecord `json:"record,omitempty"`
+	Text   string                 `json:"text,omitempty"`
 	// PolicyDomain is where Record was found: Domain itself, or the
 	// nearest ancestor with a record (then sp applies to Domain, or np
 	// when Domain does not exist).
@@ -109,7 +110,7 @@ func Discover(ctx context.Context, r DNS, domain string) (*Discovery, error) {
 	type found struct {
 		domain string
 		text   string
-		rec    *Record
+		rec    *dnsrecord.DMARCRecord
 	}
 	var records []found
 	for i, target := range TreeWalkTargets(domain) {
@@ -121,12 +122,12 @@ func Discover(ctx context.Context, r DNS, domain string) (*Discovery, error) {
 			d.Steps = append(d.Steps, step)
 			return d, fmt.Errorf("DMARC policy discovery for %s stopped at %s: %w", domain, name, err)
 		}
-		step.Records = SelectDMARC(txts)
+		step.Records = dnsrecord.SelectDMARC(txts)
 		d.Steps = append(d.Steps, step)
 		for _, txt := range txts {
-			if !IsDMARC(txt) {
+			if !dnsrecord.IsDMARC(txt) {
 				d.Findings = append(d.Findings, Finding{Severity: SeverityWarning, Code: "dmarc-not-a-record", Name: name,
-					Message: fmt.Sprintf("%s holds the TXT record %q, which receivers ignore: %s", name, clipText(txt, 120), whyNotDMARC(txt)),
+					Message: fmt.Sprintf("%s holds the TXT record %q, which receivers ignore: %s", name, clipText(txt, 120), dnsrecord.WhyNotDMARC(txt)),
 					Advice:  "start it with v=DMARC1 if it is meant as the DMARC record, or delete it"})
 			}
 		}
@@ -140,7 +141,7 @@ func Discover(ctx context.Context, r DNS, domain string) (*Discovery, error) {
 				Advice:  "keep one record and delete the others"})
 			continue
 		}
-		rec, _, err := ParseDMARC(step.Records[0])
+		rec, _, err := dnsrecord.ParseDMARC(step.Records[0])
 		if err != nil {
 			continue
 		}
@@ -175,22 +176,6 @@ func Discover(ctx context.Context, r DNS, domain string) (*Discovery, error) {
 	return d, nil
 }
 
-// whyNotDMARC says why a TXT record is not a DMARC record.
-func whyNotDMARC(txt string) string {
-	first, _, _ := strings.Cut(txt, ";")
-	name, value, ok := strings.Cut(first, "=")
-	name, value = strings.Trim(name, " \t"), strings.Trim(value, " \t")
-	switch {
-	case !ok:
-		return "a DMARC record starts with the tag v=DMARC1 (RFC 9989 §4.7)"
-	case !strings.EqualFold(name, "v"):
-		return fmt.Sprintf("its first tag is %s=, and a DMARC record starts with v=DMARC1 (RFC 9989 §4.7)", name)
-	case strings.EqualFold(value, "DMARC1"):
-		return fmt.Sprintf("v=%s is not v=DMARC1: the version is case-sensitive (RFC 9989 §4.7)", value)
-	}
-	return fmt.Sprintf("v=%s is not v=DMARC1 (RFC 9989 §4.7)", value)
-}
-
 // clipText bounds a DNS text for a message.
 func clipText(s string, n int) string {
 	if len(s) <= n {
@@ -199,7 +184,7 @@ func clipText(s string, n int) string {
 	return s[:n] + "..."
 }
 
-func subdomainPolicyText(r *Record) string {
+func subdomainPolicyText(r *dnsrecord.DMARCRecord) string {
 	if r.SubdomainPolicy != "" {
 		return "sp=" + string(r.SubdomainPolicy)
 	}
@@ -251,7 +236,7 @@ func ReportAuthorizationName(domain, reportDomain string) string {
 func CheckReportAuthorization(ctx context.Context, r DNS, domain string, uris []string) ([]ReportAuthorization, error) {
 	var out []ReportAuthorization
 	for _, u := range uris {
-		addr, err := ReportAddress(u)
+		addr, err := dnsrecord.ReportAddress(u)
 		if err != nil {
 			continue
 		}
@@ -268,7 +253,7 @@ func CheckReportAuthorization(ctx context.Context, r DNS, domain string, uris []
 			if err != nil && !IsNotFound(err) {
 				return out, fmt.Errorf("checking the report authorization %s: %w", ra.Name, err)
 			}
-			ra.Records = SelectDMARC(txts)
+			ra.Records = dnsrecord.SelectDMARC(txts)
 			ra.Authorized = len(ra.Records) > 0
 		}
 		out = append(out, ra)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 )
 
@@ -32,14 +33,14 @@ func (z testZone) add(name string, rr dns.RR) testZone {
 // 255 octets as a zone would.
 func (z testZone) txt(name string, values ...string) testZone {
 	for _, v := range values {
-		z.add(name, &dns.TXT{Hdr: dns.RR_Header{Rrtype: dns.TypeTXT}, Txt: zoneEscape(SplitTXT(v))})
+		z.add(name, &dns.TXT{Hdr: dns.RR_Header{Rrtype: dns.TypeTXT}, Txt: zoneEscape(dnsrecord.Split(v))})
 	}
 	return z
 }
 
 // txtRR is one TXT record of value.
 func txtRR(name, value string) dns.RR {
-	return &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: zoneEscape(SplitTXT(value))}
+	return &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: zoneEscape(dnsrecord.Split(value))}
 }
 
 // zoneEscape escapes what miekg/dns would otherwise read as escapes.
@@ -112,9 +113,9 @@ func publish(srv *testserver.DNSServer, p *Plan) {
 func sameKind(purpose, txt string) bool {
 	switch purpose {
 	case PurposeSPF:
-		return IsSPF(txt)
+		return dnsrecord.IsSPF(txt)
 	case PurposeDMARC, PurposeReportAuthorization:
-		return IsDMARC(txt)
+		return dnsrecord.IsDMARC(txt)
 	}
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
@@ -19,7 +20,7 @@ func WriteText(w io.Writer, recs []*Recommendation) error {
 			fmt.Fprintf(w, "  - %s\n", reason)
 		}
 		if r.Record != "" {
-			fmt.Fprintf(w, "  publish: %s. IN TXT %s\n", r.RecordName, quoteTXT(r.Record))
+			fmt.Fprintf(w, "  publish: %s. IN TXT %s\n", r.RecordName, dnsrecord.Quote(r.Record))
 		}
 		if r.LiveRecord != "" {
 			fmt.Fprintf(w, "  live:    %s\n", r.LiveRecord)
@@ -83,7 +84,7 @@ func WriteMarkdown(w io.Writer, recs []*Recommendation) error {
 			fmt.Fprintf(w, "- %s\n", reason)
 		}
 		if r.Record != "" {
-			fmt.Fprintf(w, "\nPublish:\n\n```\n%s. IN TXT %s\n```\n\n%s\n", r.RecordName, quoteTXT(r.Record), r.Explanation)
+			fmt.Fprintf(w, "\nPublish:\n\n```\n%s. IN TXT %s\n```\n\n%s\n", r.RecordName, dnsrecord.Quote(r.Record), r.Explanation)
 		}
 		fmt.Fprintln(w, "\n<details><summary>Evidence</summary>\n\n```")
 		writeBlockers(w, r, "")
@@ -91,20 +92,4 @@ func WriteMarkdown(w io.Writer, recs []*Recommendation) error {
 		fmt.Fprint(w, "```\n</details>\n\n")
 	}
 	return nil
-}
-
-// quoteTXT writes a TXT value as a zone file string, split into strings of
-// at most 255 bytes (RFC 1035 §3.3.14).
-func quoteTXT(v string) string {
-	const maxTXTString = 255
-	var parts []string
-	for len(v) > maxTXTString {
-		parts = append(parts, v[:maxTXTString])
-		v = v[maxTXTString:]
-	}
-	parts = append(parts, v)
-	for i, p := range parts {
-		parts[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
-	}
-	return strings.Join(parts, " ")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // TXTLookup returns the TXT records at name, the strings of each record
@@ -211,7 +212,7 @@ func (a *KeyAdvisor) adviseOne(ctx context.Context, k dmarcd.Key, all []dmarcd.K
 			return adv, err
 		}
 		for _, txt := range txts {
-			if r, err := dmarcd.ParseKeyRecord(txt); err == nil && r.Matches(k) {
+			if r, err := dnsrecord.ParseKey(txt); err == nil && r.Matches(k) {
 				adv.Reason = name + " still publishes the key: publish \"" + k.TXT() + "\""
 				return adv, nil
 			}
@@ -242,7 +243,9 @@ func (a *KeyAdvisor) record(ctx context.Context, k dmarcd.Key) (found bool, othe
 		return false, "", fmt.Errorf("looking up %s: %w", k.RecordName(), err)
 	}
 	for _, txt := range txts {
-		r, err := dmarcd.ParseKeyRecord(txt)
+		// dnsrecord.ParseKey is the parser `dmarcd check` and the wizard
+		// use: a record they refuse is not this key's, nor another key.
+		r, err := dnsrecord.ParseKey(txt)
 		if err != nil {
 			continue
 		}

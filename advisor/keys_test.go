@@ -2,7 +2,11 @@ package advisor
 
 import (
 	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"fmt"
+	"math/big"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,7 +60,22 @@ func testKey(sel string, state dmarcd.KeyState, created, since string) dmarcd.Ke
 	c, _ := time.Parse(time.DateOnly, created)
 	s, _ := time.Parse(time.DateOnly, since)
 	return dmarcd.Key{Domain: "example.com", Selector: sel, Algorithm: dmarcd.AlgorithmRSA, Bits: 2048,
-		Created: c, State: state, StateSince: s, PublicKey: []byte("key-" + sel)}
+		Created: c, State: state, StateSince: s, PublicKey: testRSAPublicKey(sel)}
+}
+
+// testRSAPublicKey is a distinct RSA public key per name, DER as in p=: a
+// 2048-bit modulus made from the name, which a key record may publish (no
+// factors are needed to parse it) and which generates in no time.
+func testRSAPublicKey(name string) []byte {
+	sum := sha256.Sum256([]byte(name))
+	n := new(big.Int).Lsh(big.NewInt(1), 2047)
+	n.Or(n, new(big.Int).SetBytes(sum[:]))
+	n.SetBit(n, 0, 1)
+	der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n, E: 65537})
+	if err != nil {
+		panic(err)
+	}
+	return der
 }
 
 func TestKeyAdvice(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // Fix is one thing to do so that a sender's mail passes DMARC: what to do,
@@ -128,7 +129,7 @@ func (a *Advisor) fixes(ctx context.Context, domain string, s *analyze.Sender, s
 			out = append(out, Fix{Text: fmt.Sprintf("sign the mail of %s with a DKIM key of %s: `dmarcd keys generate --domain %s` and the dmarcd signer, or the server's own DKIM signing with a key published under %s",
 				strings.TrimPrefix(s.ID, "network:"), domain, domain, domain)})
 		}
-		if term, err := spfNetworkTerm(strings.TrimPrefix(s.ID, "network:")); err == nil && spfLow && ownEnvelope {
+		if term, err := dnsrecord.SPFNetworkTerm(strings.TrimPrefix(s.ID, "network:")); err == nil && spfLow && ownEnvelope {
 			f, err := a.spfFix(ctx, domain, spf, SPFAdditions{IPs: []string{strings.TrimPrefix(s.ID, "network:")}}, term)
 			if err != nil {
 				return nil, err
@@ -223,6 +224,6 @@ func (a *Advisor) spfFix(ctx context.Context, domain string, live *liveSPF, add 
 	}
 	return Fix{
 		Text:   fmt.Sprintf("%s (costs %d lookups; you are at %d of %d)", text, m.Lookups-live.lookups, live.lookups, SPFMaxLookups),
-		Record: fmt.Sprintf("%s. IN TXT %s", domain, zoneStrings(m.Strings)),
+		Record: fmt.Sprintf("%s. IN TXT %s", domain, dnsrecord.Quote(m.Record)),
 	}, nil
 }

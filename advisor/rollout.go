@@ -13,6 +13,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
@@ -406,13 +407,13 @@ func blockerReasons(bs []Blocker) []string {
 
 // readLive parses the live record. A TXT record that is not a DMARC record
 // counts as none, with a note of why it is ignored.
-func readLive(live string) (*Record, string) {
+func readLive(live string) (*dnsrecord.DMARCRecord, string) {
 	if live == "" {
-		return &Record{}, ""
+		return &dnsrecord.DMARCRecord{}, ""
 	}
-	r, _, err := ParseDMARC(live)
+	r, _, err := dnsrecord.ParseDMARC(live)
 	if err != nil {
-		return &Record{}, fmt.Sprintf("the TXT record at _dmarc (%q) is not a DMARC record, so receivers ignore it (%v)", live, err)
+		return &dnsrecord.DMARCRecord{}, fmt.Sprintf("the TXT record at _dmarc (%q) is not a DMARC record, so receivers ignore it (%v)", live, err)
 	}
 	return r, ""
 }
@@ -421,7 +422,7 @@ func readLive(live string) (*Record, string) {
 // then act as if the record said p=none (RFC 7489 §6.6.3; RFC 9989 keeps
 // the rule), or ignore it without a valid rua.
 func invalidPolicyNote(live string) string {
-	_, fs, err := ParseDMARC(live)
+	_, fs, err := dnsrecord.ParseDMARC(live)
 	if err != nil {
 		return ""
 	}

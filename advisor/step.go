@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // buildRecord writes the record for step from the live record, keeping its
@@ -21,8 +22,8 @@ import (
 // failing mail. The removed RFC 7489 tags rf and ri are dropped. Without a
 // report address in the live record, the domain's configured ones are
 // added.
-func buildRecord(live *Record, step dmarcd.RolloutStep, d dmarcd.SenderDomain) string {
-	r := Record{}
+func buildRecord(live *dnsrecord.DMARCRecord, step dmarcd.RolloutStep, d dmarcd.SenderDomain) string {
+	r := dnsrecord.DMARCRecord{}
 	if live != nil {
 		r = *live
 	}
@@ -33,7 +34,7 @@ func buildRecord(live *Record, step dmarcd.RolloutStep, d dmarcd.SenderDomain) s
 	}
 	r.ReportFormat, r.ReportInterval = "", nil
 	if len(r.RUA) == 0 && len(d.RUA) > 0 {
-		r.RUA = mailtoURIs(d.RUA)
+		r.RUA = dnsrecord.MailtoURIs(d.RUA)
 	}
 	return r.String()
 }

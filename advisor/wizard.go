@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // RecordTTL is the TTL of the records the wizard writes, in seconds: an
@@ -55,7 +56,7 @@ type PlannedRecord struct {
 	Type string `json:"type"`
 	TTL  int    `json:"ttl"`
 	// Value is the TXT text; Strings the same split into
-	// character-strings of at most TXTMaxStringOctets.
+	// character-strings of at most dnsrecord.MaxStringOctets.
 	Value   string   `json:"value"`
 	Strings []string `json:"strings"`
 	Note    string   `json:"note,omitempty"`
@@ -130,7 +131,7 @@ func PlanDomain(ctx context.Context, r DNS, in DomainSetup) (*Plan, error) {
 		return p, err
 	}
 	for _, k := range in.DKIM {
-		if _, _, err := parseDKIMKey(k.Value); err != nil {
+		if _, err := dnsrecord.ParseKey(k.Value); err != nil {
 			return p, fmt.Errorf("DKIM key record of selector %s: %v", k.Selector, err)
 		}
 		if _, ok := checkDomainName(k.Selector + "._domainkey." + domain); !ok || k.Selector == "" {
@@ -151,7 +152,7 @@ func PlanDomain(ctx context.Context, r DNS, in DomainSetup) (*Plan, error) {
 
 func (p *Plan) add(rec PlannedRecord) {
 	rec.Type, rec.TTL = "TXT", RecordTTL
-	rec.Strings = SplitTXT(rec.Value)
+	rec.Strings = dnsrecord.Split(rec.Value)
 	p.Records = append(p.Records, rec)
 }
 
@@ -168,7 +169,7 @@ func (p *Plan) planSPF(ctx context.Context, r DNS, in DomainSetup, zone string) 
 	if err != nil && !IsNotFound(err) {
 		return fmt.Errorf("reading the SPF record of %s: %w", p.Domain, err)
 	}
-	spfs := SelectSPF(txts)
+	spfs := dnsrecord.SelectSPF(txts)
 	if len(spfs) > 1 {
 		return fmt.Errorf("%s publishes %d SPF records (%s), which is a permerror (RFC 7208 §4.5): merge them into one by hand, then run this again",
 			p.Domain, len(spfs), strings.Join(quotedList(spfs), ", "))
@@ -213,26 +214,26 @@ func (p *Plan) planSPF(ctx context.Context, r DNS, in DomainSetup, zone string) 
 
 // planDMARC writes the DMARC record: the rollout start, or the live record
 // with our report addresses.
-func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone string) (*Record, error) {
+func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone string) (*dnsrecord.DMARCRecord, error) {
 	name := "_dmarc." + p.Domain
 	txts, err := r.TXT(ctx, name)
 	if err != nil && !IsNotFound(err) {
 		return nil, fmt.Errorf("reading the DMARC record of %s: %w", p.Domain, err)
 	}
-	live := SelectDMARC(txts)
-	rua, ruf := mailtoURIs(d.RUA), mailtoURIs(d.RUF)
+	live := dnsrecord.SelectDMARC(txts)
+	rua, ruf := dnsrecord.MailtoURIs(d.RUA), dnsrecord.MailtoURIs(d.RUF)
 	for _, u := range slices.Concat(rua, ruf) {
-		if _, err := ReportAddress(u); err != nil {
+		if _, err := dnsrecord.ReportAddress(u); err != nil {
 			return nil, fmt.Errorf("report address of %s: %v", p.Domain, err)
 		}
 	}
-	var rec *Record
+	var rec *dnsrecord.DMARCRecord
 	switch len(live) {
 	case 0:
 		if len(rua) == 0 {
 			return nil, fmt.Errorf("%w for %s: a p=none record without rua= brings no aggregate reports, so nothing would be learned and the rollout could not start; give one (--rua ADDRESS, or rua in its [[domain]] table)", ErrNoReportAddress, p.Domain)
 		}
-		rec = &Record{Policy: dmarcd.PolicyNone, RUA: rua, RUF: ruf}
+		rec = &dnsrecord.DMARCRecord{Policy: dmarcd.PolicyNone, RUA: rua, RUF: ruf}
 		p.Notes = append(p.Notes, "DMARC: the slow rollout starts at p=none: receivers only report, nothing is quarantined or rejected; `dmarcd advise` says when to take the next step. "+
 			"sp and np are left out, so subdomains and names that do not exist follow p as it moves; np=reject could be added now, since names that do not exist send no legitimate mail (RFC 7489 receivers ignore np).")
 		if p.Mode == dmarcd.ModeSubdomain {
@@ -240,7 +241,7 @@ func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone
 			if err != nil {
 				return nil, err
 			}
-			if applied := disc.Applied(); dmarcPolicyRank(applied) > 0 {
+			if applied := disc.Applied(); dnsrecord.PolicyRank(applied) > 0 {
 				tag := "sp"
 				if disc.Record.SubdomainPolicy == "" {
 					tag = "p"
@@ -250,7 +251,7 @@ func (p *Plan) planDMARC(ctx context.Context, r DNS, d dmarcd.SenderDomain, zone
 			}
 		}
 	case 1:
-		parsed, _, err := ParseDMARC(live[0])
+		parsed, _, err := dnsrecord.ParseDMARC(live[0])
 		if err != nil {
 			return nil, err
 		}
@@ -289,7 +290,7 @@ var ErrNoReportAddress = errors.New("no report address")
 func unionURIs(have, add []string) []string {
 	out := slices.Clone(have)
 	addr := func(u string) string {
-		a, err := ReportAddress(u)
+		a, err := dnsrecord.ReportAddress(u)
 		if err != nil {
 			return u
 		}
@@ -303,10 +304,10 @@ func unionURIs(have, add []string) []string {
 	return out
 }
 
-func (p *Plan) planReportAuthorization(ctx context.Context, r DNS, rec *Record) error {
+func (p *Plan) planReportAuthorization(ctx context.Context, r DNS, rec *dnsrecord.DMARCRecord) error {
 	done := map[string]bool{}
 	for _, u := range slices.Concat(rec.RUA, rec.RUF) {
-		addr, err := ReportAddress(u)
+		addr, err := dnsrecord.ReportAddress(u)
 		if err != nil {
 			continue
 		}
@@ -342,7 +343,7 @@ func (p *Plan) Zones() []string {
 // WriteBIND writes the records as BIND zone file lines. With a zone, only
 // the records of that zone, after $ORIGIN, with relative names; with "",
 // all records with absolute names. Long TXT values are split into quoted
-// strings of at most TXTMaxStringOctets.
+// strings of at most dnsrecord.MaxStringOctets.
 func (p *Plan) WriteBIND(w io.Writer, zone string) error {
 	var b strings.Builder
 	if zone != "" {
@@ -360,33 +361,10 @@ func (p *Plan) WriteBIND(w io.Writer, zone string) error {
 		if r.Note != "" {
 			comment += ": " + r.Note
 		}
-		fmt.Fprintf(&b, "; %s\n%s\t%d\tIN\t%s\t%s\n", comment, name, r.TTL, r.Type, zoneStrings(r.Strings))
+		fmt.Fprintf(&b, "; %s\n%s\t%d\tIN\t%s\t%s\n", comment, name, r.TTL, r.Type, dnsrecord.Quote(r.Value))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// zoneStrings writes character-strings in zone file syntax (RFC 1035 §5.1).
-func zoneStrings(strs []string) string {
-	parts := make([]string, len(strs))
-	for i, s := range strs {
-		var b strings.Builder
-		b.WriteByte('"')
-		for j := 0; j < len(s); j++ {
-			switch c := s[j]; {
-			case c == '"' || c == '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
-			case c < 0x20 || c > 0x7e:
-				fmt.Fprintf(&b, "\\%03d", c)
-			default:
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte('"')
-		parts[i] = b.String()
-	}
-	return strings.Join(parts, " ")
 }
 
 // WriteTable writes the records as rows for web DNS consoles: the zone,
@@ -403,7 +381,7 @@ func (p *Plan) WriteTable(w io.Writer) error {
 	for _, r := range p.Records {
 		if len(r.Strings) > 1 {
 			_, err := fmt.Fprintf(w, "\n%s is longer than %d characters: consoles that want one string each get these, in order:\n  %s\n",
-				r.Name, TXTMaxStringOctets, zoneStrings(r.Strings))
+				r.Name, dnsrecord.MaxStringOctets, dnsrecord.Quote(r.Value))
 			if err != nil {
 				return err
 			}
@@ -460,20 +438,20 @@ func Drift(ctx context.Context, r DNS, p *Plan) ([]Difference, error) {
 		same := func(string) bool { return false }
 		switch pr.Purpose {
 		case PurposeSPF:
-			live = SelectSPF(txts)
+			live = dnsrecord.SelectSPF(txts)
 			same = func(l string) bool { return spfCanonical(l) == spfCanonical(pr.Value) }
 		case PurposeDMARC:
-			live = SelectDMARC(txts)
+			live = dnsrecord.SelectDMARC(txts)
 			same = func(l string) bool { return dmarcCanonical(l) == dmarcCanonical(pr.Value) }
 		case PurposeReportAuthorization:
-			live = SelectDMARC(txts)
+			live = dnsrecord.SelectDMARC(txts)
 			same = func(string) bool { return true }
 		case PurposeDKIM:
-			want, _, _ := parseDKIMKey(pr.Value)
+			want, wantErr := dnsrecord.ParseKey(pr.Value)
 			live = txts
 			same = func(l string) bool {
-				k, _, err := parseDKIMKey(l)
-				return err == nil && k.PublicKey == want.PublicKey && k.KeyType == want.KeyType
+				k, err := dnsrecord.ParseKey(l)
+				return wantErr == nil && err == nil && sameKey(want, k)
 			}
 		}
 		diff := Difference{Purpose: pr.Purpose, Name: pr.Name, Want: pr.Value, Live: live}
@@ -495,7 +473,7 @@ func Drift(ctx context.Context, r DNS, p *Plan) ([]Difference, error) {
 // spfCanonical writes an SPF record by its terms, so that case, extra
 // spaces and "+" do not count as differences.
 func spfCanonical(txt string) string {
-	rec, fs := ParseSPF(txt)
+	rec, fs := dnsrecord.ParseSPF(txt)
 	if rec == nil || HasErrors(fs) {
 		return txt
 	}
@@ -513,7 +491,7 @@ func spfCanonical(txt string) string {
 // dmarcCanonical writes a DMARC record in the canonical order of
 // Record.String.
 func dmarcCanonical(txt string) string {
-	rec, _, err := ParseDMARC(txt)
+	rec, _, err := dnsrecord.ParseDMARC(txt)
 	if err != nil {
 		return txt
 	}

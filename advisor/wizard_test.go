@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -35,6 +36,19 @@ func rsaKeyRecord(t *testing.T, bits int) string {
 		t.Fatal(err)
 	}
 	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
+}
+
+// smallRSAKeyRecord publishes an RSA modulus of 512 bits, which verifiers
+// refuse (RFC 8301 §3.2); Go no longer generates such keys, and publishing
+// one needs no factors.
+func smallRSAKeyRecord(t *testing.T) string {
+	t.Helper()
+	n := new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 511), big.NewInt(12345))
+	der, err := x509.MarshalPKIXPublicKey(&rsa.PublicKey{N: n, E: 65537})
 	if err != nil {
 		t.Fatal(err)
 	}

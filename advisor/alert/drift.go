@@ -8,6 +8,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // DNSDrift alerts when a published record is no longer what dmarcd
@@ -59,7 +60,7 @@ func reportsStillReachUs(live []string, rua []string) bool {
 	if len(live) != 1 {
 		return false
 	}
-	rec, _, err := advisor.ParseDMARC(live[0])
+	rec, _, err := dnsrecord.ParseDMARC(live[0])
 	if err != nil {
 		return false
 	}
@@ -67,7 +68,7 @@ func reportsStillReachUs(live []string, rua []string) bool {
 		want = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(want), "mailto:"))
 		found := false
 		for _, u := range rec.RUA {
-			addr, err := advisor.ReportAddress(u)
+			addr, err := dnsrecord.ReportAddress(u)
 			found = found || err == nil && strings.EqualFold(addr, want)
 		}
 		if !found {

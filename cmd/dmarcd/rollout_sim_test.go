@@ -14,6 +14,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 	"github.com/dmarcd/dmarcd/internal/synth"
 	"github.com/dmarcd/dmarcd/internal/testserver"
 	"github.com/dmarcd/dmarcd/schema/sqlite"
@@ -377,7 +378,7 @@ func runSimulation(t *testing.T, sc simScenario) []simWeek {
 		if sc.fixAt != "" && monday.Format(time.DateOnly) >= sc.fixAt {
 			srv.Set(simDomain+".", txtRR(t, simDomain, "v=spf1 ip4:192.0.2.0/24 a mx include:_spf.helpdesk.example include:_spf.google.com ~all"))
 		}
-		rec, _, err := advisor.ParseDMARC(live)
+		rec, _, err := dnsrecord.ParseDMARC(live)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +417,7 @@ func runSimulation(t *testing.T, sc simScenario) []simWeek {
 }
 
 func stepOfRecord(t *testing.T, record string) string {
-	r, _, err := advisor.ParseDMARC(record)
+	r, _, err := dnsrecord.ParseDMARC(record)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +447,7 @@ not_ours = [%s]
 
 func txtRR(t *testing.T, name, value string) dns.RR {
 	t.Helper()
-	return &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: advisor.SplitTXT(value)}
+	return &dns.TXT{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: dnsrecord.Split(value)}
 }
 
 // simZone is the DNS of the simulation: the domain's SPF record (three

@@ -4,24 +4,18 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // BIND is the key's TXT record in zone file form, its value cut into
-// strings of at most 255 characters (RFC 1035 §3.3, RFC 6376 §3.6.2.2):
+// strings of at most 255 characters (RFC 1035 §3.3, RFC 6376 §3.6.2.2) by
+// dnsrecord.Quote:
 //
 //	s1._domainkey.example.com. IN TXT "v=DKIM1; k=rsa; p=MIIB..." "...IDAQAB"
 //
 // A revoked key is published with an empty p= (RFC 6376 §3.6.1).
 func BIND(k dmarcd.Key) string {
-	var b strings.Builder
-	b.WriteString(k.RecordName())
-	b.WriteString(". IN TXT")
-	for _, part := range dmarcd.SplitTXT(k.TXT()) {
-		b.WriteString(" \"")
-		b.WriteString(part) // base64 and tags: no quote or backslash to escape
-		b.WriteString("\"")
-	}
-	return b.String()
+	return k.RecordName() + ". IN TXT " + dnsrecord.Quote(k.TXT())
 }
 
 // ZoneTXT joins the quoted strings of a TXT record in zone file form, as

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 )
 
 // Limits of the keys the store makes and accepts.
@@ -319,9 +320,11 @@ func RecordPublished(ctx context.Context, lookup TXTLookup, k dmarcd.Key) (bool,
 	}
 	other := false
 	for _, txt := range txts {
-		r, err := dmarcd.ParseKeyRecord(txt)
+		r, err := dnsrecord.ParseKey(txt)
 		if err != nil {
-			continue // another kind of TXT record at the name
+			// Another kind of TXT record at the name, or a key record
+			// verifiers refuse: neither publishes a key.
+			continue
 		}
 		if r.Matches(k) {
 			return true, nil

@@ -1,4 +1,4 @@
-package advisor
+package dnsrecord
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 
 func TestRecordString(t *testing.T) {
 	pct := 5
-	r := Record{Policy: dmarcd.PolicyQuarantine, Percent: &pct, Testing: true, RUA: []string{"mailto:dmarc@example.com"}}
+	r := DMARCRecord{Policy: dmarcd.PolicyQuarantine, Percent: &pct, Testing: true, RUA: []string{"mailto:dmarc@example.com"}}
 	if got, want := r.String(), "v=DMARC1; p=quarantine; pct=5; t=y; rua=mailto:dmarc@example.com"; got != want {
 		t.Errorf("String() = %q; want %q", got, want)
 	}
@@ -95,6 +95,62 @@ func TestParseDMARCFindings(t *testing.T) {
 	for _, txt := range []string{"", "p=none; v=DMARC1", "v=DMARC2; p=none", "v=dmarc1; p=none", "v=spf1 -all"} {
 		if _, _, err := ParseDMARC(txt); !errors.Is(err, ErrNotDMARC) {
 			t.Errorf("ParseDMARC(%q): %v; want ErrNotDMARC", txt, err)
+		}
+	}
+}
+
+// TestParseDMARCTagList: the tag-list problems a DMARC record may have,
+// and the findings they give, in record order. Receivers differ in how
+// they take them, so they are warnings; empty tag-specs pass unremarked.
+func TestParseDMARCTagList(t *testing.T) {
+	const rua = "; rua=mailto:dmarc@example.com"
+	cases := []struct {
+		txt   string
+		codes string
+	}{
+		{"v=DMARC1; p=none" + rua, ""},
+		{"v=DMARC1; p=none;" + rua + ";", ""},
+		{"v=DMARC1;; p=none;;" + rua, ""},
+		{"v=DMARC1; p=none; junk" + rua, "warning:dmarc-syntax"},
+		{"v=DMARC1; p=none; P=reject" + rua, "warning:dmarc-duplicate-tag"},
+		{"v=DMARC1; p=none; v=DMARC1" + rua, "warning:dmarc-duplicate-tag"},
+		{"v=DMARC1; p=none; v=DMARC1; v=DMARC1" + rua, "warning:dmarc-duplicate-tag warning:dmarc-duplicate-tag warning:dmarc-duplicate-tag"},
+		{"v=DMARC1; junk; p=none; adkim=x; p=quarantine" + rua, "warning:dmarc-syntax error:dmarc-invalid-adkim warning:dmarc-duplicate-tag"},
+		{"v=DMARC1; p=none; 9x=1" + rua, "warning:dmarc-unknown-tag"},
+	}
+	for _, c := range cases {
+		_, fs, err := ParseDMARC(c.txt)
+		if got := strings.Join(findingCodes(fs), " "); err != nil || got != c.codes {
+			t.Errorf("ParseDMARC(%q) = %q, %v; want %q", c.txt, got, err, c.codes)
+		}
+	}
+	// Tag names match any case (RFC 5234 §2.3); the version does not.
+	if r, _, _ := ParseDMARC("V=DMARC1; P=Reject; RUA=mailto:dmarc@example.com"); r.Policy != "reject" || len(r.RUA) != 1 {
+		t.Errorf("upper-case tags: %+v", r)
+	}
+}
+
+// TestDMARCTagRules: every tag String writes has a rule, so that a record
+// written by dmarcd reads back without unknown tags.
+func TestDMARCTagRules(t *testing.T) {
+	for _, tag := range []string{"v", "p", "sp", "np", "pct", "t", "psd", "adkim", "aspf", "rua", "ruf", "fo", "rf", "ri"} {
+		if dmarcTagRules[tag] == nil {
+			t.Errorf("no rule for %s=", tag)
+		}
+	}
+}
+
+func TestWhyNotDMARC(t *testing.T) {
+	for txt, want := range map[string]string{
+		"v=DMARC1; p=none":  "",
+		"p=none":            "its first tag is p=",
+		"v=dmarc1; p=none":  "case-sensitive",
+		"v=DMARC2":          "v=DMARC2 is not v=DMARC1",
+		"google-site-verif": "starts with the tag v=DMARC1",
+	} {
+		got := WhyNotDMARC(txt)
+		if want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("WhyNotDMARC(%q) = %q; want %q", txt, got, want)
 		}
 	}
 }
