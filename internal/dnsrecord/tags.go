@@ -18,8 +18,11 @@ import (
 //	ALNUMPUNC = ALPHA / DIGIT / "_"
 //
 // So a list starts with a tag-spec: a leading ";" is an empty tag-spec and
-// makes the list invalid, as does ";;" inside it; one ";" may end it, and
-// nothing may follow that ";", not even white space. Folding white space
+// makes the list invalid, as does ";;" inside it; one ";" may end it.
+// White space after that final ";" is taken, though the grammar has no
+// place for it: verifiers take it (dkimpy strips the list before it
+// splits it, OpenDKIM skips it), and publishers write "p=KEY; " often
+// enough that refusing it would call working keys broken. Folding white space
 // (FWS) is read as any run of space, tab, CR and LF: a TXT record holds
 // no line breaks in practice.
 
@@ -41,8 +44,7 @@ type TagProblemKind string
 
 // The kinds of TagProblem.
 const (
-	// TagEmpty: a tag-spec with nothing in it (a leading ";", ";;", or
-	// white space after the final ";").
+	// TagEmpty: a tag-spec with nothing in it (a leading ";" or ";;").
 	TagEmpty TagProblemKind = "empty"
 	// TagNoValue: a tag-spec without "=".
 	TagNoValue TagProblemKind = "no-value"
@@ -71,7 +73,7 @@ type TagProblem struct {
 func (p TagProblem) Error() string {
 	switch p.Kind {
 	case TagEmpty:
-		return fmt.Sprintf("tag-spec %d is empty (a leading \";\", \";;\", or white space after the last \";\"): a tag-list is tag-spec *(\";\" tag-spec) [\";\"] (RFC 6376 §3.2)", p.Index+1)
+		return fmt.Sprintf("tag-spec %d is empty (a leading \";\" or \";;\"): a tag-list is tag-spec *(\";\" tag-spec) [\";\"] (RFC 6376 §3.2)", p.Index+1)
 	case TagNoValue:
 		return fmt.Sprintf("%q is not a tag=value pair (RFC 6376 §3.2)", p.Text)
 	case TagBadName:
@@ -104,8 +106,8 @@ func ScanTags(list string, opts TagOptions) ([]Tag, []TagProblem) {
 	seen := map[string]bool{}
 	parts := strings.Split(list, ";")
 	for i, part := range parts {
-		if part == "" && i == len(parts)-1 && i > 0 {
-			break // the optional ";" at the end
+		if i == len(parts)-1 && i > 0 && trimFWS(part) == "" {
+			break // the optional ";" at the end, and white space after it
 		}
 		text := trimFWS(part)
 		if text == "" {
