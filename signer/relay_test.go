@@ -63,7 +63,7 @@ func TestRelayAccess(t *testing.T) {
 	addr := startRelay(t, RelayConfig{
 		Signer:     s,
 		Allowed:    mustNetworks(t, "192.0.2.0/24"), // not the loopback the test comes from
-		Users:      Users{"joe": hash},
+		Users:      Users{"joe": {Hash: hash}},
 		TLS:        &tls.Config{Certificates: []tls.Certificate{cert}},
 		NextHop:    sink,
 		NextHopTLS: NextHopOpportunistic, // the sink has no TLS: falls back to clear text

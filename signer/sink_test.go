@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,9 +28,22 @@ type sinkMessage struct {
 // the next hop of the relay and of Postfix in the tests.
 func startSink(t testing.TB) (string, <-chan sinkMessage) {
 	t.Helper()
-	ch := make(chan sinkMessage, 16)
+	addr, ch, _ := startSinkWith(t, nil)
+	return addr, ch
+}
+
+// sinkStats counts what a sink saw.
+type sinkStats struct{ connections atomic.Int64 }
+
+// startSinkWith is startSink whose RCPT answers refuse(to) (nil: accept);
+// it also counts the connections it takes.
+func startSinkWith(t testing.TB, refuse func(to string) error) (string, <-chan sinkMessage, *sinkStats) {
+	t.Helper()
+	ch := make(chan sinkMessage, 64)
+	stats := &sinkStats{}
 	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &sinkSession{ch: ch}, nil
+		stats.connections.Add(1)
+		return &sinkSession{ch: ch, refuse: refuse}, nil
 	}))
 	s.Domain = "sink.test"
 	s.AllowInsecureAuth = true
@@ -40,12 +54,13 @@ func startSink(t testing.TB) (string, <-chan sinkMessage) {
 	}
 	go s.Serve(l)
 	t.Cleanup(func() { s.Close() })
-	return l.Addr().String(), ch
+	return l.Addr().String(), ch, stats
 }
 
 type sinkSession struct {
-	ch  chan sinkMessage
-	msg sinkMessage
+	ch     chan sinkMessage
+	refuse func(to string) error
+	msg    sinkMessage
 }
 
 func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
@@ -53,6 +68,11 @@ func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.refuse != nil {
+		if err := s.refuse(to); err != nil {
+			return err
+		}
+	}
 	s.msg.To = append(s.msg.To, to)
 	return nil
 }

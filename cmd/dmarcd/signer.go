@@ -29,10 +29,14 @@ type SignerConfig struct {
 	TLSCertFile string `toml:"tls_cert_file"`
 	TLSKeyFile  string `toml:"tls_key_file"`
 	// AllowedNetworks may relay without authentication (CIDRs or
-	// addresses).
+	// addresses), mail from any domain of the key store.
 	AllowedNetworks []string `toml:"allowed_networks"`
-	// UsersFile holds "name:bcrypt-hash" lines of the users who may relay
-	// after AUTH PLAIN over TLS.
+	// Networks ([[signer.network]]) may relay without authentication,
+	// mail from their domains only.
+	Networks []SignerNetwork `toml:"network"`
+	// UsersFile holds "name:bcrypt-hash[:domain,...]" lines of the users
+	// who may relay after AUTH PLAIN over TLS; with domains, a user may
+	// send mail from those (and their subdomains) only.
 	UsersFile string `toml:"users_file"`
 	// NextHop (host:port) takes the signed mail; NextHopTLS is
 	// "opportunistic", "required" or "none".
@@ -48,6 +52,33 @@ type SignerConfig struct {
 	MaxMessageBytes int64 `toml:"max_message_bytes"`
 	// MetricsListen is the address of the signer's /metrics, empty for none.
 	MetricsListen string `toml:"metrics_listen"`
+}
+
+// SignerNetwork is a [[signer.network]] table: a network whose clients may
+// relay mail from some domains only.
+type SignerNetwork struct {
+	// CIDR is the network, or one address.
+	CIDR string `toml:"cidr"`
+	// Domains are the From domains it may send as, with their
+	// subdomains.
+	Domains []string `toml:"domains"`
+}
+
+// networkDomains reads the [[signer.network]] tables.
+func (s *SignerConfig) networkDomains() ([]signer.NetworkDomains, error) {
+	var out []signer.NetworkDomains
+	for i, n := range s.Networks {
+		p, err := signer.ParseNetworks([]string{n.CIDR})
+		if err != nil {
+			return nil, fmt.Errorf("config: signer.network %d: cidr: %w", i+1, err)
+		}
+		domains, err := signer.ParseDomains(n.Domains)
+		if err != nil {
+			return nil, fmt.Errorf("config: signer.network %d (%s): domains: %w", i+1, n.CIDR, err)
+		}
+		out = append(out, signer.NetworkDomains{Network: p[0], Domains: domains})
+	}
+	return out, nil
 }
 
 func defaultSignerConfig() SignerConfig {
@@ -75,6 +106,9 @@ func (s *SignerConfig) validate() error {
 	}
 	if _, err := signer.ParseNetworks(s.AllowedNetworks); err != nil {
 		return fmt.Errorf("config: signer.allowed_networks: %w", err)
+	}
+	if _, err := s.networkDomains(); err != nil {
+		return err
 	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		return errors.New("config: signer.tls_cert_file and signer.tls_key_file go together")
@@ -140,6 +174,9 @@ func (c *signerCmd) Run(e *env) error {
 		rc := signer.RelayConfig{Signer: s, NextHop: cfg.NextHop, NextHopTLS: signer.NextHopTLS(cfg.NextHopTLS),
 			MaxMessageBytes: cfg.MaxMessageBytes, Log: e.log, Metrics: metrics}
 		if rc.Allowed, err = signer.ParseNetworks(cfg.AllowedNetworks); err != nil {
+			return err
+		}
+		if rc.AllowedFor, err = cfg.networkDomains(); err != nil {
 			return err
 		}
 		if cfg.TLSCertFile != "" {
