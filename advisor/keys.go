@@ -128,7 +128,7 @@ func (a *KeyAdvisor) adviseOne(ctx context.Context, k dmarcd.Key, all []dmarcd.K
 		case other != "":
 			adv.Reason = name + " publishes another key (" + other + "): publish this key's record instead"
 		default:
-			adv.Reason = "publish its record: " + name + " TXT \"" + k.TXT() + "\""
+			adv.Reason = "publish its record: " + name + ". IN TXT " + dnsrecord.Quote(k.TXT())
 		}
 
 	case dmarcd.KeyPublished:
@@ -213,7 +213,7 @@ func (a *KeyAdvisor) adviseOne(ctx context.Context, k dmarcd.Key, all []dmarcd.K
 		}
 		for _, txt := range txts {
 			if r, err := dnsrecord.ParseKey(txt); err == nil && r.Matches(k) {
-				adv.Reason = name + " still publishes the key: publish \"" + k.TXT() + "\""
+				adv.Reason = name + " still publishes the key: publish " + name + ". IN TXT " + dnsrecord.Quote(k.TXT())
 				return adv, nil
 			}
 		}
