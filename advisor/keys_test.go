@@ -98,7 +98,7 @@ func TestKeyAdvice(t *testing.T) {
 		reason  string
 	}{
 		{name: "created, not in DNS", key: testKey("new", dmarcd.KeyCreated, "2026-07-19", "2026-07-19"),
-			next: dmarcd.KeyPublished, reason: "publish its record: new._domainkey.example.com TXT"},
+			next: dmarcd.KeyPublished, reason: "publish its record: new._domainkey.example.com. IN TXT \"v=DKIM1; k=rsa; p="},
 		{name: "created, in DNS", key: testKey("new", dmarcd.KeyCreated, "2026-07-19", "2026-07-19"), dns: true,
 			next: dmarcd.KeyPublished, ready: true, reason: "in DNS"},
 		{name: "published a day ago", key: testKey("new", dmarcd.KeyPublished, "2026-07-18", "2026-07-19"), dns: true,
