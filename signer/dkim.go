@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -162,10 +163,11 @@ func (r *Keyring) Problems() map[string]string {
 }
 
 // For returns the signing domain and keys for mail from fromDomain: the
-// domain's own keys, else those of its nearest parent domain that has keys
-// (relaxed DMARC alignment, RFC 7489 §3.1.1). While the store cannot be
-// read it returns an error wrapping ErrKeysUnavailable.
-func (r *Keyring) For(fromDomain string) (string, []keystore.SigningKey, error) {
+// domain's own keys, else, with parents, those of its nearest parent
+// domain that has keys (d= aligns with the From domain under relaxed DKIM
+// alignment, RFC 7489 §3.1.1, and not under adkim=s). While the store
+// cannot be read it returns an error wrapping ErrKeysUnavailable.
+func (r *Keyring) For(fromDomain string, parents bool) (string, []keystore.SigningKey, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if time.Since(r.checked) >= r.interval {
@@ -179,9 +181,24 @@ func (r *Keyring) For(fromDomain string) (string, []keystore.SigningKey, error) 
 		if ks := r.keys[d]; len(ks) > 0 {
 			return d, ks, nil
 		}
+		if !parents {
+			break
+		}
 		_, d, _ = strings.Cut(d, ".")
 	}
 	return "", nil, nil
+}
+
+// Domains returns the domains that have signing keys.
+func (r *Keyring) Domains() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.keys))
+	for d := range r.keys {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // UnsignedPolicy says what happens to mail the signer holds no key for.
@@ -230,10 +247,27 @@ type Result struct {
 	Reason string
 }
 
+// SubdomainSigning says how mail from a subdomain without keys of its own
+// is signed.
+type SubdomainSigning string
+
+const (
+	// SubdomainsParent signs it with the keys of the nearest parent
+	// domain that has keys: d= is the parent, which aligns with the From
+	// domain under relaxed DKIM alignment (adkim=r, the default) and
+	// fails under adkim=s (RFC 7489 §3.1.1).
+	SubdomainsParent SubdomainSigning = "parent"
+	// SubdomainsOwn signs mail with the From domain's own keys only: a
+	// subdomain without keys is handled as a domain without keys.
+	SubdomainsOwn SubdomainSigning = "own"
+)
+
 // Signer signs messages with the keys of a Keyring.
 type Signer struct {
 	Keys     *Keyring
 	Unsigned UnsignedPolicy
+	// Subdomains: SubdomainsParent when empty.
+	Subdomains SubdomainSigning
 }
 
 // Sign signs msg, a whole message with CRLF line ends (see CRLF). It
@@ -251,15 +285,21 @@ func (s *Signer) Sign(msg []byte) (Result, error) {
 		return s.unsigned(res), nil
 	}
 	res.FromDomain = from
-	domain, keys, err := s.Keys.For(from)
+	domain, keys, err := s.Keys.For(from, s.Subdomains != SubdomainsOwn)
 	if err != nil {
 		return res, err
 	}
 	if len(keys) == 0 {
 		res.Reason = "no signing key for " + from
+		if s.Subdomains == SubdomainsOwn {
+			res.Reason += " (signer.subdomains = own: a parent's keys do not sign it)"
+		}
 		return s.unsigned(res), nil
 	}
 	res.Domain = domain
+	if domain != from {
+		res.Reason = "signed with d=" + domain + ", the parent of " + from + ": aligned under relaxed DKIM alignment (adkim=r) only"
+	}
 	headerKeys := signedHeaderKeys(fields)
 	for _, k := range keys {
 		sig, err := s.signOne(msg, domain, k.Key.Selector, k.Signer, headerKeys)

@@ -139,26 +139,31 @@ func TestSignDomains(t *testing.T) {
 	st := newStore(t)
 	makeKey(t, st, "example.com", "s1", dmarcd.AlgorithmEd25519, dmarcd.KeyCurrent)
 	makeKey(t, st, "example.org", "s0", dmarcd.AlgorithmEd25519, dmarcd.KeyPublished) // does not sign yet
+	makeKey(t, st, "shop.example.com", "s9", dmarcd.AlgorithmEd25519, dmarcd.KeyCurrent)
 	ring, err := NewKeyring(st, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		from    string
-		policy  UnsignedPolicy
-		outcome string
-		domain  string
-		nsig    int
+		from       string
+		policy     UnsignedPolicy
+		outcome    string
+		domain     string
+		nsig       int
+		subdomains SubdomainSigning
 	}{
-		{"From: a@example.com", UnsignedPass, OutcomeSigned, "example.com", 1},
-		{"From: \"A\" <a@News.Example.COM>", UnsignedPass, OutcomeSigned, "example.com", 1}, // parent's key: relaxed alignment
-		{"From: a@example.org", UnsignedPass, OutcomeUnsigned, "", 0},
-		{"From: a@example.org", UnsignedRefuse, OutcomeRefused, "", 0},
-		{"From: =?x-unknown?q?A?= <a@example.com>", UnsignedPass, OutcomeSigned, "example.com", 1},
-		{"From: a@example.com, b@example.net", UnsignedPass, OutcomeUnsigned, "", 0},
-		{"Subject: no from", UnsignedRefuse, OutcomeRefused, "", 0},
+		{"From: a@example.com", UnsignedPass, OutcomeSigned, "example.com", 1, ""},
+		{"From: \"A\" <a@News.Example.COM>", UnsignedPass, OutcomeSigned, "example.com", 1, ""}, // parent's key: relaxed alignment
+		{"From: a@news.example.com", UnsignedPass, OutcomeUnsigned, "", 0, SubdomainsOwn},       // own keys only
+		{"From: a@shop.example.com", UnsignedPass, OutcomeSigned, "shop.example.com", 1, SubdomainsOwn},
+		{"From: a@eu.shop.example.com", UnsignedPass, OutcomeSigned, "shop.example.com", 1, SubdomainsParent}, // the nearest parent
+		{"From: a@example.org", UnsignedPass, OutcomeUnsigned, "", 0, ""},
+		{"From: a@example.org", UnsignedRefuse, OutcomeRefused, "", 0, ""},
+		{"From: =?x-unknown?q?A?= <a@example.com>", UnsignedPass, OutcomeSigned, "example.com", 1, ""},
+		{"From: a@example.com, b@example.net", UnsignedPass, OutcomeUnsigned, "", 0, ""},
+		{"Subject: no from", UnsignedRefuse, OutcomeRefused, "", 0, ""},
 	} {
-		s := &Signer{Keys: ring, Unsigned: c.policy}
+		s := &Signer{Keys: ring, Unsigned: c.policy, Subdomains: c.subdomains}
 		res, err := s.Sign([]byte(c.from + "\r\nSubject: x\r\n\r\nbody\r\n"))
 		if err != nil {
 			t.Fatal(err)

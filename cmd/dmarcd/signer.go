@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dmarcd/dmarcd/internal/dnsrecord"
 	"github.com/dmarcd/dmarcd/signer"
 	"github.com/dmarcd/dmarcd/signer/keystore"
 )
@@ -48,6 +49,10 @@ type SignerConfig struct {
 	// Unsigned says what happens to mail for a domain without a key:
 	// "pass" (unsigned) or "refuse".
 	Unsigned string `toml:"unsigned"`
+	// Subdomains says how mail from a subdomain without keys of its own
+	// is signed: "parent" (with the keys of its nearest parent that has
+	// keys, d=PARENT: aligned under adkim=r only) or "own" (not signed).
+	Subdomains string `toml:"subdomains"`
 	// MaxMessageBytes bounds a message.
 	MaxMessageBytes int64 `toml:"max_message_bytes"`
 	// MetricsListen is the address of the signer's /metrics, empty for none.
@@ -86,6 +91,7 @@ func defaultSignerConfig() SignerConfig {
 		AllowedNetworks: []string{"127.0.0.0/8", "::1/128"},
 		NextHopTLS:      string(signer.NextHopOpportunistic),
 		Unsigned:        string(signer.UnsignedPass),
+		Subdomains:      string(signer.SubdomainsParent),
 		MaxMessageBytes: signer.DefaultMaxMessageBytes,
 	}
 }
@@ -95,6 +101,11 @@ func (s *SignerConfig) validate() error {
 	case signer.UnsignedPass, signer.UnsignedRefuse:
 	default:
 		return fmt.Errorf("config: signer.unsigned %q: want pass or refuse", s.Unsigned)
+	}
+	switch signer.SubdomainSigning(s.Subdomains) {
+	case signer.SubdomainsParent, signer.SubdomainsOwn:
+	default:
+		return fmt.Errorf("config: signer.subdomains %q: want parent or own", s.Subdomains)
 	}
 	switch signer.NextHopTLS(s.NextHopTLS) {
 	case signer.NextHopOpportunistic, signer.NextHopRequireTLS, signer.NextHopNoTLS:
@@ -161,7 +172,10 @@ func (c *signerCmd) Run(e *env) error {
 		return err
 	}
 	ring.Instrument(metrics)
-	s := &signer.Signer{Keys: ring, Unsigned: signer.UnsignedPolicy(cfg.Unsigned)}
+	s := &signer.Signer{Keys: ring, Unsigned: signer.UnsignedPolicy(cfg.Unsigned), Subdomains: signer.SubdomainSigning(cfg.Subdomains)}
+	if s.Subdomains == signer.SubdomainsParent {
+		warnStrictDKIMAlignment(e, ring.Domains())
+	}
 
 	errc := make(chan error, 3)
 	var closers []func() error
@@ -245,5 +259,27 @@ func (c *signerCmd) Run(e *env) error {
 		return nil
 	case err := <-errc:
 		return err
+	}
+}
+
+// warnStrictDKIMAlignment warns about each domain whose DMARC record asks
+// for strict DKIM alignment (adkim=s) while signer.subdomains = "parent":
+// mail from its subdomains is then signed with d=DOMAIN, which does not
+// align with the subdomain under adkim=s (RFC 7489 §3.1.1), so DKIM does
+// not make it pass DMARC.
+func warnStrictDKIMAlignment(e *env, domains []string) {
+	lookup := txtLookup(e.cfg.DNS)
+	for _, d := range domains {
+		txts, err := lookup(e.ctx, "_dmarc."+d)
+		if err != nil {
+			e.log.Debug("reading the DMARC record for the alignment check failed", "domain", d, "err", err)
+			continue
+		}
+		for _, txt := range dnsrecord.SelectDMARC(txts) {
+			if r, _, err := dnsrecord.ParseDMARC(txt); err == nil && r.ADKIM == "s" {
+				e.log.Warn("mail from subdomains of this domain is signed with its keys (d="+d+"), which fail adkim=s in its DMARC record: give each sending subdomain its own keys (dmarcd keys generate --domain SUB.DOMAIN), or set signer.subdomains = \"own\"",
+					"domain", d)
+			}
+		}
 	}
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 
 	"github.com/dmarcd/dmarcd/internal/testserver"
 )
@@ -79,5 +83,22 @@ func TestKeysRecordsLoad(t *testing.T) {
 	// Every record printed is in zone-file form: none escaped the check.
 	if printed := strings.Count(out.String(), "\"v=DKIM1"); n < 5 || n != printed {
 		t.Fatalf("found %d records in zone-file form, %d printed:\n%s", n, printed, out.String())
+	}
+}
+
+// TestSignerWarnsStrictAlignment: with signer.subdomains = "parent", a
+// domain whose DMARC record says adkim=s gets a warning at start: its
+// subdomains' mail would carry d=DOMAIN, which fails strict alignment.
+func TestSignerWarnsStrictAlignment(t *testing.T) {
+	resolver := testserver.DNS(t, map[string][]dns.RR{
+		"_dmarc.strict.example.":  {txtRR(t, "_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s")},
+		"_dmarc.relaxed.example.": {txtRR(t, "_dmarc.relaxed.example", "v=DMARC1; p=reject")},
+	})
+	var logs strings.Builder
+	e := &env{ctx: context.Background(), cfg: Config{DNS: DNSConfig{Resolver: resolver, TimeoutSeconds: 2}},
+		log: slog.New(slog.NewTextHandler(&logs, nil))}
+	warnStrictDKIMAlignment(e, []string{"relaxed.example", "strict.example"})
+	if got := logs.String(); !strings.Contains(got, "domain=strict.example") || strings.Contains(got, "relaxed.example") || !strings.Contains(got, "adkim=s") {
+		t.Errorf("log:\n%s", got)
 	}
 }
