@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -104,14 +105,41 @@ func (c *keysCmd) open(e *env) (*keystore.Store, error) {
 	return ks, nil
 }
 
-// list opens the key store and lists its keys.
-func (c *keysCmd) list(e *env) (*keystore.Store, []dmarcd.Key, error) {
+// list opens the key store and lists its keys whose metadata reads; the
+// others are said on stderr and make the command fail at its end (see
+// keyProblems), after it did its work on the readable ones.
+func (c *keysCmd) list(e *env) (*keystore.Store, []dmarcd.Key, keyProblems, error) {
 	st, err := c.open(e)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	keys, err := st.List()
-	return st, keys, err
+	keys, problems, err := st.Scan()
+	for _, p := range problems {
+		fmt.Fprintf(e.stderr, "dmarcd: key %s cannot be read, and is left alone: %v\n", p.ID, p.Err)
+	}
+	return st, keys, keyProblems(problems), err
+}
+
+// keyProblems are the keys a keys command could not read.
+type keyProblems []keystore.KeyProblem
+
+// in says whether one of the problems is a key of domain.
+func (p keyProblems) in(domain string) bool {
+	for _, kp := range p {
+		if strings.HasSuffix(kp.ID, "._domainkey."+domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// err is the command's end when keys could not be read: exit 1, so that a
+// script or cron notices.
+func (p keyProblems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &exitError{code: exitFailure, err: fmt.Errorf("%d key(s) of the key store cannot be read (see above): restore their files from a backup, or remove them", len(p))}
 }
 
 // txtLookup asks the configured resolver for TXT records; a name that does
@@ -197,7 +225,7 @@ type keysListCmd struct {
 }
 
 func (c *keysListCmd) Run(e *env, k *keysCmd) error {
-	_, keys, err := k.list(e)
+	st, keys, problems, err := k.list(e)
 	if err != nil {
 		return err
 	}
@@ -209,13 +237,22 @@ func (c *keysListCmd) Run(e *env, k *keysCmd) error {
 			continue
 		}
 		note := ""
-		if key.State == dmarcd.KeyCurrent && time.Since(key.Created) >= policy.RotationPeriod {
+		if key.State == dmarcd.KeyCurrent && e.now().Sub(key.Created) >= policy.RotationPeriod {
 			note = "rotation due"
+		}
+		if key.State.Signs() {
+			if _, err := st.Signer(key.Domain, key.Selector); err != nil {
+				note = "CANNOT SIGN: " + err.Error()
+				problems = append(problems, keystore.KeyProblem{ID: key.ID(), Err: err})
+			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", key.Domain, key.Selector, key.Algorithm, key.Bits, key.State,
 			key.StateSince.Format(time.DateOnly), key.Created.Format(time.DateOnly), note)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return problems.err()
 }
 
 type keysDNSCmd struct {
@@ -223,7 +260,7 @@ type keysDNSCmd struct {
 }
 
 func (c *keysDNSCmd) Run(e *env, k *keysCmd) error {
-	_, keys, err := k.list(e)
+	_, keys, problems, err := k.list(e)
 	if err != nil {
 		return err
 	}
@@ -233,7 +270,7 @@ func (c *keysDNSCmd) Run(e *env, k *keysCmd) error {
 		}
 		fmt.Fprintf(e.stdout, "; %s, %s\n%s\n", key.State, key.Algorithm, keystore.BIND(key))
 	}
-	return nil
+	return problems.err()
 }
 
 type keysRotateCmd struct {
@@ -243,9 +280,14 @@ type keysRotateCmd struct {
 }
 
 func (c *keysRotateCmd) Run(e *env, k *keysCmd) error {
-	st, keys, err := k.list(e)
+	st, keys, problems, err := k.list(e)
 	if err != nil {
 		return err
+	}
+	if problems.in(c.Domain) {
+		// Which key is current cannot be known: starting a rotation
+		// could leave two current keys.
+		return &exitError{code: exitFailure, err: fmt.Errorf("a key of %s cannot be read: repair it before rotating", c.Domain)}
 	}
 	// One new key per algorithm: that of each current key, or the
 	// configured ones.
@@ -298,7 +340,7 @@ func (c *keysRotateCmd) Run(e *env, k *keysCmd) error {
 		fmt.Fprintf(e.stdout, "5. After the grace period of %d days, and once no report shows %s, `dmarcd keys advance` revokes it: publish its record with p= (`dmarcd keys dns`).\n", e.cfg.Keys.GracePeriodDays, oldSel)
 		fmt.Fprintf(e.stdout, "6. Then `dmarcd keys advance` deletes its private key; the record may go. Next rotation due in %d days.\n\n", int(policy.RotationPeriod.Hours()/24))
 	}
-	return nil
+	return problems.err()
 }
 
 // nextSelector names a new key: r (RSA) or e (Ed25519), the year and month,
@@ -332,7 +374,7 @@ func (c *keysAdvanceCmd) Run(e *env, k *keysCmd) error {
 	if c.Force && (c.Domain == "" || c.Selector == "") {
 		return &exitError{code: exitUsage, err: errors.New("--force needs --domain and --selector")}
 	}
-	st, keys, err := k.list(e)
+	st, keys, problems, err := k.list(e)
 	if err != nil {
 		return err
 	}
@@ -369,6 +411,12 @@ func (c *keysAdvanceCmd) Run(e *env, k *keysCmd) error {
 			fmt.Fprintf(e.stdout, "%s: %s -> %s would move (%s): %s\n", key.ID(), key.State, next, how, adv.Reason)
 			continue
 		}
+		if next == dmarcd.KeyCurrent && problems.in(key.Domain) {
+			// Becoming current retires the domain's current key, which
+			// may be the one that cannot be read.
+			fmt.Fprintf(e.stdout, "%s: %s, stays: another key of %s cannot be read, so its current key is unknown\n", key.ID(), key.State, key.Domain)
+			continue
+		}
 		moves, err := st.Transition(key.Domain, key.Selector, next)
 		if err != nil {
 			return err
@@ -381,7 +429,7 @@ func (c *keysAdvanceCmd) Run(e *env, k *keysCmd) error {
 			}
 		}
 	}
-	return nil
+	return problems.err()
 }
 
 type keysRetireCmd struct {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -170,4 +171,47 @@ func TestUnusableKeysAlert(t *testing.T) {
 	if keys, err := storedKeys(cfg); err != nil || len(keys) != 2 {
 		t.Errorf("stored keys: %d, %v", len(keys), err)
 	}
+}
+
+// TestKeysCommandsBrokenKey: with one key's files broken, the keys
+// commands do their work on the others and fail loudly (exit 1, the key
+// named on stderr); list flags a signing key whose private key file is
+// broken; rotate refuses the domain of an unreadable key.
+func TestKeysCommandsBrokenKey(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	base := []string{"--store", filepath.Join(dir, "d.db"), "keys", "--dir", keys}
+	run := func(want int, args ...string) (string, string) {
+		t.Helper()
+		code, stdout, stderr := runCLI(t, append(append([]string{}, base...), args...)...)
+		if code != want {
+			t.Fatalf("%v: exit %d, want %d\n%s%s", args, code, want, stdout, stderr)
+		}
+		return stdout, stderr
+	}
+	for _, d := range []string{"good.example", "meta.example", "pem.example"} {
+		run(0, "generate", "--domain", d, "--selector", "s1", "--algorithm", "ed25519")
+		for range 3 {
+			run(0, "advance", "--domain", d, "--selector", "s1", "--force")
+		}
+	}
+	os.WriteFile(filepath.Join(keys, "meta.example", "s1.json"), []byte("{"), 0o600)
+	os.WriteFile(filepath.Join(keys, "pem.example", "s1.pem"), []byte("garbage"), 0o600)
+
+	out, errs := run(1, "list")
+	if !strings.Contains(out, "good.example") || !strings.Contains(errs, "s1._domainkey.meta.example cannot be read") {
+		t.Errorf("list:\n%s%s", out, errs)
+	}
+	if !regexp.MustCompile(`pem\.example .*CANNOT SIGN`).MatchString(out) {
+		t.Errorf("list does not flag the broken private key:\n%s", out)
+	}
+	if out, _ := run(1, "dns"); !strings.Contains(out, "s1._domainkey.good.example") {
+		t.Errorf("dns:\n%s", out)
+	}
+	run(1, "rotate", "--domain", "meta.example")
+	out, _ = run(1, "rotate", "--domain", "good.example", "--selector", "s2", "--algorithm", "ed25519")
+	if !strings.Contains(out, "s2._domainkey.good.example") {
+		t.Errorf("rotate of a healthy domain:\n%s", out)
+	}
+	run(0, "retire", "--domain", "good.example", "--selector", "s1")
 }
