@@ -1,12 +1,3 @@
-// Package dmarcd holds the domain of the dmarcd daemon: DMARC aggregate and
-// failure reports as receivers send them, the keys that identify them, and the
-// small interfaces between the parts of the daemon (a store, a source of
-// report mail).
-//
-// Data flows one way: a source (ingest) yields raw bytes, a parser turns them
-// into the types of this package, a Store keeps them, and the analyze and
-// advisor packages read the store. This package imports nothing of the
-// project.
 package dmarcd
 
 import (

@@ -60,7 +60,7 @@ func (runCmd) Run(e *env) error {
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: metricsReadHeaderTimeout}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				e.log.Error("metrics server failed", "error", err)
+				e.log.Error("metrics server failed", "err", err)
 			}
 		}()
 		e.log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")

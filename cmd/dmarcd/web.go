@@ -170,7 +170,7 @@ func startWeb(e *env, st dmarcd.Store) (stop func(), err error) {
 		WriteTimeout: webWriteTimeout, IdleTimeout: webIdleTimeout, MaxHeaderBytes: webMaxHeaderBytes}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("web server failed", "error", err)
+			e.log.Error("web server failed", "err", err)
 		}
 	}()
 	e.log.Info("serving the web page", "url", "http://"+ln.Addr().String()+"/", "auth", auth.Enabled())

@@ -105,7 +105,7 @@ func (cn *conn) flush(ctx context.Context, folder string, fl *filing) error {
 	// As in ingest: a graceful stop must not turn into a store failure.
 	if err := f.Flush(context.WithoutCancel(ctx)); err != nil {
 		cn.p.log.Warn("imap store failed; the messages stay in their folder and are read again later",
-			"folder", folder, "messages", len(fl.archive), "error", err)
+			"folder", folder, "messages", len(fl.archive), "err", err)
 		n := len(fl.archive)
 		fl.archive = nil
 		return kinded(ErrStore, "storing the reports of %d messages of %s: %w", n, folder, err)
@@ -268,7 +268,7 @@ func (cn *conn) ingest(ctx context.Context, folder string, uidValidity uint32, u
 	// must not turn into a store failure.
 	out, err := p.in.Ingest(context.WithoutCancel(ctx), raw, dmarcd.Origin{Source: source})
 	if err != nil {
-		p.log.Warn("imap store failed; the message stays in its folder and is read again later", "source", source, "error", err)
+		p.log.Warn("imap store failed; the message stays in its folder and is read again later", "source", source, "err", err)
 		return "", kinded(ErrStore, "storing the reports of %s: %w", source, err)
 	}
 	sum.Aggregate += out.Aggregate
@@ -343,7 +343,7 @@ func (cn *conn) quarantineOversize(ctx context.Context, folder string, uidValidi
 		Raw:    kept,
 	}
 	if err := p.store.Quarantine(context.WithoutCancel(ctx), q); err != nil {
-		p.log.Warn("imap store failed; the message stays in its folder and is read again later", "source", source, "error", err)
+		p.log.Warn("imap store failed; the message stays in its folder and is read again later", "source", source, "err", err)
 		return kinded(ErrStore, "quarantining %s: %w", source, err)
 	}
 	sum.Quarantined++

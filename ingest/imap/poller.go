@@ -294,7 +294,7 @@ func (p *Poller) Once(ctx context.Context) (Summary, error) {
 		if Kind(err) != ErrConnect || attempt >= p.opts.OnceAttempts {
 			return sum, err
 		}
-		p.log.Warn("imap connection lost; connecting again", "error", err, "attempt", attempt, "of", p.opts.OnceAttempts, "in", backoff)
+		p.log.Warn("imap connection lost; connecting again", "err", err, "attempt", attempt, "of", p.opts.OnceAttempts, "in", backoff)
 		if !sleep(ctx, backoff) {
 			return sum, ctx.Err()
 		}
@@ -320,9 +320,9 @@ func (p *Poller) Run(ctx context.Context) error {
 		if Kind(err) == ErrTLS {
 			// Not a network error: wait the longest, and say so loudly.
 			backoff = p.opts.MaxBackoff
-			p.log.Error("imap server's certificate refused; trying again later", "error", err, "in", backoff)
+			p.log.Error("imap server's certificate refused; trying again later", "err", err, "in", backoff)
 		} else {
-			p.log.Warn("imap session ended; connecting again", "error", err, "kind", Kind(err), "in", backoff)
+			p.log.Warn("imap session ended; connecting again", "err", err, "kind", Kind(err), "in", backoff)
 		}
 		if !sleep(ctx, backoff) {
 			return nil
@@ -343,9 +343,9 @@ func (p *Poller) failed(err error) {
 	switch kind {
 	case ErrAuth:
 		p.log.Error("imap login failed: check the username and the password or token of the mailbox",
-			"host", p.mb.Host, "username", p.mb.Username, "auth", p.mb.Auth, "error", err)
+			"host", p.mb.Host, "username", p.mb.Username, "auth", p.mb.Auth, "err", err)
 	case ErrCredentials:
-		p.log.Error("imap login impossible: no password or token could be read", "auth", p.mb.Auth, "error", err)
+		p.log.Error("imap login impossible: no password or token could be read", "auth", p.mb.Auth, "err", err)
 	}
 }
 
@@ -664,7 +664,7 @@ func (p *Poller) watch(ctx context.Context, folder string, wake chan<- struct{})
 		if ctx.Err() != nil {
 			return
 		}
-		p.log.Debug("imap folder watch ended; connecting again", "folder", folder, "error", err, "in", backoff)
+		p.log.Debug("imap folder watch ended; connecting again", "folder", folder, "err", err, "in", backoff)
 		if !sleep(ctx, backoff) {
 			return
 		}

@@ -1,6 +1,8 @@
-// Package storetest holds what the tests of the stores (schema/sqlite,
-// schema/clickhouse) share: a small aggregate report and its records, and
-// a helper that writes them through dmarcd.Store.
+// Package storetest holds the store contract, which every engine runs
+// (storetest.Run, called by schema/sqlite and schema/clickhouse), and what
+// the tests of the stores share: a small aggregate report and its records,
+// a helper that writes them through dmarcd.Store, and one rendering of
+// query answers for both engines (QueryString).
 package storetest
 
 import (
