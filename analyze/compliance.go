@@ -1,7 +1,19 @@
 // Package analyze reads the stored reports and says how each domain and
 // each sending source fares: volume, DMARC pass rate, DKIM- and SPF-aligned
-// shares, and what receivers did with the mail. It reads through the
-// documented views with SQL that both stores accept.
+// shares, and what receivers did with the mail.
+//
+// It is the one read layer of dmarcd: every query of the web pages, the
+// advisor, the alert detectors and the commands is a function here that
+// takes a Querier and returns typed results, reads the documented views
+// (docs/SQL.md) with SQL that both stores accept (plain SELECT, WHERE,
+// GROUP BY, ORDER BY and LIMIT, days compared as 'YYYY-MM-DD' text, every
+// input a ? parameter), and scans the values whose Go types differ
+// between the stores' drivers with the dialect scanners of scan.go. Where
+// a caller shows rows in order or under a limit, the ORDER BY is total, so
+// that both stores give the same rows. The conformance suite
+// (schema/conformance) runs every such function on both stores with the
+// report corpus and compares the answers; it fails when one is missing
+// from its list.
 package analyze
 
 import (

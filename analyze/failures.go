@@ -90,14 +90,21 @@ func FailureCount(ctx context.Context, q Querier, domain string) (int64, error) 
 
 // Failures returns at most limit failure reports after the first offset,
 // newest first: by the arrival of the reported message, else by when
-// dmarcd read the report. domain filters when not "".
+// dmarcd read the report, else by the date of the report. domain filters
+// when not "".
 func Failures(ctx context.Context, q Querier, domain string, offset, limit int) ([]Failure, error) {
 	where, args := "", []any{}
 	if domain != "" {
 		where, args = "WHERE domain = ?", append(args, domain)
 	}
+	// The order is the same in both stores up to the id, which differs
+	// (a sequence, a hash): reports read at once without an arrival date
+	// are told apart by what identifies them (dmarcd.FailureReport.Key)
+	// first. NULLs sort last in DESC in both stores; a nullable column
+	// sorts only DESC.
 	rows, err := q.Query(ctx, "SELECT "+failureColumns+" FROM failures "+where+`
-ORDER BY arrival_date DESC, received_at DESC, id DESC
+ORDER BY arrival_date DESC, received_at DESC, report_date DESC, report_from, reported_domain, source_ip, original_message_id,
+         original_headers, id DESC
 LIMIT ? OFFSET ?`, append(args, limit, offset)...)
 	if err != nil {
 		return nil, fmt.Errorf("reading the failure reports: %w", err)

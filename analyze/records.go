@@ -46,14 +46,16 @@ func SourceSeen(ctx context.Context, q Querier, domain, ip string) (bool, error)
 }
 
 // SourceRecords returns the records of ip for domain in the window, newest
-// first, at most limit.
+// first, at most limit. The order is total (a report may hold several
+// records of one source: its key and their seq tell them apart), so that
+// both stores keep the same records under the limit.
 func SourceRecords(ctx context.Context, q Querier, domain, ip string, w Window, limit int) ([]SourceRecord, error) {
 	rows, err := q.Query(ctx, `
 SELECT day, org_name, report_id, count, disposition, dkim, spf, header_from, envelope_from, envelope_to,
        dkim_domains, dkim_selectors, dkim_results, spf_domains, spf_scopes, spf_results, reasons
 FROM records
 WHERE domain = ? AND source_ip = ? AND day >= ? AND day <= ?
-ORDER BY day DESC, org_name, report_id
+ORDER BY day DESC, org_name, report_id, report_key, seq
 LIMIT ?`, domain, ip, w.From, w.To, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading the records of %s for %s: %w", ip, domain, err)
