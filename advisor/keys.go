@@ -2,7 +2,6 @@ package advisor
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -195,7 +194,7 @@ func (a *KeyAdvisor) adviseOne(ctx context.Context, k dmarcd.Key, all []dmarcd.K
 			break
 		}
 		after := k.StateSince.Add(keyInFlightDays * keyDay)
-		n, last, err := a.selectorTraffic(ctx, k, after)
+		n, last, err := analyze.SelectorTraffic(ctx, a.Store, k.Domain, k.Selector, keyDate(after))
 		if err != nil {
 			return adv, err
 		}
@@ -282,46 +281,28 @@ func keySuccessor(k dmarcd.Key, all []dmarcd.Key) *dmarcd.Key {
 	return nil
 }
 
-// keyReportersQuery sums, per reporter and selector, the DKIM signatures of a
-// signing domain since a day. Plain SQL that SQLite and ClickHouse both
-// take; days compare as 'YYYY-MM-DD'.
-const keyReportersQuery = `SELECT org_name, lower(selector) AS sel, SUM(count) AS messages,
- SUM(CASE WHEN result = 'pass' THEN count ELSE 0 END) AS passed
-FROM dkim_signatures
-WHERE lower(dkim_domain) = ? AND day >= ?
-GROUP BY org_name, lower(selector)`
-
 // reporters returns, per reporter of k's domain, what it saw of k's
 // selector since the day of since; Large marks the large reporters.
 func (a *KeyAdvisor) reporters(ctx context.Context, k dmarcd.Key, since time.Time) ([]ReporterSelector, error) {
-	rows, err := a.Store.Query(ctx, keyReportersQuery, strings.ToLower(k.Domain), keyDate(since))
+	seen, err := analyze.SelectorReports(ctx, a.Store, k.Domain, keyDate(since))
 	if err != nil {
-		return nil, fmt.Errorf("reading dkim_signatures: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	byOrg := map[string]*ReporterSelector{}
 	total := map[string]int64{}
 	var all int64
-	for rows.Next() {
-		var org, sel string
-		var messages, passed sql.NullInt64
-		if err := rows.Scan(&org, &sel, &messages, &passed); err != nil {
-			return nil, fmt.Errorf("reading dkim_signatures: %w", err)
-		}
-		total[org] += messages.Int64
-		all += messages.Int64
-		r := byOrg[org]
+	for _, s := range seen {
+		total[s.OrgName] += s.Messages
+		all += s.Messages
+		r := byOrg[s.OrgName]
 		if r == nil {
-			r = &ReporterSelector{OrgName: org}
-			byOrg[org] = r
+			r = &ReporterSelector{OrgName: s.OrgName}
+			byOrg[s.OrgName] = r
 		}
-		if sel == strings.ToLower(k.Selector) {
-			r.Messages += messages.Int64
-			r.Passed += passed.Int64
+		if s.Selector == strings.ToLower(k.Selector) {
+			r.Messages += s.Messages
+			r.Passed += s.Passed
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading dkim_signatures: %w", err)
 	}
 	share := a.LargeReporterShare
 	if share <= 0 {
@@ -370,48 +351,6 @@ func (a *KeyAdvisor) passesAtLarge(k dmarcd.Key, reps []ReporterSelector, since 
 		return false, fmt.Sprintf("selector %s passes at %s, but no report from %s shows it yet", k.Selector, strings.Join(ok, ", "), strings.Join(missing, ", "))
 	}
 	return true, fmt.Sprintf("selector %s passes at the large reporters since %s: %s", k.Selector, keyDate(since), strings.Join(ok, ", "))
-}
-
-// keySelectorTrafficQuery counts the messages signed with a selector after a
-// day, and the last such day.
-const keySelectorTrafficQuery = `SELECT day, SUM(messages) AS messages
-FROM daily_selectors
-WHERE lower(dkim_domain) = ? AND lower(selector) = ? AND day > ?
-GROUP BY day`
-
-func (a *KeyAdvisor) selectorTraffic(ctx context.Context, k dmarcd.Key, after time.Time) (int64, string, error) {
-	rows, err := a.Store.Query(ctx, keySelectorTrafficQuery, strings.ToLower(k.Domain), strings.ToLower(k.Selector), keyDate(after))
-	if err != nil {
-		return 0, "", fmt.Errorf("reading daily_selectors: %w", err)
-	}
-	defer rows.Close()
-	var total int64
-	last := ""
-	for rows.Next() {
-		var d any
-		var n sql.NullInt64
-		if err := rows.Scan(&d, &n); err != nil {
-			return 0, "", fmt.Errorf("reading daily_selectors: %w", err)
-		}
-		total += n.Int64
-		if s := keyDayString(d); s > last {
-			last = s
-		}
-	}
-	return total, last, rows.Err()
-}
-
-// keyDayString formats a day column: text in SQLite, a Date in ClickHouse.
-func keyDayString(v any) string {
-	switch d := v.(type) {
-	case time.Time:
-		return keyDate(d)
-	case []byte:
-		return string(d)
-	case string:
-		return d
-	}
-	return fmt.Sprint(v)
 }
 
 func keyDate(t time.Time) string { return t.UTC().Format("2006-01-02") }

@@ -1,7 +1,19 @@
 // Package analyze reads the stored reports and says how each domain and
 // each sending source fares: volume, DMARC pass rate, DKIM- and SPF-aligned
-// shares, and what receivers did with the mail. It reads through the
-// documented views with SQL that both stores accept.
+// shares, and what receivers did with the mail.
+//
+// It is the one read layer of dmarcd: every query of the web pages, the
+// advisor, the alert detectors and the commands is a function here that
+// takes a Querier and returns typed results, reads the documented views
+// (docs/SQL.md) with SQL that both stores accept (plain SELECT, WHERE,
+// GROUP BY, ORDER BY and LIMIT, days compared as 'YYYY-MM-DD' text, every
+// input a ? parameter), and scans the values whose Go types differ
+// between the stores' drivers with the dialect scanners of scan.go. Where
+// a caller shows rows in order or under a limit, the ORDER BY is total, so
+// that both stores give the same rows. The conformance suite
+// (schema/conformance) runs every such function on both stores with the
+// report corpus and compares the answers; it fails when one is missing
+// from its list.
 package analyze
 
 import (
@@ -98,4 +110,42 @@ ORDER BY SUM(messages) DESC, domain`)
 		}
 	}
 	return out, rows.Err()
+}
+
+// DomainTotals sums the mail of every domain with reports in the window:
+// the figures of analyze.Total, by domain, in one query for all of them
+// (the front page shows every domain's row). Day is empty.
+func DomainTotals(ctx context.Context, q Querier, w Window) (map[string]Day, error) {
+	rows, err := q.Query(ctx, `
+SELECT domain, SUM(messages), SUM(dmarc_pass), SUM(dkim_aligned), SUM(spf_aligned), SUM(quarantined), SUM(rejected)
+FROM daily_domains
+WHERE day >= ? AND day <= ?
+GROUP BY domain`, w.From, w.To)
+	if err != nil {
+		return nil, fmt.Errorf("reading the domains' mail from %s to %s: %w", w.From, w.To, err)
+	}
+	defer rows.Close()
+	out := map[string]Day{}
+	for rows.Next() {
+		var domain string
+		var m, p, dk, sp, qu, re Count
+		if err := rows.Scan(&domain, &m, &p, &dk, &sp, &qu, &re); err != nil {
+			return nil, fmt.Errorf("reading the domains' mail from %s to %s: %w", w.From, w.To, err)
+		}
+		out[domain] = Day{Messages: int64(m), DMARCPass: int64(p), DKIMAligned: int64(dk), SPFAligned: int64(sp),
+			Quarantined: int64(qu), Rejected: int64(re)}
+	}
+	return out, rows.Err()
+}
+
+// HasReports says whether any aggregate report is about domain (its
+// policy domain, as the reporter wrote it).
+func HasReports(ctx context.Context, q Querier, domain string) (bool, error) {
+	rows, err := q.Query(ctx, `SELECT domain FROM reports WHERE domain = ? LIMIT 1`, domain)
+	if err != nil {
+		return false, fmt.Errorf("looking for reports about %s: %w", domain, err)
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
 }

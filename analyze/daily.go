@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -133,22 +134,65 @@ func Published(ctx context.Context, q Querier, domain string, w Window) ([]Publi
 	// The ORDER BY is total, so that both stores break ties alike (their
 	// NULLs sort apart: hence the COALESCE).
 	rows, err := q.Query(ctx, `
-SELECT day, p, pct, testing, SUM(message_count)
+SELECT domain, day, p, pct, testing, SUM(message_count)
 FROM reports
 WHERE domain = ? AND day >= ? AND day <= ?
-GROUP BY day, p, pct, testing
+GROUP BY domain, day, p, pct, testing
 ORDER BY day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`, domain, w.From, w.To)
 	if err != nil {
 		return nil, fmt.Errorf("reading the published policy of %s: %w", domain, err)
 	}
+	byDomain, err := publishedDays(rows)
+	if err != nil {
+		return nil, fmt.Errorf("reading the published policy of %s: %w", domain, err)
+	}
+	return byDomain[domain], nil
+}
+
+// LastPublished returns, for every domain with reports, the policy of its
+// last day of reports (the last day of Domains), as Published gives it
+// for that day: the step a domain is at by its reports, for all domains in
+// one query.
+func LastPublished(ctx context.Context, q Querier) (map[string]PublishedDay, error) {
+	// A row value IN a subquery: SQLite since 3.15, ClickHouse (a tuple)
+	// since long before 18.16. The last day is daily_domains', as in
+	// Domains, so that a report without records does not move it.
+	rows, err := q.Query(ctx, `
+SELECT domain, day, p, pct, testing, SUM(message_count)
+FROM reports
+WHERE (domain, day) IN (SELECT domain, MAX(day) FROM daily_domains GROUP BY domain)
+GROUP BY domain, day, p, pct, testing
+ORDER BY domain, day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the published policies: %w", err)
+	}
+	byDomain, err := publishedDays(rows)
+	if err != nil {
+		return nil, fmt.Errorf("reading the published policies: %w", err)
+	}
+	out := make(map[string]PublishedDay, len(byDomain))
+	for domain, days := range byDomain {
+		if n := len(days); n > 0 {
+			out[domain] = days[n-1]
+		}
+	}
+	return out, nil
+}
+
+// publishedDays reads rows of domain, day, p, pct, testing and messages,
+// ordered by domain and day and then the most mail first, into the days of
+// each domain: per day the policy with the most mail, with the report
+// formats of all the day's reports.
+func publishedDays(rows *sql.Rows) (map[string][]PublishedDay, error) {
 	defer rows.Close()
-	var out []PublishedDay
+	out := map[string][]PublishedDay{}
 	for rows.Next() {
+		var domain string
 		var d PublishedDay
 		var day DayText
 		var pct *int64
-		if err := rows.Scan(&day, &d.P, &pct, &d.Testing, &d.Messages); err != nil {
-			return nil, fmt.Errorf("reading the published policy of %s: %w", domain, err)
+		if err := rows.Scan(&domain, &day, &d.P, &pct, &d.Testing, &d.Messages); err != nil {
+			return nil, err
 		}
 		d.Day = string(day)
 		d.Pct = 100
@@ -157,16 +201,17 @@ ORDER BY day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`, domain, w
 		}
 		d.RFC7489 = d.HasPct && d.Testing == ""
 		d.RFC9990 = !d.RFC7489
+		days := out[domain]
 		// Keep the policy with the most mail per day.
-		if n := len(out); n > 0 && out[n-1].Day == d.Day {
-			old, new := out[n-1].RFC7489 || d.RFC7489, out[n-1].RFC9990 || d.RFC9990
-			if d.Messages > out[n-1].Messages {
-				out[n-1] = d
+		if n := len(days); n > 0 && days[n-1].Day == d.Day {
+			old, new := days[n-1].RFC7489 || d.RFC7489, days[n-1].RFC9990 || d.RFC9990
+			if d.Messages > days[n-1].Messages {
+				days[n-1] = d
 			}
-			out[n-1].RFC7489, out[n-1].RFC9990 = old, new
+			days[n-1].RFC7489, days[n-1].RFC9990 = old, new
 			continue
 		}
-		out = append(out, d)
+		out[domain] = append(days, d)
 	}
 	return out, rows.Err()
 }

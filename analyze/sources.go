@@ -311,3 +311,26 @@ func lower(s []string) []string {
 	}
 	return out
 }
+
+// FailingSources returns the sources of domain with mail that failed DMARC
+// on some day of the window, in the order of their addresses' text.
+func FailingSources(ctx context.Context, q Querier, domain string, w Window) ([]string, error) {
+	rows, err := q.Query(ctx, `
+SELECT DISTINCT source_ip
+FROM daily_sources
+WHERE domain = ? AND day >= ? AND day <= ? AND dmarc_pass < messages
+ORDER BY source_ip`, domain, w.From, w.To)
+	if err != nil {
+		return nil, fmt.Errorf("reading the failing sources of %s: %w", domain, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var ip string
+		if err := rows.Scan(&ip); err != nil {
+			return nil, fmt.Errorf("reading the failing sources of %s: %w", domain, err)
+		}
+		out = append(out, ip)
+	}
+	return out, rows.Err()
+}

@@ -75,3 +75,21 @@ ORDER BY SUM(failed_sessions) DESC, policy_domain, result_type, mx`, domain, dom
 	}
 	return policies, failures, rows.Err()
 }
+
+// TLSLastDay is the last day of the TLS reports (with a policy of domain,
+// when not ""), "" when there is none.
+func TLSLastDay(ctx context.Context, q Querier, domain string) (string, error) {
+	// HAVING: ClickHouse gives MAX over no rows as the zero Date, not NULL.
+	rows, err := q.Query(ctx, `SELECT MAX(day) FROM tls_policies WHERE (? = '' OR policy_domain = ?) HAVING COUNT(*) > 0`, domain, domain)
+	if err != nil {
+		return "", fmt.Errorf("reading the last TLS report: %w", err)
+	}
+	defer rows.Close()
+	var day DayText
+	if rows.Next() {
+		if err := rows.Scan(&day); err != nil {
+			return "", fmt.Errorf("reading the last TLS report: %w", err)
+		}
+	}
+	return string(day), rows.Err()
+}

@@ -131,9 +131,13 @@ func FailingSources(q analyze.Querier, domains []Domain) Detector {
 		if err != nil {
 			return nil, err
 		}
-		failingRecently, err := recentFailures(ctx, q, d.Name, recent)
+		failing, err := analyze.FailingSources(ctx, q, d.Name, recent)
 		if err != nil {
 			return nil, err
+		}
+		failingRecently := map[string]bool{}
+		for _, ip := range failing {
+			failingRecently[ip] = true
 		}
 		for _, s := range sources {
 			if s.FirstFailDay == "" {
@@ -163,25 +167,6 @@ func FailingSources(q analyze.Querier, domains []Domain) Detector {
 		}
 		return out, nil
 	})
-}
-
-// recentFailures returns the sources with failing mail in the window.
-func recentFailures(ctx context.Context, q analyze.Querier, domain string, w analyze.Window) (map[string]bool, error) {
-	rows, err := q.Query(ctx, `SELECT DISTINCT source_ip FROM daily_sources WHERE domain = ? AND day >= ? AND day <= ? AND dmarc_pass < messages`,
-		domain, w.From, w.To)
-	if err != nil {
-		return nil, fmt.Errorf("reading the failing sources of %s: %w", domain, err)
-	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var ip string
-		if err := rows.Scan(&ip); err != nil {
-			return nil, err
-		}
-		out[ip] = true
-	}
-	return out, rows.Err()
 }
 
 func sourceName(s analyze.Source) string {
@@ -395,28 +380,21 @@ func KeysUnusable(problems func(ctx context.Context) ([]UnusableKey, error)) Det
 // not reports.
 func QuarantineGrowth(q analyze.Querier, max int64) Detector {
 	return Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertIngest}, Detect: func(ctx context.Context, now time.Time) ([]dmarcd.Alert, error) {
-		since := now.Add(-24 * time.Hour).UTC().Format(time.DateTime)
-		rows, err := q.Query(ctx, `SELECT COUNT(*) FROM quarantined WHERE received_at >= ?`, since)
+		since := now.Add(-24 * time.Hour).UTC()
+		n, err := analyze.QuarantinedSince(ctx, q, since)
 		if err != nil {
-			return nil, fmt.Errorf("counting quarantined input: %w", err)
-		}
-		defer rows.Close()
-		var n analyze.Count
-		if rows.Next() {
-			if err := rows.Scan(&n); err != nil {
-				return nil, err
-			}
+			return nil, err
 		}
 		a := dmarcd.Alert{
 			Kind: dmarcd.AlertIngest, Subject: "quarantine", Onset: true,
-			Title:  fmt.Sprintf("%s inputs quarantined in the last day", figures.Count(int64(n))),
-			Text:   fmt.Sprintf("%s inputs could not be parsed since %s UTC; the threshold is %s.", figures.Count(int64(n)), since, figures.Count(max)),
+			Title:  fmt.Sprintf("%s inputs quarantined in the last day", figures.Count(n)),
+			Text:   fmt.Sprintf("%s inputs could not be parsed since %s UTC; the threshold is %s.", figures.Count(n), since.Format(time.DateTime), figures.Count(max)),
 			Action: "See why: dmarcd query \"SELECT received_at, source, reason FROM quarantined ORDER BY received_at DESC LIMIT 20\"",
 		}
-		if int64(n) <= max {
+		if n <= max {
 			a.Clear, a.Action = true, ""
 		}
-		return []dmarcd.Alert{a}, rows.Err()
+		return []dmarcd.Alert{a}, nil
 	}}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dmarcd/dmarcd/analyze"
 )
 
 type queryCmd struct {
@@ -121,8 +123,10 @@ func writeRows(w io.Writer, rows *sql.Rows, format string) error {
 // rows.ColumnTypes names it; SQLite's views give text, so typ matters for
 // ClickHouse) into what dmarcd prints, the same in every format: NULL as
 // nil; bytes as a string; a Date as YYYY-MM-DD, a DateTime as YYYY-MM-DD
-// HH:MM:SS in UTC (the text SQLite's views hold); an Array as a list of
-// cells, which prints as a JSON array. Other values stay as scanned.
+// HH:MM:SS in UTC (the text SQLite's views hold), both as analyze's
+// scanners read them (so the zero time prints empty, as an absent time);
+// an Array as a list of cells, which prints as a JSON array. Other values
+// stay as scanned.
 func cell(v any, typ string) any {
 	typ = unwrapType(unwrapType(typ, "Nullable("), "LowCardinality(")
 	switch x := v.(type) {
@@ -134,13 +138,21 @@ func cell(v any, typ string) any {
 			return string(x)
 		}
 	case time.Time:
+		// Days and times as analyze's dialect scanners read them, so that
+		// dmarcd query prints what the pages and the commands show (a
+		// time.Time always scans). A DateTime64, which no view has, keeps
+		// its fraction of a second.
 		switch {
 		case typ == "Date" || typ == "Date32":
-			return x.Format(time.DateOnly)
+			var d analyze.DayText
+			_ = d.Scan(x)
+			return string(d)
 		case strings.HasPrefix(typ, "DateTime64"):
 			return x.UTC().Format("2006-01-02 15:04:05.999999999")
 		}
-		return x.UTC().Format(time.DateTime)
+		var t analyze.TimeText
+		_ = t.Scan(x)
+		return string(t)
 	case fmt.Stringer:
 		// An IP address, a UUID: a slice or an array that is one value.
 		if k := reflect.TypeOf(v).Kind(); k == reflect.Slice || k == reflect.Array {

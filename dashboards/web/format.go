@@ -235,3 +235,11 @@ func validDomain(s string) bool {
 	}
 	return true
 }
+
+// ratio is a/b, 0 when b is 0.
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}

@@ -179,7 +179,7 @@ func (h *Handler) classifier(d dmarcd.SenderDomain) *analyze.Classifier {
 type indexPage struct {
 	page
 	Window        window
-	Totals        windowFigures
+	Totals        analyze.Day // the mail of the window
 	Domains       []*domainRow
 	Advice        []*domainRow // the rows whose recommendation is shown in full
 	MoreAdvice    int
@@ -192,7 +192,7 @@ type indexPage struct {
 
 type domainRow struct {
 	Name        string
-	Figures     windowFigures
+	Figures     analyze.Day // the mail of the window
 	FirstDay    string
 	LastDay     string
 	Reports     int64
@@ -227,7 +227,7 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, "the domains", err)
 		return
 	}
-	inWindow, err := domainsInWindow(ctx, h.opts.Store, win.Window)
+	inWindow, err := analyze.DomainTotals(ctx, h.opts.Store, win.Window)
 	if err != nil {
 		h.internal(w, r, "the domains", err)
 		return
@@ -304,6 +304,9 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 		}
 		wg.Wait()
 	}
+	// The policy of each domain's last reports, read once for all rows
+	// that need it.
+	var lastPublished map[string]analyze.PublishedDay
 	for _, row := range p.Domains {
 		if row.Advice != nil {
 			l := newLadder(row.Advice.Current)
@@ -323,36 +326,22 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		// Without a recommendation, the policy the last reports saw.
-		pub, err := analyze.Published(ctx, h.opts.Store, row.Name, analyze.Window{From: row.LastDay, To: row.LastDay})
-		if err != nil {
-			h.internal(w, r, "the published policies", err)
-			return
+		if lastPublished == nil {
+			if lastPublished, err = analyze.LastPublished(ctx, h.opts.Store); err != nil {
+				h.internal(w, r, "the published policies", err)
+				return
+			}
 		}
-		if n := len(pub); n > 0 {
-			l := newLadder(pub[n-1].Step())
+		if pub, ok := lastPublished[row.Name]; ok {
+			l := newLadder(pub.Step())
 			row.Ladder, row.StepSource = &l, "reports"
 		}
 	}
-	if p.FailureCount, err = failureCountAll(ctx, h.opts.Store); err != nil {
+	if p.FailureCount, err = analyze.FailureCount(ctx, h.opts.Store, ""); err != nil {
 		h.internal(w, r, "the failure reports", err)
 		return
 	}
 	h.render(w, r, http.StatusOK, "index", p)
-}
-
-func failureCountAll(ctx context.Context, q analyze.Querier) (int64, error) {
-	rows, err := q.Query(ctx, `SELECT COUNT(*) FROM failures`)
-	if err != nil {
-		return 0, fmt.Errorf("counting the failure reports: %w", err)
-	}
-	defer rows.Close()
-	var n analyze.Count
-	if rows.Next() {
-		if err := rows.Scan(&n); err != nil {
-			return 0, err
-		}
-	}
-	return int64(n), rows.Err()
 }
 
 // ---- /domain/{name}
@@ -401,7 +390,7 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &domainPage{page: h.page(r, name, "domains"), Domain: name, Window: win, WindowQuery: win.query(), HasPlan: h.opts.Plan != nil}
-	lastTLS, err := lastTLSDay(ctx, h.opts.Store, name)
+	lastTLS, err := analyze.TLSLastDay(ctx, h.opts.Store, name)
 	if err != nil {
 		h.internal(w, r, "the TLS reports", err)
 		return
@@ -471,7 +460,7 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		p.Published = &pub[n-1]
 		p.PublishedStep = pub[n-1].Step().String()
 	}
-	if p.Failures, err = failureCount(ctx, h.opts.Store, name); err != nil {
+	if p.Failures, err = analyze.FailureCount(ctx, h.opts.Store, name); err != nil {
 		h.internal(w, r, "the failure reports", err)
 		return
 	}
@@ -520,13 +509,8 @@ func (h *Handler) lookupDomain(ctx context.Context, name string) (dmarcd.SenderD
 	if ok {
 		return d, true, nil
 	}
-	rows, err := h.opts.Store.Query(ctx, `SELECT domain FROM reports WHERE domain = ? LIMIT 1`, name)
-	if err != nil {
-		return d, false, fmt.Errorf("looking for reports about %s: %w", name, err)
-	}
-	defer rows.Close()
-	found := rows.Next()
-	return d, found, rows.Err()
+	found, err := analyze.HasReports(ctx, h.opts.Store, name)
+	return d, found, err
 }
 
 // ---- /domain/{name}/source/{ip}
@@ -538,7 +522,7 @@ type sourcePage struct {
 	Window      window
 	WindowQuery string
 	Source      *analyze.Source
-	Records     []sourceRecord
+	Records     []analyze.SourceRecord
 	Limited     bool
 	Messages    int64
 }
@@ -569,7 +553,7 @@ func (h *Handler) source(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if known {
-		known, err = sourceKnown(ctx, h.opts.Store, name, ip)
+		known, err = analyze.SourceSeen(ctx, h.opts.Store, name, ip)
 		if err != nil {
 			h.internal(w, r, "the source", err)
 			return
@@ -580,7 +564,7 @@ func (h *Handler) source(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &sourcePage{page: h.page(r, ip+" · "+name, "domains"), Domain: name, IP: ip, Window: win, WindowQuery: win.query()}
-	if p.Records, err = sourceRecords(ctx, h.opts.Store, name, ip, win.Window, MaxSourceRecords+1); err != nil {
+	if p.Records, err = analyze.SourceRecords(ctx, h.opts.Store, name, ip, win.Window, MaxSourceRecords+1); err != nil {
 		h.internal(w, r, "the records", err)
 		return
 	}
@@ -764,7 +748,7 @@ func keyRank(s dmarcd.KeyState) int {
 type failuresPage struct {
 	page
 	Domain   string
-	Rows     []failureRow
+	Rows     []analyze.Failure
 	Total    int64
 	Page     int // from 1
 	Pages    int
@@ -792,7 +776,12 @@ func (h *Handler) failures(w http.ResponseWriter, r *http.Request) {
 		}
 		pageNo = n
 	}
-	rows, total, err := failureList(ctx, h.opts.Store, domain, pageNo-1)
+	total, err := analyze.FailureCount(ctx, h.opts.Store, domain)
+	if err != nil {
+		h.internal(w, r, "the failure reports", err)
+		return
+	}
+	rows, err := analyze.Failures(ctx, h.opts.Store, domain, (pageNo-1)*FailuresPerPage, FailuresPerPage)
 	if err != nil {
 		h.internal(w, r, "the failure reports", err)
 		return
@@ -831,7 +820,7 @@ func (h *Handler) failures(w http.ResponseWriter, r *http.Request) {
 
 type failurePage struct {
 	page
-	F *failureDetail
+	F *analyze.FailureDetail
 }
 
 func (h *Handler) failure(w http.ResponseWriter, r *http.Request) {
@@ -843,7 +832,7 @@ func (h *Handler) failure(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, badRequest(fmt.Sprintf("%.30q is not a failure report id", raw)))
 		return
 	}
-	f, err := failureByID(ctx, h.opts.Store, id)
+	f, err := analyze.FailureByID(ctx, h.opts.Store, id)
 	if err != nil {
 		h.internal(w, r, "the failure report", err)
 		return
@@ -919,7 +908,7 @@ func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Failures = failures
 	if len(policies) == 0 {
-		last, err := lastTLSDay(ctx, h.opts.Store, domain)
+		last, err := analyze.TLSLastDay(ctx, h.opts.Store, domain)
 		if err != nil {
 			h.internal(w, r, "the TLS reports", err)
 			return

@@ -1,0 +1,59 @@
+package web
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/internal/synth"
+)
+
+// countingStore counts the queries run through it.
+type countingStore struct {
+	analyze.Querier
+	queries atomic.Int64
+}
+
+func (c *countingStore) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	c.queries.Add(1)
+	return c.Querier.Query(ctx, query, args...)
+}
+
+// TestIndexQueries shows that the front page reads the store a fixed
+// number of times, however many domains it lists: each row's step, as the
+// last reports saw it, comes from one query for all rows.
+func TestIndexQueries(t *testing.T) {
+	st := openStore(t)
+	now := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	addDomains := func(from, to int) {
+		for i := from; i < to; i++ {
+			synth.Dataset{
+				Domain: fmt.Sprintf("d%d.example", i), From: "2026-11-20", To: "2026-11-28",
+				Published: synth.Constant("quarantine", 50, ""),
+				Sources:   []synth.Traffic{{IP: "192.0.2.10", PerDay: 10, Pass: true}},
+			}.Write(t, st)
+		}
+	}
+	index := func() (page string, queries int64) {
+		t.Helper()
+		cs := &countingStore{Querier: st}
+		page = mustGet(t, newHandler(t, Options{Store: cs, Now: func() time.Time { return now }}), "/")
+		return page, cs.queries.Load()
+	}
+	addDomains(0, 2)
+	_, few := index()
+	addDomains(2, 8)
+	page, many := index()
+	if many != few {
+		t.Errorf("the front page ran %d queries for 8 domains, %d for 2", many, few)
+	}
+	if got := strings.Count(page, `title="as the last reports saw it"`); got != 8 {
+		t.Errorf("%d rows show the step the reports saw, want 8", got)
+	}
+	t.Logf("%d queries", many)
+}
