@@ -76,8 +76,12 @@ func readData(r io.Reader, conn net.Conn, max int64) ([]byte, error) {
 // CRLF "." CRLF, never reaches the relay: the library stops there.
 var malformedEnds = [][]byte{[]byte("\r.\r\n"), []byte("\n.\r\n"), []byte("\r.\n"), []byte("\n.\n"), []byte("\r\n\n")}
 
-// malformedEnd says whether b ends like one of malformedEnds.
+// malformedEnd says whether b ends like one of malformedEnds. It runs
+// after each byte: all of them end in LF, which most bytes are not.
 func malformedEnd(b []byte) bool {
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		return false
+	}
 	for _, end := range malformedEnds {
 		if bytes.HasSuffix(b, end) {
 			return true
