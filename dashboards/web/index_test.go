@@ -57,3 +57,39 @@ func TestIndexQueries(t *testing.T) {
 	}
 	t.Logf("%d queries", many)
 }
+
+// TestIndexModel builds the front page's view model without HTTP: the
+// rows, their figures for the window, the step the last reports saw, and
+// the totals, ready for the template.
+func TestIndexModel(t *testing.T) {
+	st := openStore(t)
+	synth.Dataset{
+		Domain: "busy.example", From: "2026-11-20", To: "2026-11-28",
+		Published: synth.Constant("quarantine", 25, ""),
+		Sources:   []synth.Traffic{{IP: "192.0.2.10", PerDay: 100, Pass: true}, {IP: "198.51.100.7", PerDay: 10}},
+	}.Write(t, st)
+	synth.Dataset{
+		Domain: "quiet.example", From: "2026-11-01", To: "2026-11-02",
+		Published: synth.Constant("none", 100, ""),
+		Sources:   []synth.Traffic{{IP: "192.0.2.20", PerDay: 5, Pass: true}},
+	}.Write(t, st)
+	h := newHandler(t, Options{Store: st})
+	win := window{Window: analyze.Window{From: "2026-11-22", To: "2026-11-28"}, Days: 7}
+	p, err := h.indexModel(context.Background(), win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Domains) != 2 || p.Domains[0].Name != "busy.example" || p.Domains[1].Name != "quiet.example" {
+		t.Fatalf("rows: %+v", p.Domains)
+	}
+	busy, quiet := p.Domains[0], p.Domains[1]
+	if busy.Figures.Messages != 7*110 || busy.Figures.DMARCPass != 7*100 || quiet.Figures.Messages != 0 {
+		t.Errorf("figures: busy %+v, quiet %+v", busy.Figures, quiet.Figures)
+	}
+	if p.Totals.Messages != 7*110 {
+		t.Errorf("totals: %+v", p.Totals)
+	}
+	if busy.Ladder == nil || busy.StepSource != "reports" || quiet.Ladder == nil {
+		t.Errorf("steps: busy %v %q, quiet %v", busy.Ladder, busy.StepSource, quiet.Ladder)
+	}
+}

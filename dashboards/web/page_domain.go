@@ -1,0 +1,183 @@
+package web
+
+// A domain's page: its compliance over the window, the advice, senders, alerts.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/analyze"
+)
+
+type domainPage struct {
+	page
+	Domain        string
+	Window        window
+	WindowQuery   string
+	Compliance    analyze.DomainCompliance
+	Total         analyze.Day
+	None          int64
+	Volume, Rates *chart
+	Dispositions  shareBar
+	Sources       []analyze.Source
+	MoreSources   int
+	Reporters     []analyze.Reporter
+	MoreReporters int
+	Advice        *advice
+	AdviceError   string
+	Published     *analyze.PublishedDay
+	PublishedStep string
+	Failures      int64
+	HasPlan       bool
+	TLSURL        string // the domain's SMTP TLS reports, when it has some
+	LatestURL     string // the window ending at the last report, when this one has none
+	Firing        []analyze.AlertChange
+	AlertChanges  []analyze.AlertChange
+}
+
+func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.context(r)
+	defer cancel()
+	name, err := pathDomain(r)
+	if err != nil {
+		h.inputError(w, r, err)
+		return
+	}
+	win, err := h.window(r)
+	if err != nil {
+		h.inputError(w, r, err)
+		return
+	}
+	d, ok := h.requireDomain(ctx, w, r, name)
+	if !ok {
+		return
+	}
+	p := &domainPage{page: h.page(r, name, "domains"), Domain: name, Window: win, WindowQuery: win.query(), HasPlan: h.opts.Plan != nil}
+	lastTLS, err := analyze.TLSLastDay(ctx, h.opts.Store, name)
+	if err != nil {
+		h.internal(w, r, "the TLS reports", err)
+		return
+	}
+	if lastTLS != "" {
+		v := url.Values{}
+		v.Set("domain", name)
+		if win.Days != DefaultWindowDays {
+			v.Set("days", strconv.Itoa(win.Days))
+		}
+		if win.End != "" {
+			v.Set("to", win.End)
+		}
+		p.TLSURL = "/tls?" + v.Encode()
+	}
+	if c, err := analyze.Domains(ctx, h.opts.Store, name); err != nil {
+		h.internal(w, r, "the domain's compliance", err)
+		return
+	} else if len(c) == 1 {
+		p.Compliance = c[0]
+	}
+	days, err := analyze.Daily(ctx, h.opts.Store, name, win.Window)
+	if err != nil {
+		h.internal(w, r, "the daily compliance", err)
+		return
+	}
+	p.Total = analyze.Total(days)
+	p.None = p.Total.Messages - p.Total.Quarantined - p.Total.Rejected
+	all := windowDays(win.Window)
+	p.Volume, p.Rates = volumeChart(all, days), rateChart(all, days)
+	p.Dispositions = newShareBar(
+		sharePart{Label: "delivered (none)", Class: "seg-none", Count: p.None},
+		sharePart{Label: "quarantine (junk folder)", Class: "seg-quarantine", Count: p.Total.Quarantined},
+		sharePart{Label: "reject (refused)", Class: "seg-reject", Count: p.Total.Rejected},
+	)
+	if p.Total.Messages == 0 && p.Compliance.LastDay != "" && p.Compliance.LastDay < win.From {
+		v := url.Values{}
+		v.Set("days", strconv.Itoa(win.Days))
+		v.Set("to", p.Compliance.LastDay)
+		p.LatestURL = r.URL.Path + "?" + v.Encode()
+	}
+
+	sources, err := h.classifier(d).Sources(ctx, h.opts.Store, name, win.Window)
+	if err != nil {
+		h.internal(w, r, "the sources", err)
+		return
+	}
+	if len(sources) > MaxSourcesShown {
+		p.MoreSources = len(sources) - MaxSourcesShown
+		sources = sources[:MaxSourcesShown]
+	}
+	p.Sources = sources
+	if p.Reporters, err = analyze.Reporters(ctx, h.opts.Store, name, win.Window); err != nil {
+		h.internal(w, r, "the reporters", err)
+		return
+	}
+	if len(p.Reporters) > MaxReportersShown {
+		p.MoreReporters = len(p.Reporters) - MaxReportersShown
+		p.Reporters = p.Reporters[:MaxReportersShown]
+	}
+	pub, err := analyze.Published(ctx, h.opts.Store, name, win.Window)
+	if err != nil {
+		h.internal(w, r, "the published policy", err)
+		return
+	}
+	if n := len(pub); n > 0 {
+		p.Published = &pub[n-1]
+		p.PublishedStep = pub[n-1].Step().String()
+	}
+	if p.Failures, err = analyze.FailureCount(ctx, h.opts.Store, name); err != nil {
+		h.internal(w, r, "the failure reports", err)
+		return
+	}
+	if p.Firing, p.AlertChanges, err = analyze.Alerts(ctx, h.opts.Store, name, MaxDomainAlertChanges); err != nil {
+		h.internal(w, r, "the alerts", err)
+		return
+	}
+	configured, adviseAll, err := h.senderDomains(ctx)
+	if err != nil {
+		h.internal(w, r, "the configured domains", err)
+		return
+	}
+	if _, ok := findDomain(configured, name); ok || adviseAll {
+		if p.Advice, err = h.recommend(ctx, d); err != nil {
+			p.AdviceError = err.Error()
+		}
+	}
+	h.render(w, r, http.StatusOK, "domain", p)
+}
+
+// requireDomain is lookupDomain for a page about one domain: when the
+// domain is unknown, or the lookup fails, it answers the request (404 or
+// 500) and ok is false.
+func (h *Handler) requireDomain(ctx context.Context, w http.ResponseWriter, r *http.Request, name string) (d dmarcd.SenderDomain, ok bool) {
+	d, known, err := h.lookupDomain(ctx, name)
+	if err != nil {
+		h.internal(w, r, "the domain", err)
+		return d, false
+	}
+	if !known {
+		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No reports about %s, and it is not a configured [[domain]].", name))
+		return d, false
+	}
+	return d, true
+}
+
+// lookupDomain finds name among the configured domains and the domains
+// with reports.
+func (h *Handler) lookupDomain(ctx context.Context, name string) (dmarcd.SenderDomain, bool, error) {
+	configured, _, err := h.senderDomains(ctx)
+	if err != nil {
+		return dmarcd.SenderDomain{}, false, err
+	}
+	d, ok := findDomain(configured, name)
+	d.Name = name
+	if ok {
+		return d, true, nil
+	}
+	found, err := analyze.HasReports(ctx, h.opts.Store, name)
+	return d, found, err
+}
+
+// ---- /domain/{name}/source/{ip}

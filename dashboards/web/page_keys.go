@@ -1,0 +1,97 @@
+package web
+
+// The DKIM keys and their rotation state.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
+)
+
+type keysPage struct {
+	page
+	Configured bool
+	Error      string
+	Domains    []keyDomain
+	Count      int
+}
+
+type keyDomain struct {
+	Name string
+	Keys []keyView
+}
+
+// keyView is what the page shows of a key: its public record and state.
+// The key store exposes no private key, and none is asked for here.
+type keyView struct {
+	Domain, Selector, Algorithm string
+	Bits                        int
+	State                       dmarcd.KeyState
+	StateSince, Created         time.Time
+	RecordName, Record          string
+	RecordID                    string
+	Next                        dmarcd.KeyState
+	Ready, RotationDue          bool
+	NotBefore                   time.Time
+	Reason                      string
+	Reporters                   []advisor.ReporterSelector
+}
+
+func (h *Handler) keys(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.context(r)
+	defer cancel()
+	p := &keysPage{page: h.page(r, "DKIM keys", "keys"), Configured: h.opts.KeyAdvice != nil}
+	if p.Configured {
+		v, err := h.cache.get("keys", h.now(), func() (any, error) {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AdviceTimeout)
+			defer cancel()
+			return h.opts.KeyAdvice(actx)
+		})
+		if err != nil {
+			p.Error = err.Error()
+		}
+		advice, _ := v.([]advisor.KeyAdvice)
+		// By domain, then the keys that sign first.
+		advice = slices.Clone(advice)
+		slices.SortStableFunc(advice, func(a, b advisor.KeyAdvice) int {
+			if c := strings.Compare(a.Key.Domain, b.Key.Domain); c != 0 {
+				return c
+			}
+			return keyRank(a.Key.State) - keyRank(b.Key.State)
+		})
+		for i, a := range advice {
+			k := a.Key
+			kv := keyView{Domain: k.Domain, Selector: k.Selector, Algorithm: k.Algorithm, Bits: k.Bits, State: k.State,
+				StateSince: k.StateSince, Created: k.Created, RecordName: k.RecordName(), Record: k.TXT(),
+				RecordID: fmt.Sprintf("key-%d", i), Next: a.Next, Ready: a.Ready, RotationDue: a.RotationDue,
+				NotBefore: a.NotBefore, Reason: a.Reason, Reporters: a.Reporters}
+			if n := len(p.Domains); n > 0 && p.Domains[n-1].Name == k.Domain {
+				p.Domains[n-1].Keys = append(p.Domains[n-1].Keys, kv)
+			} else {
+				p.Domains = append(p.Domains, keyDomain{Name: k.Domain, Keys: []keyView{kv}})
+			}
+			p.Count++
+		}
+	}
+	h.render(w, r, http.StatusOK, "keys", p)
+}
+
+// keyRank orders key states for the page: the keys that sign first, then
+// the ones on their way up, then the ones on their way out.
+func keyRank(s dmarcd.KeyState) int {
+	for i, k := range []dmarcd.KeyState{dmarcd.KeyCurrent, dmarcd.KeySigning, dmarcd.KeyPublished, dmarcd.KeyCreated,
+		dmarcd.KeyRetired, dmarcd.KeyRevoked, dmarcd.KeyDeleted} {
+		if s == k {
+			return i
+		}
+	}
+	return len(dmarcd.KeyStates)
+}
+
+// ---- /failures and /failures/{id}

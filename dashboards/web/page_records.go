@@ -1,0 +1,86 @@
+package web
+
+// The DNS records the sender-domain wizard writes for each domain.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/dmarcd/dmarcd/advisor"
+)
+
+type recordsPage struct {
+	page
+	Domain string
+	Plan   *advisor.Plan
+	Error  string
+	Zones  []zoneRecords
+}
+
+type zoneRecords struct {
+	Zone    string
+	BIND    string
+	BINDID  string
+	Records []plannedRecord
+}
+
+type plannedRecord struct {
+	advisor.PlannedRecord
+	ID string
+}
+
+func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.context(r)
+	defer cancel()
+	name, err := pathDomain(r)
+	if err != nil {
+		h.inputError(w, r, err)
+		return
+	}
+	if h.opts.Plan == nil {
+		h.fail(w, r, http.StatusNotFound, "The records wizard is not configured.")
+		return
+	}
+	d, ok := h.requireDomain(ctx, w, r, name)
+	if !ok {
+		return
+	}
+	p := &recordsPage{page: h.page(r, "DNS records · "+name, "domains"), Domain: name}
+	type planned struct {
+		plan *advisor.Plan
+		err  error
+	}
+	v, _ := h.cache.get("plan|"+strings.ToLower(name), h.now(), func() (any, error) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AdviceTimeout)
+		defer cancel()
+		plan, err := h.opts.Plan(actx, d)
+		// A plan comes with its error when a limit breaks: keep both.
+		return planned{plan, err}, nil
+	})
+	res := v.(planned)
+	p.Plan = res.plan
+	if res.err != nil {
+		p.Error = res.err.Error()
+	}
+	if p.Plan != nil {
+		for i, z := range p.Plan.Zones() {
+			var b strings.Builder
+			if err := p.Plan.WriteBIND(&b, z); err != nil {
+				h.internal(w, r, "the records", err)
+				return
+			}
+			zr := zoneRecords{Zone: z, BIND: b.String(), BINDID: fmt.Sprintf("bind-%d", i)}
+			for j, rec := range p.Plan.Records {
+				if rec.Zone == z {
+					zr.Records = append(zr.Records, plannedRecord{PlannedRecord: rec, ID: fmt.Sprintf("value-%d-%d", i, j)})
+				}
+			}
+			p.Zones = append(p.Zones, zr)
+		}
+	}
+	h.render(w, r, http.StatusOK, "records", p)
+}
+
+// ---- /keys

@@ -1,0 +1,90 @@
+package web
+
+// The SMTP TLS reports (RFC 8460) by policy domain.
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/dmarcd/dmarcd/analyze"
+)
+
+type tlsPage struct {
+	page
+	Domain      string
+	Window      window
+	WindowQuery string // ?days=&to= of the window, for links
+	WindowAmp   string // the same to append to a query: &days=&to=
+	Policies    []tlsPolicyRow
+	Failures    []analyze.TLSFailure
+	Limited     bool
+	LatestURL   string // the window ending at the last report, when this one has none
+}
+
+type tlsPolicyRow struct {
+	analyze.TLSPolicy
+	Sessions int64
+}
+
+func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.context(r)
+	defer cancel()
+	domain := r.URL.Query().Get("domain")
+	if domain != "" && !validDomain(domain) {
+		h.inputError(w, r, badRequest(fmt.Sprintf("domain=%.80q is not a domain name", domain)))
+		return
+	}
+	win, err := h.window(r)
+	if err != nil {
+		h.inputError(w, r, err)
+		return
+	}
+	policies, failures, err := analyze.TLS(ctx, h.opts.Store, domain, win.Window)
+	if err != nil {
+		h.internal(w, r, "the TLS reports", err)
+		return
+	}
+	title := "TLS reports"
+	if domain != "" {
+		title += " · " + domain
+	}
+	p := &tlsPage{page: h.page(r, title, "tls"), Domain: domain, Window: win, WindowQuery: win.query()}
+	if q := win.query(); q != "" {
+		p.WindowAmp = "&" + q[1:]
+	}
+	for _, pol := range policies {
+		p.Policies = append(p.Policies, tlsPolicyRow{pol, pol.Successful + pol.Failed})
+	}
+	if len(failures) > MaxTLSFailureRows {
+		failures, p.Limited = failures[:MaxTLSFailureRows], true
+	}
+	p.Failures = failures
+	if len(policies) == 0 {
+		last, err := analyze.TLSLastDay(ctx, h.opts.Store, domain)
+		if err != nil {
+			h.internal(w, r, "the TLS reports", err)
+			return
+		}
+		if last != "" && last < win.From {
+			v := url.Values{}
+			if domain != "" {
+				v.Set("domain", domain)
+			}
+			v.Set("days", strconv.Itoa(win.Days))
+			v.Set("to", last)
+			p.LatestURL = r.URL.Path + "?" + v.Encode()
+		}
+	}
+	h.render(w, r, http.StatusOK, "tls", p)
+}
+
+// ---- /alerts
+
+// MaxDomainAlertChanges bounds the alert history of a domain page;
+// MaxAlertChangesShown the one of the alerts page.
+const (
+	MaxDomainAlertChanges = 10
+	MaxAlertChangesShown  = 200
+)
