@@ -62,6 +62,8 @@ type cli struct {
 	Keys    keysCmd    `cmd:"" help:"Manage DKIM signing keys: generate, import, list, publish (dns), rotate, advance, retire."`
 	Signer  signerCmd  `cmd:"" help:"Run the DKIM signer: the SMTP relay and/or the milter of the [signer] table, until SIGINT or SIGTERM."`
 	Web     webCmd     `cmd:"" help:"Serve the web page alone (web.listen, 127.0.0.1:8478 by default): domains, advice, trends, sources, keys, records, failure reports."`
+	Org     orgCmd     `cmd:"" help:"Manage the dashboard's organisations and the sender domains they own (web.accounts_file)."`
+	User    userCmd    `cmd:"" help:"Manage the dashboard's users: add, passwd, remove, role (web.accounts_file)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 

@@ -31,6 +31,11 @@ type WebConfig struct {
 	// basic authentication.
 	BasicAuthUser         string `toml:"basic_auth_user"`
 	BasicAuthPasswordFile string `toml:"basic_auth_password_file"`
+	// AccountsFile is the dashboard's state file (an embedded SQLite
+	// file, whatever the store): organisations, users, sessions, audit
+	// log. Once it holds a user, the page asks everyone to log in and
+	// shows each user their organisations' domains only.
+	AccountsFile string `toml:"accounts_file"`
 }
 
 // DefaultWebListen is where the page is served without configuration: the

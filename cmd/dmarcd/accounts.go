@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/term"
+
+	"github.com/dmarcd/dmarcd/dashboards/accounts"
+)
+
+// openAccounts opens the dashboard's state file (web.accounts_file): the
+// organisations, users, sessions and audit log.
+func (e *env) openAccounts() (*accounts.Store, error) {
+	path := e.cfg.Web.AccountsFile
+	if path == "" {
+		return nil, &exitError{code: exitUsage, err: errors.New("web.accounts_file is not set: name the dashboard's state file in [web] (for example /var/lib/dmarcd/state.db)")}
+	}
+	st, err := accounts.Open(e.ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	st.SetClock(e.now)
+	return st, nil
+}
+
+// cliAudit records a change made on the command line.
+func cliAudit(e *env, st *accounts.Store, org, action, object, detail string) error {
+	return st.Audit(e.ctx, accounts.AuditEntry{Actor: "cli", Org: org, Action: action, Object: object, Detail: detail})
+}
+
+type orgCmd struct {
+	Add    orgAddCmd    `cmd:"" help:"Add an organisation, with the sender domains it owns."`
+	Domain orgDomainCmd `cmd:"" help:"Give a sender domain (with its subdomains) to an organisation, or take it away (--remove)."`
+	List   orgListCmd   `cmd:"" help:"List the organisations and their domains."`
+}
+
+type orgAddCmd struct {
+	Name    string   `arg:"" help:"The organisation's name."`
+	Domains []string `name:"domain" help:"A sender domain it owns, with its subdomains (repeat for more)."`
+}
+
+func (c *orgAddCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	org, err := st.AddOrg(e.ctx, c.Name)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := cliAudit(e, st, org.Name, "org.add", org.Name, ""); err != nil {
+		return err
+	}
+	for _, d := range c.Domains {
+		if err := st.AddDomain(e.ctx, org.ID, d); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		if err := cliAudit(e, st, org.Name, "domain.add", d, ""); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "added organisation %s", org.Name)
+	if len(c.Domains) > 0 {
+		fmt.Fprintf(e.stdout, " owning %s", strings.Join(c.Domains, ", "))
+	}
+	fmt.Fprintln(e.stdout)
+	return nil
+}
+
+type orgDomainCmd struct {
+	Org    string `arg:"" help:"The organisation."`
+	Domain string `arg:"" help:"The sender domain."`
+	Remove bool   `help:"Take the domain away instead."`
+}
+
+func (c *orgDomainCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	org, err := st.OrgByName(e.ctx, c.Org)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	action := "domain.add"
+	if c.Remove {
+		action, err = "domain.remove", st.RemoveDomain(e.ctx, org.ID, c.Domain)
+	} else {
+		err = st.AddDomain(e.ctx, org.ID, c.Domain)
+	}
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	return cliAudit(e, st, org.Name, action, c.Domain, "")
+}
+
+type orgListCmd struct{}
+
+func (c *orgListCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	orgs, err := st.Orgs(e.ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ORGANISATION\tDOMAINS")
+	for _, o := range orgs {
+		fmt.Fprintf(tw, "%s\t%s\n", o.Name, strings.Join(o.Domains, ", "))
+	}
+	return tw.Flush()
+}
+
+type userCmd struct {
+	Add    userAddCmd    `cmd:"" help:"Add a user; the password is read from the terminal (twice) or from standard input."`
+	Passwd userPasswdCmd `cmd:"" help:"Set a user's password (read as for add); their sessions end."`
+	Remove userRemoveCmd `cmd:"" help:"Remove a user; their sessions end."`
+	Role   userRoleCmd   `cmd:"" help:"Make a user a member of an organisation with a role, or change the role."`
+}
+
+type userAddCmd struct {
+	Email string `arg:"" help:"The user's e-mail address, with which they log in."`
+	Org   string `help:"An organisation to make them a member of."`
+	Role  string `help:"Their role there: owner, editor or viewer." default:"viewer" enum:"owner,editor,viewer"`
+	Admin bool   `help:"Make them the instance-wide administrator: they see and change everything."`
+}
+
+func (c *userAddCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var org accounts.Org
+	if c.Org != "" {
+		if org, err = st.OrgByName(e.ctx, c.Org); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+	} else if !c.Admin {
+		return &exitError{code: exitUsage, err: errors.New("give --org (and --role), or --admin: a user of no organisation sees nothing")}
+	}
+	password, err := readPassword(e, "Password for "+c.Email)
+	if err != nil {
+		return err
+	}
+	u, err := st.AddUser(e.ctx, c.Email, password, c.Admin)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	detail := ""
+	if c.Admin {
+		detail = "administrator"
+	}
+	if err := cliAudit(e, st, org.Name, "user.add", u.Email, detail); err != nil {
+		return err
+	}
+	if c.Org != "" {
+		if err := st.SetRole(e.ctx, u.ID, org.ID, accounts.Role(c.Role)); err != nil {
+			return err
+		}
+		if err := cliAudit(e, st, org.Name, "member.role", u.Email, c.Role); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "added user %s\n", u.Email)
+	return nil
+}
+
+type userPasswdCmd struct {
+	Email string `arg:"" help:"The user's e-mail address."`
+}
+
+func (c *userPasswdCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.UserByEmail(e.ctx, c.Email); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	password, err := readPassword(e, "New password for "+c.Email)
+	if err != nil {
+		return err
+	}
+	if err := st.SetPassword(e.ctx, c.Email, password); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	return cliAudit(e, st, "", "user.passwd", strings.ToLower(c.Email), "")
+}
+
+type userRemoveCmd struct {
+	Email string `arg:"" help:"The user's e-mail address."`
+}
+
+func (c *userRemoveCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.RemoveUser(e.ctx, c.Email); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	return cliAudit(e, st, "", "user.remove", strings.ToLower(c.Email), "")
+}
+
+type userRoleCmd struct {
+	Email string `arg:"" help:"The user's e-mail address."`
+	Org   string `arg:"" help:"The organisation."`
+	Role  string `arg:"" help:"owner, editor or viewer." enum:"owner,editor,viewer"`
+}
+
+func (c *userRoleCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := st.UserByEmail(e.ctx, c.Email)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	org, err := st.OrgByName(e.ctx, c.Org)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := st.SetRole(e.ctx, u.ID, org.ID, accounts.Role(c.Role)); err != nil {
+		return err
+	}
+	return cliAudit(e, st, org.Name, "member.role", u.Email, c.Role)
+}
+
+// stdinFile is standard input when it is a file (a terminal, a pipe);
+// tests give a reader instead.
+var stdinFile = os.Stdin
+
+// readPassword reads a password: twice, without echo, from a terminal; one
+// line from standard input otherwise (for scripts: printf '%s\n' "$PW" |
+// dmarcd user add ...). It is never printed or logged.
+func readPassword(e *env, prompt string) (string, error) {
+	fd := int(stdinFile.Fd())
+	if term.IsTerminal(fd) {
+		fmt.Fprintf(e.stderr, "%s: ", prompt)
+		a, err := term.ReadPassword(fd)
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(e.stderr, "Again: ")
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return "", err
+		}
+		if string(a) != string(b) {
+			return "", &exitError{code: exitUsage, err: errors.New("the passwords differ")}
+		}
+		return string(a), nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdinFile, accounts.MaxPasswordBytes+2)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", &exitError{code: exitUsage, err: errors.New("no password on standard input")}
+	}
+	return line, nil
+}
