@@ -13,6 +13,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
+	"github.com/dmarcd/dmarcd/dashboards/accounts"
 	"github.com/dmarcd/dmarcd/dashboards/web"
 )
 
@@ -36,6 +37,9 @@ type WebConfig struct {
 	// log. Once it holds a user, the page asks everyone to log in and
 	// shows each user their organisations' domains only.
 	AccountsFile string `toml:"accounts_file"`
+	// SecureCookies marks the login cookies Secure although the page
+	// speaks plain HTTP: set it behind a TLS reverse proxy.
+	SecureCookies bool `toml:"secure_cookies"`
 }
 
 // DefaultWebListen is where the page is served without configuration: the
@@ -135,8 +139,8 @@ func (c *webCmd) Run(e *env) error {
 	if err := auth.Validate(); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
-	if err := web.CheckListen(e.cfg.Web.Listen, auth); err != nil {
-		return &exitError{code: exitUsage, err: err}
+	if err := checkWebListen(e.cfg.Web, auth); err != nil {
+		return err
 	}
 	st, err := e.openStoreReadOnly()
 	if err != nil {
@@ -160,11 +164,20 @@ func startWeb(e *env, st dmarcd.Store) (stop func(), err error) {
 	if err != nil {
 		return nil, &exitError{code: exitUsage, err: err}
 	}
-	if err := web.CheckListen(cfg.Listen, auth); err != nil {
-		return nil, &exitError{code: exitUsage, err: err}
+	if err := checkWebListen(cfg, auth); err != nil {
+		return nil, err
 	}
-	h, err := newWebHandler(e, st, auth)
+	var acc *accounts.Store
+	if cfg.AccountsFile != "" {
+		if acc, err = e.openAccounts(); err != nil {
+			return nil, err
+		}
+	}
+	h, err := newWebHandler(e, st, auth, acc)
 	if err != nil {
+		if acc != nil {
+			acc.Close()
+		}
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -178,17 +191,32 @@ func startWeb(e *env, st dmarcd.Store) (stop func(), err error) {
 			e.log.Error("web server failed", "err", err)
 		}
 	}()
-	e.log.Info("serving the web page", "url", "http://"+ln.Addr().String()+"/", "auth", auth.Enabled())
+	e.log.Info("serving the web page", "url", "http://"+ln.Addr().String()+"/", "auth", auth.Enabled(), "accounts", acc != nil)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), webShutdownTimeout)
 		defer cancel()
 		srv.Shutdown(ctx)
+		if acc != nil {
+			acc.Close()
+		}
 	}, nil
+}
+
+// checkWebListen refuses an address other than loopback without a secret
+// or logins (web.accounts_file).
+func checkWebListen(cfg WebConfig, auth web.Auth) error {
+	if cfg.AccountsFile != "" {
+		return nil
+	}
+	if err := web.CheckListen(cfg.Listen, auth); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	return nil
 }
 
 // newWebHandler builds the page from the configuration: the same advisor,
 // key advice and wizard as dmarcd advise, dmarcd keys and dmarcd domain add.
-func newWebHandler(e *env, st dmarcd.Store, auth web.Auth) (*web.Handler, error) {
+func newWebHandler(e *env, st dmarcd.Store, auth web.Auth, acc *accounts.Store) (*web.Handler, error) {
 	a, err := newAdvisor(e, st)
 	if err != nil {
 		return nil, err
@@ -215,9 +243,11 @@ func newWebHandler(e *env, st dmarcd.Store, auth web.Auth) (*web.Handler, error)
 			}
 			return advisor.PlanDomain(ctx, r, advisor.DomainSetup{Domain: d, Ours: ourSPF(e.cfg.Sending), DKIM: keys})
 		},
-		Auth:   auth,
-		Logger: e.log,
-		Now:    e.now,
+		Auth:          auth,
+		Accounts:      acc,
+		SecureCookies: e.cfg.Web.SecureCookies,
+		Logger:        e.log,
+		Now:           e.now,
 	}
 	// Without [[domain]] tables every domain with reports is advised on,
 	// as dmarcd advise does.

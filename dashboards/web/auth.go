@@ -115,6 +115,16 @@ func (h *Handler) secure(next http.Handler) http.Handler {
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
+		if h.opts.Accounts != nil {
+			// Logins guard the page: withAccounts checks each request.
+			if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
+				hd.Set("Allow", "GET, HEAD, POST")
+				http.Error(w, "only GET, HEAD and POST", http.StatusMethodNotAllowed)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			hd.Set("Allow", "GET, HEAD")
 			http.Error(w, "only GET and HEAD", http.StatusMethodNotAllowed)

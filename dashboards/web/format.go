@@ -182,15 +182,24 @@ type page struct {
 	Title   string
 	Section string
 	Made    string
+	// User and CSRF are the logged-in user and their session's form
+	// token, with Options.Accounts.
+	User  string
+	Admin bool
+	CSRF  string
 }
 
 func (h *Handler) page(r *http.Request, title, section string) page {
-	return page{Title: title, Section: section, Made: h.now().Format("2006-01-02 15:04 UTC")}
+	p := page{Title: title, Section: section, Made: h.now().Format("2006-01-02 15:04 UTC")}
+	if v := viewerOf(r); v != nil {
+		p.User, p.Admin, p.CSRF = v.sess.User.Email, v.scope.Admin, v.sess.CSRF
+	}
+	return p
 }
 
 // Templates: base.html is the frame, partials.html the shared pieces, and
 // each page one file defining "content".
-var pageNames = []string{"index", "domain", "source", "records", "keys", "failures", "failure", "tls", "alerts", "error"}
+var pageNames = []string{"index", "domain", "source", "records", "keys", "failures", "failure", "tls", "alerts", "error", "login"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}

@@ -75,7 +75,7 @@ func TestIndexModel(t *testing.T) {
 	}.Write(t, st)
 	h := newHandler(t, Options{Store: st})
 	win := window{Window: analyze.Window{From: "2026-11-22", To: "2026-11-28"}, Days: 7}
-	p, err := h.indexModel(context.Background(), win)
+	p, err := h.indexModel(context.Background(), win, func(string) bool { return true }, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,10 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, err)
 		return
 	}
+	if !canSee(r, name) {
+		h.notFound(w, r)
+		return
+	}
 	win, err := h.window(r)
 	if err != nil {
 		h.inputError(w, r, err)

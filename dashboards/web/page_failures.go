@@ -22,6 +22,8 @@ type failuresPage struct {
 	NextURL  string
 	FirstRow int
 	LastRow  int
+	// Choices are the viewer's domains to pick from, with accounts.
+	Choices []string
 }
 
 func (h *Handler) failures(w http.ResponseWriter, r *http.Request) {
@@ -31,6 +33,17 @@ func (h *Handler) failures(w http.ResponseWriter, r *http.Request) {
 	domain := q.Get("domain")
 	if domain != "" && !validDomain(domain) {
 		h.inputError(w, r, badRequest(fmt.Sprintf("domain=%.80q is not a domain name", domain)))
+		return
+	}
+	if domain != "" && !canSee(r, domain) {
+		h.notFound(w, r)
+		return
+	}
+	if domain == "" && !isAdmin(r) {
+		// A user sees the failure reports of their domains, one domain
+		// at a time.
+		p := &failuresPage{page: h.page(r, "Failure reports", "failures"), Choices: viewerOf(r).scope.Domains()}
+		h.render(w, r, http.StatusOK, "failures", p)
 		return
 	}
 	pageNo := 1
@@ -103,7 +116,7 @@ func (h *Handler) failure(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, "the failure report", err)
 		return
 	}
-	if f == nil {
+	if f == nil || !canSee(r, f.Domain) {
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("There is no failure report %d.", id))
 		return
 	}

@@ -60,7 +60,7 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, err)
 		return
 	}
-	p, err := h.indexModel(ctx, win)
+	p, err := h.indexModel(ctx, win, func(d string) bool { return canSee(r, d) }, isAdmin(r))
 	if err != nil {
 		h.modelError(w, r, err)
 		return
@@ -70,8 +70,10 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) {
 }
 
 // indexModel reads what the front page shows for the window: the view
-// model, built without HTTP.
-func (h *Handler) indexModel(ctx context.Context, win window) (*indexPage, error) {
+// model, built without HTTP. see says which domains the viewer may see;
+// admin, whether they see everything (dmarcd's own alerts, the failure
+// reports of every domain).
+func (h *Handler) indexModel(ctx context.Context, win window, see func(domain string) bool, admin bool) (*indexPage, error) {
 	all, err := analyze.Domains(ctx, h.opts.Store)
 	if err != nil {
 		return nil, &readError{"the domains", err}
@@ -89,6 +91,9 @@ func (h *Handler) indexModel(ctx context.Context, win window) (*indexPage, error
 		return nil, &readError{"the alerts", err}
 	}
 	byName := map[string]*domainRow{}
+	all = slices.DeleteFunc(all, func(c analyze.DomainCompliance) bool { return !see(c.Domain) })
+	configured = slices.DeleteFunc(configured, func(d dmarcd.SenderDomain) bool { return !see(d.Name) })
+	p.Firing = slices.DeleteFunc(p.Firing, func(a analyze.AlertChange) bool { return a.Domain == "" && !admin || a.Domain != "" && !see(a.Domain) })
 	for _, c := range all {
 		row := &domainRow{Name: c.Domain, Figures: inWindow[c.Domain], FirstDay: c.FirstDay, LastDay: c.LastDay, Reports: c.Reports, Reporters: c.Reporters}
 		p.Domains = append(p.Domains, row)
@@ -182,8 +187,18 @@ func (h *Handler) indexModel(ctx context.Context, win window) (*indexPage, error
 			row.Ladder, row.StepSource = &l, "reports"
 		}
 	}
-	if p.FailureCount, err = analyze.FailureCount(ctx, h.opts.Store, ""); err != nil {
-		return nil, &readError{"the failure reports", err}
+	if admin {
+		if p.FailureCount, err = analyze.FailureCount(ctx, h.opts.Store, ""); err != nil {
+			return nil, &readError{"the failure reports", err}
+		}
+	} else {
+		for _, row := range p.Domains {
+			n, err := analyze.FailureCount(ctx, h.opts.Store, row.Name)
+			if err != nil {
+				return nil, &readError{"the failure reports", err}
+			}
+			p.FailureCount += n
+		}
 	}
 	return p, nil
 }

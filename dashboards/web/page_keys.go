@@ -58,7 +58,7 @@ func (h *Handler) keys(w http.ResponseWriter, r *http.Request) {
 		}
 		advice, _ := v.([]advisor.KeyAdvice)
 		// By domain, then the keys that sign first.
-		advice = slices.Clone(advice)
+		advice = slices.DeleteFunc(slices.Clone(advice), func(a advisor.KeyAdvice) bool { return !canSee(r, a.Key.Domain) })
 		slices.SortStableFunc(advice, func(a, b advisor.KeyAdvice) int {
 			if c := strings.Compare(a.Key.Domain, b.Key.Domain); c != 0 {
 				return c

@@ -39,6 +39,10 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, err)
 		return
 	}
+	if !canSee(r, name) {
+		h.notFound(w, r)
+		return
+	}
 	if h.opts.Plan == nil {
 		h.fail(w, r, http.StatusNotFound, "The records wizard is not configured.")
 		return

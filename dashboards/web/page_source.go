@@ -30,6 +30,10 @@ func (h *Handler) source(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, err)
 		return
 	}
+	if !canSee(r, name) {
+		h.notFound(w, r)
+		return
+	}
 	raw := r.PathValue("ip")
 	addr, err := netip.ParseAddr(raw)
 	if err != nil || addr.Zone() != "" {

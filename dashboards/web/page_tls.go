@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/dmarcd/dmarcd/analyze"
@@ -36,6 +37,10 @@ func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, badRequest(fmt.Sprintf("domain=%.80q is not a domain name", domain)))
 		return
 	}
+	if domain != "" && !canSee(r, domain) {
+		h.notFound(w, r)
+		return
+	}
 	win, err := h.window(r)
 	if err != nil {
 		h.inputError(w, r, err)
@@ -46,6 +51,8 @@ func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, "the TLS reports", err)
 		return
 	}
+	policies = slices.DeleteFunc(policies, func(p analyze.TLSPolicy) bool { return !canSee(r, p.Domain) })
+	failures = slices.DeleteFunc(failures, func(f analyze.TLSFailure) bool { return !canSee(r, f.Domain) })
 	title := "TLS reports"
 	if domain != "" {
 		title += " · " + domain

@@ -186,6 +186,12 @@ type errorPage struct {
 // MaxTLSFailureRows bounds the failure rows of the TLS page.
 const MaxTLSFailureRows = 50
 
+// notFound answers a page that does not exist, or that the viewer may
+// not see: the same answer, so that guessing names and ids tells nothing.
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	h.fail(w, r, http.StatusNotFound, "There is no such page.")
+}
+
 // readError is a read of the store that a page's model could not do: the
 // handler answers 500 and names what failed.
 type readError struct {

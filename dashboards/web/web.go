@@ -30,6 +30,7 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/dashboards/accounts"
 )
 
 // Limits and defaults of the page. Every figure a request can ask for is
@@ -101,6 +102,13 @@ type Options struct {
 	Now func() time.Time
 	// Auth is the secret the page requires; none when empty.
 	Auth Auth
+	// Accounts, when set, puts the page behind logins (the dashboard of
+	// many organisations): each user sees their organisations' domains
+	// only, the administrator everything; Auth is not used then.
+	Accounts *accounts.Store
+	// SecureCookies marks the login cookies Secure over plain HTTP too:
+	// for a page behind a TLS reverse proxy.
+	SecureCookies bool
 	// CacheTTL is DefaultCacheTTL when zero; negative turns the cache off.
 	CacheTTL time.Duration
 	Logger   *slog.Logger
@@ -120,6 +128,7 @@ type Handler struct {
 	cache   *cache
 	log     *slog.Logger
 	session string // the cookie value a valid token gives
+	limiter loginLimiter
 }
 
 // New returns the handler of opts.
@@ -162,12 +171,17 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc("GET /failures/{id}", h.failure)
 	mux.HandleFunc("GET /tls", h.tls)
 	mux.HandleFunc("GET /alerts", h.alerts)
+	mux.HandleFunc("POST /logout", h.logout)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	mux.Handle("GET /favicon.ico", faviconHandler(static))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "There is no such page.")
 	})
-	h.root = h.secure(mux)
+	var root http.Handler = mux
+	if opts.Accounts != nil {
+		root = h.withAccounts(mux)
+	}
+	h.root = h.secure(root)
 	return h, nil
 }
 

@@ -1,0 +1,267 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/dashboards/accounts"
+	"github.com/dmarcd/dmarcd/internal/synth"
+)
+
+const testPassword = "a long enough password"
+
+// tenants is a page with logins over a store holding the mail of three
+// domains: acme.example (organisation Acme), globex.example (Globex) and
+// orphan.example (no organisation).
+type tenants struct {
+	srv      *httptest.Server
+	acc      *accounts.Store
+	now      time.Time
+	failures map[string]uint64 // a failure report's id by domain
+}
+
+func newTenants(t *testing.T) *tenants {
+	t.Helper()
+	st := openStore(t)
+	for _, d := range []string{"acme.example", "globex.example", "orphan.example"} {
+		synth.Dataset{Domain: d, From: "2026-11-20", To: "2026-11-28", Published: synth.Constant("none", 100, ""),
+			Sources: []synth.Traffic{{IP: "192.0.2.10", PerDay: 10, Pass: true}}}.Write(t, st)
+		f := &dmarcd.FailureReport{ReportFrom: "r@receiver.example", FeedbackType: "auth-failure", ReportedDomain: d,
+			SourceIP: "198.51.100.9", ArrivalDate: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC), ArrivalDateText: "x",
+			OriginalHeaders: "From: a@" + d + "\r\nSubject: secret of " + d + "\r\n"}
+		if err := st.AddFailure(context.Background(), f, dmarcd.Origin{ReceivedAt: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	acc, err := accounts.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { acc.Close() })
+	tn := &tenants{acc: acc, now: time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC), failures: map[string]uint64{}}
+	acc.SetClock(func() time.Time { return tn.now })
+	acme, _ := acc.AddOrg(ctx, "Acme")
+	globex, _ := acc.AddOrg(ctx, "Globex")
+	acc.AddDomain(ctx, acme.ID, "acme.example")
+	acc.AddDomain(ctx, globex.ID, "globex.example")
+	for _, u := range []struct {
+		email string
+		org   int64
+		role  accounts.Role
+		admin bool
+	}{{"root@ops.example", 0, "", true}, {"ann@acme.example", acme.ID, accounts.RoleEditor, false}, {"gus@globex.example", globex.ID, accounts.RoleViewer, false}} {
+		user, err := acc.AddUser(ctx, u.email, testPassword, u.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.org != 0 {
+			acc.SetRole(ctx, user.ID, u.org, u.role)
+		}
+	}
+	rows, err := st.Query(ctx, "SELECT id, domain FROM failures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uint64
+		var d string
+		rows.Scan(&id, &d)
+		tn.failures[d] = id
+	}
+	rows.Close()
+	h := newHandler(t, Options{Store: st, Accounts: acc, Now: func() time.Time { return tn.now }})
+	tn.srv = httptest.NewServer(h)
+	t.Cleanup(tn.srv.Close)
+	return tn
+}
+
+// client is a browser: it keeps cookies and does not follow redirects.
+type client struct {
+	t   *testing.T
+	srv *httptest.Server
+	hc  *http.Client
+}
+
+func (tn *tenants) client(t *testing.T) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: t, srv: tn.srv, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *client) do(method, path string, form url.Values, headers ...string) (int, string, http.Header) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, c.srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", c.srv.URL)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(k, strings.TrimSpace(v))
+	}
+	res, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), res.Header
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// login logs in and returns the session's CSRF token.
+func (c *client) login(email, password string) (int, string) {
+	c.t.Helper()
+	_, page, _ := c.do("GET", "/login", nil)
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		c.t.Fatalf("no CSRF token in the login form:\n%s", page)
+	}
+	status, _, hd := c.do("POST", "/login", url.Values{"csrf": {m[1]}, "email": {email}, "password": {password}, "next": {"/keys"}})
+	if status != http.StatusSeeOther {
+		return status, ""
+	}
+	if loc := hd.Get("Location"); loc != "/keys" {
+		c.t.Errorf("after login: to %q, want /keys", loc)
+	}
+	_, page, _ = c.do("GET", "/", nil)
+	m = csrfField.FindStringSubmatch(page)
+	if m == nil {
+		c.t.Fatalf("no logout form:\n%s", page)
+	}
+	return status, m[1]
+}
+
+// TestLoginIsolation: without a session every page sends to the login;
+// a user sees their organisation's domains and nothing of another's, by
+// page or by guessing names and ids; the administrator sees everything.
+func TestLoginIsolation(t *testing.T) {
+	tn := newTenants(t)
+	anon := tn.client(t)
+	if status, _, hd := anon.do("GET", "/domain/acme.example", nil); status != http.StatusSeeOther || hd.Get("Location") != "/login?next=%2Fdomain%2Facme.example" {
+		t.Fatalf("anonymous: %d to %q", status, hd.Get("Location"))
+	}
+	if status, _, _ := anon.do("GET", "/static/style.css", nil); status != http.StatusOK {
+		t.Errorf("the stylesheet needs a login: %d", status)
+	}
+
+	ann := tn.client(t)
+	if status, _ := ann.login("ann@acme.example", testPassword); status != http.StatusSeeOther {
+		t.Fatalf("ann's login: %d", status)
+	}
+	_, index, _ := ann.do("GET", "/", nil)
+	if !strings.Contains(index, "acme.example") || strings.Contains(index, "globex.example") || strings.Contains(index, "orphan.example") {
+		t.Errorf("ann's front page shows other organisations' domains")
+	}
+	for path, want := range map[string]int{
+		"/domain/acme.example":                          200,
+		"/domain/acme.example/source/192.0.2.10":        200,
+		"/domain/globex.example":                        404,
+		"/domain/orphan.example":                        404,
+		"/domain/globex.example/source/192.0.2.10":      404,
+		"/domain/globex.example/records":                404,
+		"/failures?domain=globex.example":               404,
+		"/tls?domain=globex.example":                    404,
+		"/alerts?domain=globex.example":                 404,
+		fmt.Sprintf("/failures/%d", tn.failures["acme.example"]):   200,
+		fmt.Sprintf("/failures/%d", tn.failures["globex.example"]): 404,
+		fmt.Sprintf("/failures/%d", tn.failures["orphan.example"]): 404,
+	} {
+		if status, body, _ := ann.do("GET", path, nil); status != want {
+			t.Errorf("ann, GET %s: %d, want %d", path, status, want)
+		} else if strings.Contains(body, "secret of globex") || strings.Contains(body, "secret of orphan") {
+			t.Errorf("ann, GET %s shows another organisation's failure report", path)
+		}
+	}
+	if _, page, _ := ann.do("GET", "/failures", nil); !strings.Contains(page, `href="/failures?domain=acme.example"`) || strings.Contains(page, "globex") {
+		t.Errorf("ann's failure reports page:\n%s", page)
+	}
+
+	root := tn.client(t)
+	root.login("root@ops.example", testPassword)
+	_, index, _ = root.do("GET", "/", nil)
+	for _, d := range []string{"acme.example", "globex.example", "orphan.example"} {
+		if !strings.Contains(index, d) {
+			t.Errorf("the administrator does not see %s", d)
+		}
+	}
+	if status, _, _ := root.do("GET", fmt.Sprintf("/failures/%d", tn.failures["orphan.example"]), nil); status != 200 {
+		t.Errorf("the administrator, orphan's failure report: %d", status)
+	}
+}
+
+// TestLoginSecurity: the login form's CSRF token, wrong passwords,
+// the limit on failed logins, logout (with its CSRF token, from this
+// site only), and sessions that expire.
+func TestLoginSecurity(t *testing.T) {
+	tn := newTenants(t)
+	c := tn.client(t)
+	// A login form posted without its token, or from another site.
+	if status, _, _ := c.do("POST", "/login", url.Values{"email": {"ann@acme.example"}, "password": {testPassword}}); status != http.StatusUnauthorized {
+		t.Errorf("login without the form's token: %d", status)
+	}
+	if status, _ := c.login("ann@acme.example", "wrong password here"); status != http.StatusUnauthorized {
+		t.Errorf("wrong password: %d", status)
+	}
+	// The limit per user: MaxLoginFailuresPerUser failures, then even
+	// the right password waits.
+	for range accounts.MaxPasswordBytes {
+		if status, _ := c.login("gus@globex.example", "wrong password here"); status == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if status, _ := c.login("gus@globex.example", testPassword); status != http.StatusTooManyRequests {
+		t.Errorf("after %d failures, the right password: %d, want 429", MaxLoginFailuresPerUser, status)
+	}
+	// Logout needs the session's token, from this site.
+	status, csrf := c.login("ann@acme.example", testPassword)
+	if status != http.StatusSeeOther {
+		t.Fatalf("login: %d", status)
+	}
+	if status, _, _ := c.do("POST", "/logout", url.Values{"csrf": {"forged"}}); status != http.StatusForbidden {
+		t.Errorf("logout with a forged token: %d", status)
+	}
+	if status, _, _ := c.do("POST", "/logout", url.Values{"csrf": {csrf}}, "Origin: http://evil.example"); status != http.StatusForbidden {
+		t.Errorf("logout from another site: %d", status)
+	}
+	if status, _, _ := c.do("GET", "/", nil); status != http.StatusOK {
+		t.Fatalf("still logged in: %d", status)
+	}
+	if status, _, hd := c.do("POST", "/logout", url.Values{"csrf": {csrf}}); status != http.StatusSeeOther || hd.Get("Location") != "/login" {
+		t.Errorf("logout: %d %s", status, hd.Get("Location"))
+	}
+	if status, _, _ := c.do("GET", "/", nil); status != http.StatusSeeOther {
+		t.Errorf("after logout: %d", status)
+	}
+	// A session idle too long ends.
+	c.login("ann@acme.example", testPassword)
+	tn.now = tn.now.Add(accounts.SessionIdle + time.Minute)
+	if status, _, _ := c.do("GET", "/", nil); status != http.StatusSeeOther {
+		t.Errorf("an expired session: %d", status)
+	}
+	// The audit log has the logins and the logout.
+	log, _ := tn.acc.AuditLog(context.Background(), "", 50)
+	var got []string
+	for _, e := range log {
+		got = append(got, e.Action+" "+e.Actor)
+	}
+	if s := strings.Join(got, ","); !strings.Contains(s, "login ann@acme.example") || !strings.Contains(s, "logout ann@acme.example") {
+		t.Errorf("audit log: %s", s)
+	}
+}
