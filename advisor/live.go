@@ -3,6 +3,7 @@ package advisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -37,7 +38,7 @@ type LiveRecord struct {
 // without their order or case; DKIM keys by their decoded bytes.
 func CheckPlanned(ctx context.Context, lookup func(ctx context.Context, name string) ([]string, error), rec PlannedRecord) (LiveRecord, error) {
 	txts, err := lookup(ctx, rec.Name)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNXDomain) { // a name that does not exist has no record
 		return LiveRecord{}, err
 	}
 	var live []string

@@ -233,7 +233,11 @@ func newWebHandler(e *env, st dmarcd.Store, auth web.Auth, acc *accounts.Store) 
 			return keyAdvice(e.withContext(ctx), st)
 		},
 		Plan: func(ctx context.Context, d dmarcd.SenderDomain) (*advisor.Plan, error) {
-			d = configuredDomain(e.cfg, d.Name)
+			// The [[domain]] table wins; else the settings the page
+			// passes (a domain set up through it).
+			if c, ok := lookupConfigured(e.cfg, d.Name); ok {
+				d = c
+			}
 			if len(d.RUA) == 0 {
 				d.RUA = defaultRUA(e.cfg)
 			}
@@ -243,6 +247,8 @@ func newWebHandler(e *env, st dmarcd.Store, auth web.Auth, acc *accounts.Store) 
 			}
 			return advisor.PlanDomain(ctx, r, advisor.DomainSetup{Domain: d, Ours: ourSPF(e.cfg.Sending), DKIM: keys})
 		},
+		LookupTXT:     txtLookup(e.cfg.DNS),
+		DefaultRUA:    defaultRUA(e.cfg),
 		Auth:          auth,
 		Accounts:      acc,
 		SecureCookies: e.cfg.Web.SecureCookies,

@@ -29,6 +29,7 @@ type tenants struct {
 	acc      *accounts.Store
 	now      time.Time
 	failures map[string]uint64 // a failure report's id by domain
+	dns      *fakeDNS
 }
 
 func newTenants(t *testing.T) *tenants {
@@ -81,7 +82,15 @@ func newTenants(t *testing.T) *tenants {
 		tn.failures[d] = id
 	}
 	rows.Close()
-	h := newHandler(t, Options{Store: st, Accounts: acc, Now: func() time.Time { return tn.now }})
+	tn.dns = &fakeDNS{txt: map[string][]string{
+		"acme.example":        {"v=spf1 ip4:192.0.2.10 -all"},
+		"_dmarc.acme.example": {"v=DMARC1; p=none; rua=mailto:dmarc@acme.example"},
+	}, ptr: map[string]string{}}
+	o := fullOptions(st, tn.dns, nil, tn.now)
+	o.Accounts, o.Now = acc, func() time.Time { return tn.now }
+	o.LookupTXT = tn.dns.TXT
+	o.DefaultRUA = []string{"dmarc@acme.example"}
+	h := newHandler(t, o)
 	tn.srv = httptest.NewServer(h)
 	t.Cleanup(tn.srv.Close)
 	return tn
@@ -264,4 +273,96 @@ func TestLoginSecurity(t *testing.T) {
 	if s := strings.Join(got, ","); !strings.Contains(s, "login ann@acme.example") || !strings.Contains(s, "logout ann@acme.example") {
 		t.Errorf("audit log: %s", s)
 	}
+}
+
+// TestDomainForms: an editor sets up a sender domain through the wizard's
+// form and sees the records with their live state; a viewer may not; the
+// form is checked; "I published it" reads DNS and records the step; each
+// change is in the audit log with who made it.
+func TestDomainForms(t *testing.T) {
+	tn := newTenants(t)
+	ann := tn.client(t)
+	_, csrf := ann.login("ann@acme.example", testPassword)
+	form := url.Values{"csrf": {csrf}, "name": {"news.acme.example"}, "mode": {"subdomain"}, "ips": {"198.51.100.0/24"},
+		"spf_includes": {"_spf.crm.example"}, "rua": {"dmarc@acme.example"}}
+	// Checked: a bad address, no report address.
+	bad := url.Values{"csrf": {csrf}, "name": {"news.acme.example"}, "mode": {"subdomain"}, "ips": {"not-an-ip"}, "rua": {""}}
+	if status, page, _ := ann.do("POST", "/domains/new", bad); status != http.StatusUnprocessableEntity || !strings.Contains(page, "neither an address") || !strings.Contains(page, "at least one address") {
+		t.Errorf("a bad form: %d\n%s", status, page)
+	}
+	// Another organisation's domain.
+	taken := url.Values{"csrf": {csrf}, "name": {"globex.example"}, "mode": {"own"}, "rua": {"dmarc@acme.example"}}
+	if status, page, _ := ann.do("POST", "/domains/new", taken); status != http.StatusUnprocessableEntity || !strings.Contains(page, "another organisation") {
+		t.Errorf("Globex's domain: %d\n%s", status, errorsOf(page))
+	}
+	status, page0, hd := ann.do("POST", "/domains/new", form)
+	if status != http.StatusSeeOther {
+		t.Logf("%s", errorsOf(page0))
+	}
+	if status != http.StatusSeeOther || hd.Get("Location") != "/domain/news.acme.example/records" {
+		t.Fatalf("adding news.acme.example: %d %s", status, hd.Get("Location"))
+	}
+	_, page, _ := ann.do("GET", "/domain/news.acme.example/records", nil)
+	for _, want := range []string{"v=spf1", "ip4:198.51.100.0/24", "include:_spf.crm.example", "v=DMARC1; p=none", "live-missing", "Check again", "/domain/news.acme.example/settings"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the records page lacks %q", want)
+		}
+	}
+	// Published: the live state follows DNS.
+	tn.dns.txt["_dmarc.news.acme.example"] = []string{"v=DMARC1; p=none; rua=mailto:dmarc@acme.example"}
+	_, page, _ = ann.do("GET", "/domain/news.acme.example/records?fresh=1", nil)
+	if !strings.Contains(page, "live-matches") {
+		t.Errorf("the DMARC record published does not match:\n%s", page)
+	}
+	// The settings form shows the answers again.
+	_, page, _ = ann.do("GET", "/domain/news.acme.example/settings", nil)
+	if !strings.Contains(page, "198.51.100.0/24") || !strings.Contains(page, `value="subdomain" checked`) {
+		t.Errorf("settings form:\n%s", page)
+	}
+	// "I published it".
+	status, _, hd = ann.do("POST", "/domain/news.acme.example/published", url.Values{"csrf": {csrf}})
+	if status != http.StatusSeeOther || !strings.Contains(hd.Get("Location"), "Recorded") {
+		t.Errorf("published: %d %s", status, hd.Get("Location"))
+	}
+	_, page, _ = ann.do("GET", "/domain/news.acme.example", nil)
+	if !strings.Contains(page, "Rollout steps published") || !strings.Contains(page, "ann@acme.example") {
+		t.Errorf("the domain page does not show the step")
+	}
+	// A viewer of another organisation may do none of it.
+	gus := tn.client(t)
+	_, gcsrf := gus.login("gus@globex.example", testPassword)
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/domain/news.acme.example/settings"},
+		{"POST", "/domain/news.acme.example/settings"},
+		{"POST", "/domain/news.acme.example/published"},
+		{"POST", "/domain/globex.example/published"}, // a viewer of Globex
+	} {
+		var f url.Values
+		if c.method == "POST" {
+			f = url.Values{"csrf": {gcsrf}, "mode": {"own"}, "rua": {"x@globex.example"}}
+		}
+		if status, _, _ := gus.do(c.method, c.path, f); status != http.StatusNotFound {
+			t.Errorf("gus, %s %s: %d, want 404", c.method, c.path, status)
+		}
+	}
+	if status, _, _ := gus.do("POST", "/domains/new", url.Values{"csrf": {gcsrf}, "name": {"x.globex.example"}}); status != http.StatusForbidden {
+		t.Errorf("a viewer adding a domain: %d", status)
+	}
+	log, _ := tn.acc.AuditLog(context.Background(), "Acme", 50)
+	var got []string
+	for _, e := range log {
+		got = append(got, e.Action+" "+e.Object+" "+e.Actor)
+	}
+	if s := strings.Join(got, "\n"); !strings.Contains(s, "domain.setup news.acme.example ann@acme.example") || !strings.Contains(s, "rollout.published news.acme.example ann@acme.example") {
+		t.Errorf("audit log:\n%s", s)
+	}
+}
+
+// errorsOf is the error list of a form page.
+func errorsOf(page string) string {
+	i := strings.Index(page, `role="alert"`)
+	if i < 0 {
+		return ""
+	}
+	return page[i:min(len(page), i+600)]
 }

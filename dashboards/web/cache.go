@@ -71,3 +71,18 @@ func (c *cache) get(key string, now time.Time, f func() (any, error)) (any, erro
 	close(call.done)
 	return call.value, call.err
 }
+
+// clear forgets every answer: after a change made through the page (a
+// domain's settings, a step published), the next page asks again.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = map[string]cacheEntry{}
+}
+
+// forget forgets the answer of one key.
+func (c *cache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
+}

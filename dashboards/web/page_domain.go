@@ -11,6 +11,7 @@ import (
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/dashboards/accounts"
 )
 
 type domainPage struct {
@@ -37,6 +38,11 @@ type domainPage struct {
 	LatestURL     string // the window ending at the last report, when this one has none
 	Firing        []analyze.AlertChange
 	AlertChanges  []analyze.AlertChange
+	// With accounts: a message of the last form, whether the viewer may
+	// say a step is published, and the steps said so.
+	Note       string
+	CanPublish bool
+	Steps      []accounts.PublishedStep
 }
 
 func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +67,17 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := &domainPage{page: h.page(r, name, "domains"), Domain: name, Window: win, WindowQuery: win.query(), HasPlan: h.opts.Plan != nil}
+	if v := viewerOf(r); v != nil {
+		p.Note = r.URL.Query().Get("note")
+		if len(p.Note) > 500 {
+			p.Note = p.Note[:500]
+		}
+		p.CanPublish = v.scope.CanEdit(name) && h.opts.LookupTXT != nil
+		if p.Steps, err = h.opts.Accounts.PublishedSteps(ctx, name, 10); err != nil {
+			h.internal(w, r, "the rollout steps", err)
+			return
+		}
+	}
 	lastTLS, err := analyze.TLSLastDay(ctx, h.opts.Store, name)
 	if err != nil {
 		h.internal(w, r, "the TLS reports", err)

@@ -17,6 +17,9 @@ type recordsPage struct {
 	Plan   *advisor.Plan
 	Error  string
 	Zones  []zoneRecords
+	// CanEdit shows the settings link; Checks the live state.
+	CanEdit bool
+	Checks  bool
 }
 
 type zoneRecords struct {
@@ -29,6 +32,9 @@ type zoneRecords struct {
 type plannedRecord struct {
 	advisor.PlannedRecord
 	ID string
+	// Live is what DNS shows at the record's name; nil without a
+	// resolver (Options.LookupTXT).
+	Live *advisor.LiveRecord
 }
 
 func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +57,11 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p := &recordsPage{page: h.page(r, "DNS records · "+name, "domains"), Domain: name}
+	p := &recordsPage{page: h.page(r, "DNS records · "+name, "domains"), Domain: name,
+		CanEdit: viewerOf(r) != nil && viewerOf(r).scope.CanEdit(name), Checks: h.opts.LookupTXT != nil}
+	if r.URL.Query().Get("fresh") != "" {
+		h.cache.forget("plan|" + strings.ToLower(name))
+	}
 	type planned struct {
 		plan *advisor.Plan
 		err  error
@@ -78,7 +88,15 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 			zr := zoneRecords{Zone: z, BIND: b.String(), BINDID: fmt.Sprintf("bind-%d", i)}
 			for j, rec := range p.Plan.Records {
 				if rec.Zone == z {
-					zr.Records = append(zr.Records, plannedRecord{PlannedRecord: rec, ID: fmt.Sprintf("value-%d-%d", i, j)})
+					pr := plannedRecord{PlannedRecord: rec, ID: fmt.Sprintf("value-%d-%d", i, j)}
+					if h.opts.LookupTXT != nil {
+						live, err := advisor.CheckPlanned(ctx, h.opts.LookupTXT, rec)
+						if err != nil {
+							live = advisor.LiveRecord{Status: "unknown", Diff: "DNS did not answer: " + err.Error()}
+						}
+						pr.Live = &live
+					}
+					zr.Records = append(zr.Records, pr)
 				}
 			}
 			p.Zones = append(p.Zones, zr)

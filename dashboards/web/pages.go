@@ -104,14 +104,26 @@ func (h *Handler) context(r *http.Request) (context.Context, context.CancelFunc)
 // senderDomains returns the domains the advisor covers; all says that
 // every domain with reports gets advice too (there is no configuration).
 func (h *Handler) senderDomains(ctx context.Context) (domains []dmarcd.SenderDomain, all bool, err error) {
-	if h.opts.Domains == nil {
-		return nil, true, nil
+	all = h.opts.Domains == nil
+	if !all {
+		if domains, err = h.opts.Domains(ctx); err != nil {
+			return nil, false, err
+		}
 	}
-	ds, err := h.opts.Domains(ctx)
-	if err != nil {
-		return nil, false, err
+	if h.opts.Accounts != nil {
+		// The domains set up through the page, after the configured
+		// ones, which win.
+		page, err := h.opts.Accounts.SenderDomains(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, d := range page {
+			if _, ok := findDomain(domains, d.Name); !ok {
+				domains = append(domains, d)
+			}
+		}
 	}
-	return ds, false, nil
+	return domains, all, nil
 }
 
 func findDomain(ds []dmarcd.SenderDomain, name string) (dmarcd.SenderDomain, bool) {

@@ -109,6 +109,13 @@ type Options struct {
 	// SecureCookies marks the login cookies Secure over plain HTTP too:
 	// for a page behind a TLS reverse proxy.
 	SecureCookies bool
+	// LookupTXT asks DNS for the TXT records at a name: the records page
+	// shows whether each planned record is live, and "I published it"
+	// checks the DMARC record. Nil: neither.
+	LookupTXT func(ctx context.Context, name string) ([]string, error)
+	// DefaultRUA are the report addresses a new sender domain's form
+	// starts with.
+	DefaultRUA []string
 	// CacheTTL is DefaultCacheTTL when zero; negative turns the cache off.
 	CacheTTL time.Duration
 	Logger   *slog.Logger
@@ -172,6 +179,11 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc("GET /tls", h.tls)
 	mux.HandleFunc("GET /alerts", h.alerts)
 	mux.HandleFunc("POST /logout", h.logout)
+	mux.HandleFunc("GET /domains/new", h.domainForm)
+	mux.HandleFunc("POST /domains/new", h.domainForm)
+	mux.HandleFunc("GET /domain/{name}/settings", h.domainForm)
+	mux.HandleFunc("POST /domain/{name}/settings", h.domainForm)
+	mux.HandleFunc("POST /domain/{name}/published", h.published)
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(static)))
 	mux.Handle("GET /favicon.ico", faviconHandler(static))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
