@@ -348,6 +348,15 @@ func TestDomainForms(t *testing.T) {
 	if status, _, _ := gus.do("POST", "/domains/new", url.Values{"csrf": {gcsrf}, "name": {"x.globex.example"}}); status != http.StatusForbidden {
 		t.Errorf("a viewer adding a domain: %d", status)
 	}
+	// The audit log: the administrator's page has it; a viewer's not.
+	root := tn.client(t)
+	root.login("root@ops.example", testPassword)
+	if _, page, _ := root.do("GET", "/audit", nil); !strings.Contains(page, "rollout.published") || !strings.Contains(page, "news.acme.example") {
+		t.Errorf("the audit page lacks the changes")
+	}
+	if status, _, _ := gus.do("GET", "/audit", nil); status != http.StatusForbidden {
+		t.Errorf("a viewer's audit page: %d", status)
+	}
 	log, _ := tn.acc.AuditLog(context.Background(), "Acme", 50)
 	var got []string
 	for _, e := range log {

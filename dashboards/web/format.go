@@ -199,7 +199,7 @@ func (h *Handler) page(r *http.Request, title, section string) page {
 
 // Templates: base.html is the frame, partials.html the shared pieces, and
 // each page one file defining "content".
-var pageNames = []string{"index", "domain", "source", "records", "keys", "failures", "failure", "tls", "alerts", "error", "login", "domainform"}
+var pageNames = []string{"index", "domain", "source", "records", "keys", "failures", "failure", "tls", "alerts", "error", "login", "domainform", "audit"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}

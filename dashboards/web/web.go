@@ -179,6 +179,7 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc("GET /tls", h.tls)
 	mux.HandleFunc("GET /alerts", h.alerts)
 	mux.HandleFunc("POST /logout", h.logout)
+	mux.HandleFunc("GET /audit", h.auditLog)
 	mux.HandleFunc("GET /domains/new", h.domainForm)
 	mux.HandleFunc("POST /domains/new", h.domainForm)
 	mux.HandleFunc("GET /domain/{name}/settings", h.domainForm)
