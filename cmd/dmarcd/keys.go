@@ -315,7 +315,7 @@ func (c *keysRotateCmd) Run(e *env, k *keysCmd) error {
 	for _, alg := range algs {
 		sel := c.Selector
 		if sel == "" {
-			sel = nextSelector(alg, keys, c.Domain, e.now())
+			sel = keystore.NextSelector(alg, keys, c.Domain, e.now())
 		}
 		bits := 0
 		if alg == "rsa" {
@@ -343,25 +343,6 @@ func (c *keysRotateCmd) Run(e *env, k *keysCmd) error {
 	return problems.err()
 }
 
-// nextSelector names a new key: r (RSA) or e (Ed25519), the year and month,
-// and a letter when taken.
-func nextSelector(alg string, keys []dmarcd.Key, domain string, now time.Time) string {
-	base := "r" + now.UTC().Format("200601")
-	if alg == "ed25519" {
-		base = "e" + now.UTC().Format("200601")
-	}
-	taken := map[string]bool{}
-	for _, k := range keys {
-		if k.Domain == domain {
-			taken[k.Selector] = true
-		}
-	}
-	sel := base
-	for c := 'b'; taken[sel] && c <= 'z'; c++ {
-		sel = base + string(c)
-	}
-	return sel
-}
 
 type keysAdvanceCmd struct {
 	Domain   string `help:"Only the keys of this domain."`

@@ -248,6 +248,7 @@ func newWebHandler(e *env, st dmarcd.Store, auth web.Auth, acc *accounts.Store) 
 			return advisor.PlanDomain(ctx, r, advisor.DomainSetup{Domain: d, Ours: ourSPF(e.cfg.Sending), DKIM: keys})
 		},
 		LookupTXT:     txtLookup(e.cfg.DNS),
+		RSABits:       e.cfg.Keys.RSABits,
 		DefaultRUA:    defaultRUA(e.cfg),
 		Auth:          auth,
 		Accounts:      acc,
@@ -259,6 +260,12 @@ func newWebHandler(e *env, st dmarcd.Store, auth web.Auth, acc *accounts.Store) 
 	// as dmarcd advise does.
 	if len(e.cfg.Domains) > 0 {
 		opts.Domains = func(context.Context) ([]dmarcd.SenderDomain, error) { return e.cfg.Domains, nil }
+	}
+	if acc != nil {
+		// Key forms for the editors of the domains.
+		if opts.KeyStore, err = configuredKeyStore(e.cfg); err != nil {
+			return nil, err
+		}
 	}
 	return web.New(opts)
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +16,9 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/dashboards/accounts"
+	"github.com/dmarcd/dmarcd/signer/keystore"
 	"github.com/dmarcd/dmarcd/internal/synth"
 )
 
@@ -30,6 +33,7 @@ type tenants struct {
 	now      time.Time
 	failures map[string]uint64 // a failure report's id by domain
 	dns      *fakeDNS
+	keys     *keystore.Store
 }
 
 func newTenants(t *testing.T) *tenants {
@@ -90,6 +94,27 @@ func newTenants(t *testing.T) *tenants {
 	o.Accounts, o.Now = acc, func() time.Time { return tn.now }
 	o.LookupTXT = tn.dns.TXT
 	o.DefaultRUA = []string{"dmarc@acme.example"}
+	ks, err := keystore.Open(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.keys = ks
+	o.KeyStore, o.RSABits = ks, 1024
+	o.KeyAdvice = func(ctx context.Context) ([]advisor.KeyAdvice, error) {
+		keys, err := ks.List()
+		if err != nil {
+			return nil, err
+		}
+		lookup := func(ctx context.Context, name string) ([]string, error) {
+			txts, err := tn.dns.TXT(ctx, name)
+			if errors.Is(err, advisor.ErrNXDomain) {
+				return nil, nil // as the daemon's lookup: no records
+			}
+			return txts, err
+		}
+		a := &advisor.KeyAdvisor{Policy: dmarcd.DefaultRotationPolicy, Lookup: lookup, Now: func() time.Time { return tn.now }}
+		return a.Advise(ctx, keys)
+	}
 	h := newHandler(t, o)
 	tn.srv = httptest.NewServer(h)
 	t.Cleanup(tn.srv.Close)
@@ -374,4 +399,66 @@ func errorsOf(page string) string {
 		return ""
 	}
 	return page[i:min(len(page), i+600)]
+}
+
+// TestKeyForms: an editor generates, rotates, advances and retires their
+// domain's keys through the page; the page shows public records only;
+// another organisation's user can touch none of them.
+func TestKeyForms(t *testing.T) {
+	tn := newTenants(t)
+	ann := tn.client(t)
+	_, csrf := ann.login("ann@acme.example", testPassword)
+	post := func(c *client, path string, f url.Values) (int, string) {
+		t.Helper()
+		status, _, hd := c.do("POST", path, f)
+		loc, _ := url.QueryUnescape(hd.Get("Location"))
+		return status, loc
+	}
+	if status, loc := post(ann, "/keys/generate", url.Values{"csrf": {csrf}, "domain": {"acme.example"}, "algorithm": {"ed25519"}}); status != http.StatusSeeOther || !strings.Contains(loc, "Generated e202611._domainkey.acme.example") {
+		t.Fatalf("generate: %d %s", status, loc)
+	}
+	_, page, _ := ann.do("GET", "/keys", nil)
+	if !strings.Contains(page, "e202611") || !strings.Contains(page, `action="/keys/rotate"`) || strings.Contains(page, "PRIVATE KEY") {
+		i := strings.Index(page, "<main")
+		t.Errorf("keys page:\n%s", page[i:])
+	}
+	// Published in DNS: the key advice lets it advance.
+	k, _ := tn.keys.Get("acme.example", "e202611")
+	tn.dns.txt["e202611._domainkey.acme.example"] = []string{k.TXT()}
+	if status, loc := post(ann, "/keys/advance", url.Values{"csrf": {csrf}, "domain": {"acme.example"}, "selector": {"e202611"}}); status != http.StatusSeeOther || !strings.Contains(loc, "created -> published") {
+		t.Errorf("advance: %d %s", status, loc)
+	}
+	// Not ready: it stays, and says why.
+	if _, loc := post(ann, "/keys/advance", url.Values{"csrf": {csrf}, "domain": {"acme.example"}, "selector": {"e202611"}}); !strings.Contains(loc, "stays published") {
+		t.Errorf("advance again: %s", loc)
+	}
+	if _, loc := post(ann, "/keys/rotate", url.Values{"csrf": {csrf}, "domain": {"acme.example"}}); !strings.Contains(loc, "Rotation started") {
+		t.Errorf("rotate: %s", loc)
+	}
+	if _, loc := post(ann, "/keys/retire", url.Values{"csrf": {csrf}, "domain": {"acme.example"}, "selector": {"e202611"}}); !strings.Contains(loc, "published -> retired") {
+		t.Errorf("retire: %s", loc)
+	}
+	// Another organisation's user: no such page; a viewer of their own
+	// domain neither.
+	gus := tn.client(t)
+	_, gcsrf := gus.login("gus@globex.example", testPassword)
+	for _, path := range []string{"/keys/generate", "/keys/rotate", "/keys/retire"} {
+		for _, d := range []string{"acme.example", "globex.example"} {
+			if status, _, _ := gus.do("POST", path, url.Values{"csrf": {gcsrf}, "domain": {d}, "selector": {"e202611"}, "algorithm": {"rsa"}}); status != http.StatusNotFound {
+				t.Errorf("gus, %s %s: %d", path, d, status)
+			}
+		}
+	}
+	if _, page, _ := gus.do("GET", "/keys", nil); strings.Contains(page, "acme.example") {
+		i := strings.Index(page, "acme.example")
+		t.Errorf("gus sees Acme's keys: %s", page[max(0, i-300):i+100])
+	}
+	log, _ := tn.acc.AuditLog(context.Background(), "Acme", 50)
+	var got []string
+	for _, e := range log {
+		got = append(got, e.Action)
+	}
+	if s := strings.Join(got, ","); !strings.Contains(s, "key.generate") || !strings.Contains(s, "key.advance") || !strings.Contains(s, "key.rotate") || !strings.Contains(s, "key.retire") {
+		t.Errorf("audit: %s", s)
+	}
 }

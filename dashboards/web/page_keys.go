@@ -16,6 +16,11 @@ import (
 
 type keysPage struct {
 	page
+	// With accounts and a key store: the forms, the domains the viewer
+	// may manage keys of, and a message of the last form.
+	Forms      bool
+	Editable   []string
+	Note       string
 	Configured bool
 	Error      string
 	Domains    []keyDomain
@@ -25,6 +30,8 @@ type keysPage struct {
 type keyDomain struct {
 	Name string
 	Keys []keyView
+	// Editable: the viewer may manage its keys (with accounts).
+	Editable bool
 }
 
 // keyView is what the page shows of a key: its public record and state.
@@ -47,6 +54,30 @@ func (h *Handler) keys(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.context(r)
 	defer cancel()
 	p := &keysPage{page: h.page(r, "DKIM keys", "keys"), Configured: h.opts.KeyAdvice != nil}
+	if v := viewerOf(r); v != nil && h.opts.KeyStore != nil {
+		p.Note = r.URL.Query().Get("note")
+		if len(p.Note) > 500 {
+			p.Note = p.Note[:500]
+		}
+		ds, _, err := h.senderDomains(ctx)
+		if err != nil {
+			h.internal(w, r, "the domains", err)
+			return
+		}
+		// The sender domains and the domains the viewer's organisations
+		// own, those they may change.
+		names := v.scope.Domains()
+		for _, d := range ds {
+			names = append(names, strings.ToLower(d.Name))
+		}
+		slices.Sort(names)
+		for _, d := range slices.Compact(names) {
+			if v.scope.CanEdit(d) {
+				p.Editable = append(p.Editable, d)
+			}
+		}
+		p.Forms = true
+	}
 	if p.Configured {
 		v, err := h.cache.get("keys", h.now(), func() (any, error) {
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AdviceTimeout)
@@ -55,6 +86,11 @@ func (h *Handler) keys(w http.ResponseWriter, r *http.Request) {
 		})
 		if err != nil {
 			p.Error = err.Error()
+			if !isAdmin(r) {
+				// It may name another organisation's keys.
+				h.log.Error("web: the key advice failed", "err", err)
+				p.Error = "the daemon's log has the details"
+			}
 		}
 		advice, _ := v.([]advisor.KeyAdvice)
 		// By domain, then the keys that sign first.
@@ -74,7 +110,7 @@ func (h *Handler) keys(w http.ResponseWriter, r *http.Request) {
 			if n := len(p.Domains); n > 0 && p.Domains[n-1].Name == k.Domain {
 				p.Domains[n-1].Keys = append(p.Domains[n-1].Keys, kv)
 			} else {
-				p.Domains = append(p.Domains, keyDomain{Name: k.Domain, Keys: []keyView{kv}})
+				p.Domains = append(p.Domains, keyDomain{Name: k.Domain, Keys: []keyView{kv}, Editable: p.Forms && slices.Contains(p.Editable, k.Domain)})
 			}
 			p.Count++
 		}

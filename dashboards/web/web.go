@@ -31,6 +31,7 @@ import (
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/dashboards/accounts"
+	"github.com/dmarcd/dmarcd/signer/keystore"
 )
 
 // Limits and defaults of the page. Every figure a request can ask for is
@@ -116,6 +117,11 @@ type Options struct {
 	// DefaultRUA are the report addresses a new sender domain's form
 	// starts with.
 	DefaultRUA []string
+	// KeyStore, with Accounts, lets editors generate, upload, rotate,
+	// advance and retire their domains' DKIM keys; RSABits is the size of
+	// the RSA keys generated (keystore.DefaultRSABits when 0).
+	KeyStore *keystore.Store
+	RSABits  int
 	// CacheTTL is DefaultCacheTTL when zero; negative turns the cache off.
 	CacheTTL time.Duration
 	Logger   *slog.Logger
@@ -180,6 +186,7 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc("GET /alerts", h.alerts)
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.HandleFunc("GET /audit", h.auditLog)
+	mux.HandleFunc("POST /keys/{action}", h.keyAction)
 	mux.HandleFunc("GET /domains/new", h.domainForm)
 	mux.HandleFunc("POST /domains/new", h.domainForm)
 	mux.HandleFunc("GET /domain/{name}/settings", h.domainForm)

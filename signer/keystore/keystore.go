@@ -698,3 +698,25 @@ func (s *Store) Stamp() (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// NextSelector names a new key of alg ("rsa" or "ed25519") for domain: r
+// or e, then the year and month (r202612), and a letter after it when the
+// domain has that selector already (r202612b): a selector says which key
+// and when, and never names two keys.
+func NextSelector(alg string, keys []dmarcd.Key, domain string, now time.Time) string {
+	base := "r" + now.UTC().Format("200601")
+	if alg == "ed25519" {
+		base = "e" + now.UTC().Format("200601")
+	}
+	taken := map[string]bool{}
+	for _, k := range keys {
+		if k.Domain == domain {
+			taken[k.Selector] = true
+		}
+	}
+	sel := base
+	for c := 'b'; taken[sel] && c <= 'z'; c++ {
+		sel = base + string(c)
+	}
+	return sel
+}
