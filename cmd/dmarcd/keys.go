@@ -343,7 +343,6 @@ func (c *keysRotateCmd) Run(e *env, k *keysCmd) error {
 	return problems.err()
 }
 
-
 type keysAdvanceCmd struct {
 	Domain   string `help:"Only the keys of this domain."`
 	Selector string `help:"Only this key (with --domain)."`

@@ -18,8 +18,8 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/dashboards/accounts"
-	"github.com/dmarcd/dmarcd/signer/keystore"
 	"github.com/dmarcd/dmarcd/internal/synth"
+	"github.com/dmarcd/dmarcd/signer/keystore"
 )
 
 const testPassword = "a long enough password"
