@@ -279,3 +279,89 @@ func readPassword(e *env, prompt string) (string, error) {
 	}
 	return line, nil
 }
+
+type tokenCmd struct {
+	Add    tokenAddCmd    `cmd:"" help:"Make an API token for an organisation; it is printed once."`
+	List   tokenListCmd   `cmd:"" help:"List an organisation's API tokens (not the tokens themselves)."`
+	Revoke tokenRevokeCmd `cmd:"" help:"Revoke an organisation's API token."`
+}
+
+type tokenAddCmd struct {
+	Org    string   `arg:"" help:"The organisation."`
+	Name   string   `arg:"" help:"A name for the token: who or what uses it (ci, portal)."`
+	Scopes []string `name:"scope" help:"read (the domains, records, keys, advice) or write (also change them, as an editor); repeat for both." default:"read" enum:"read,write"`
+}
+
+func (c *tokenAddCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	org, err := st.OrgByName(e.ctx, c.Org)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	token, err := st.NewAPIToken(e.ctx, org.ID, c.Name, c.Scopes)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := cliAudit(e, st, org.Name, "token.add", c.Name, strings.Join(c.Scopes, " ")); err != nil {
+		return err
+	}
+	// Printed once, on standard output only: the state file keeps its
+	// hash.
+	fmt.Fprintln(e.stdout, token)
+	return nil
+}
+
+type tokenListCmd struct {
+	Org string `arg:"" help:"The organisation."`
+}
+
+func (c *tokenListCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	org, err := st.OrgByName(e.ctx, c.Org)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	tokens, err := st.APITokens(e.ctx, org.ID)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSCOPES\tCREATED\tLAST USED")
+	for _, t := range tokens {
+		used := "never"
+		if t.LastUsed.Unix() > 0 {
+			used = t.LastUsed.Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, strings.Join(t.Scopes, " "), t.Created.Format("2006-01-02"), used)
+	}
+	return tw.Flush()
+}
+
+type tokenRevokeCmd struct {
+	Org  string `arg:"" help:"The organisation."`
+	Name string `arg:"" help:"The token's name."`
+}
+
+func (c *tokenRevokeCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	org, err := st.OrgByName(e.ctx, c.Org)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := st.RevokeAPIToken(e.ctx, org.ID, c.Name); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	return cliAudit(e, st, org.Name, "token.revoke", c.Name, "")
+}

@@ -59,6 +59,15 @@ func TestAccountsCommands(t *testing.T) {
 	run(0, "ann's new password\n", "user", "passwd", "ann@acme.example")
 	run(0, "", "user", "remove", "bob@globex.example")
 	run(2, "", "user", "remove", "root@ops.example") // the last administrator
+	token := strings.TrimSpace(run(0, "", "token", "add", "Acme", "ci", "--scope", "write"))
+	if !strings.HasPrefix(token, "dmarcd_") {
+		t.Errorf("token add printed %q", token)
+	}
+	if out := run(0, "", "token", "list", "Acme"); !strings.Contains(out, "ci    read write") || strings.Contains(out, token) {
+		t.Errorf("token list:\n%s", out)
+	}
+	run(0, "", "token", "revoke", "Acme", "ci")
+	run(2, "", "token", "revoke", "Acme", "ci")
 	if out := run(0, "", "org", "list"); !strings.Contains(out, "Acme          acme-mail.example, acme.example") || !strings.Contains(out, "globex.example") {
 		t.Errorf("org list:\n%s", out)
 	}

@@ -64,6 +64,7 @@ type cli struct {
 	Web     webCmd     `cmd:"" help:"Serve the web page alone (web.listen, 127.0.0.1:8478 by default): domains, advice, trends, sources, keys, records, failure reports."`
 	Org     orgCmd     `cmd:"" help:"Manage the dashboard's organisations and the sender domains they own (web.accounts_file)."`
 	User    userCmd    `cmd:"" help:"Manage the dashboard's users: add, passwd, remove, role (web.accounts_file)."`
+	Token   tokenCmd   `cmd:"" help:"Manage the organisations' API tokens for /api/v1 (web.accounts_file): add, list, revoke."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 

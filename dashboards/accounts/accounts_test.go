@@ -235,3 +235,48 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestAPITokens: a token is shown once and kept as a hash; it reads or
+// writes its organisation's domains only; revoked, it opens nothing.
+func TestAPITokens(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	acme, _ := s.AddOrg(ctx, "Acme")
+	s.AddDomain(ctx, acme.ID, "acme.example")
+	if _, err := s.NewAPIToken(ctx, acme.ID, "ci", []string{"admin"}); err == nil {
+		t.Error("a token with an unknown scope")
+	}
+	ro, err := s.NewAPIToken(ctx, acme.ID, "portal", []string{ScopeRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, _ := s.NewAPIToken(ctx, acme.ID, "ci", []string{ScopeWrite})
+	if _, err := s.NewAPIToken(ctx, acme.ID, "ci", []string{ScopeRead}); !errors.Is(err, ErrExists) {
+		t.Errorf("the same name twice: %v", err)
+	}
+	var n int
+	s.db.QueryRow("SELECT COUNT(*) FROM api_tokens WHERE token_hash = ? OR token_hash = ?", ro, rw).Scan(&n)
+	if n != 0 {
+		t.Error("the state file holds a token itself")
+	}
+	tok, err := s.APITokenOf(ctx, rw)
+	if err != nil || !tok.Allows(ScopeRead) || !tok.Allows(ScopeWrite) || tok.Org.Name != "Acme" {
+		t.Fatalf("ci: %+v %v", tok, err)
+	}
+	if sc := tok.TokenScope(); !sc.CanEdit("mail.acme.example") || sc.CanSee("globex.example") || sc.Admin {
+		t.Error("the write token's scope")
+	}
+	rt, _ := s.APITokenOf(ctx, ro)
+	if sc := rt.TokenScope(); !sc.CanSee("acme.example") || sc.CanEdit("acme.example") {
+		t.Error("the read token's scope")
+	}
+	if err := s.RevokeAPIToken(ctx, acme.ID, "ci"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.APITokenOf(ctx, rw); !errors.Is(err, ErrNoToken) {
+		t.Errorf("a revoked token: %v", err)
+	}
+	if _, err := s.APITokenOf(ctx, "dmarcd_guess"); !errors.Is(err, ErrNoToken) {
+		t.Errorf("a guessed token: %v", err)
+	}
+}
