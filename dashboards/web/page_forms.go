@@ -5,6 +5,7 @@ package web
 // published it" for a rollout step.
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -102,16 +103,7 @@ func (h *Handler) domainForm(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		d, org, errs := h.readDomainForm(r, p)
 		if len(errs) == 0 {
-			if err := h.opts.Accounts.SaveSenderDomain(ctx, org.ID, d); err != nil {
-				errs = append(errs, err.Error())
-			} else {
-				action := "domain.setup"
-				if !p.New {
-					action = "domain.settings"
-				}
-				h.audit(r, accounts.AuditEntry{Actor: viewerOf(r).sess.User.Email, Org: org.Name, Action: action, Object: d.Name,
-					Detail: fmt.Sprintf("mode %s, %d addresses, %d includes, rua %s", d.Mode, len(d.IPs), len(d.SPFIncludes), strings.Join(d.RUA, " "))})
-				h.cache.clear()
+			if errs = h.saveDomain(r, viewerOf(r), d, org, p.New); len(errs) == 0 {
 				http.Redirect(w, r, "/domain/"+url.PathEscape(d.Name)+"/records", http.StatusSeeOther)
 				return
 			}
@@ -143,9 +135,54 @@ func (h *Handler) readDomainForm(r *http.Request, p *domainFormPage) (dmarcd.Sen
 		p.Name = strings.TrimSpace(r.PostFormValue("name"))
 	}
 	p.Mode, p.IPs, p.Incl, p.RUA = r.PostFormValue("mode"), r.PostFormValue("ips"), r.PostFormValue("spf_includes"), r.PostFormValue("rua")
-	d := dmarcd.SenderDomain{Mode: p.Mode, IPs: lines("ips"), SPFIncludes: lines("spf_includes"), RUA: lines("rua")}
+	d := dmarcd.SenderDomain{Name: p.Name, Mode: p.Mode, IPs: lines("ips"), SPFIncludes: lines("spf_includes"), RUA: lines("rua")}
+	var org accounts.Org
+	fmt.Sscan(r.PostFormValue("org"), &p.Org)
+	for _, o := range p.Orgs {
+		if o.ID == p.Org {
+			org = o
+		}
+	}
+	if org.ID == 0 {
+		errs = append(errs, "choose an organisation you may add domains to")
+	}
+	return d, org, errs
+}
+
+// saveDomain checks a sender domain's settings and keeps them for org,
+// with an entry in the audit log: the errors, none when it is saved.
+func (h *Handler) saveDomain(r *http.Request, v *viewer, d dmarcd.SenderDomain, org accounts.Org, isNew bool) []string {
+	errs := checkSenderDomain(&d)
+	if d.Name != "" && !isNew && !v.scope.CanEdit(d.Name) {
+		errs = append(errs, "you may not change "+d.Name)
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	if err := h.opts.Accounts.SaveSenderDomain(r.Context(), org.ID, d); err != nil {
+		return []string{err.Error()}
+	}
+	action := "domain.setup"
+	if !isNew {
+		action = "domain.settings"
+	}
+	h.audit(r, accounts.AuditEntry{Actor: v.sess.User.Email, Org: org.Name, Action: action, Object: d.Name,
+		Detail: fmt.Sprintf("mode %s, %d addresses, %d includes, rua %s", d.Mode, len(d.IPs), len(d.SPFIncludes), strings.Join(d.RUA, " "))})
+	h.cache.clear()
+	return nil
+}
+
+// checkSenderDomain checks the wizard's answers, and writes the name as
+// the accounts keep it.
+func checkSenderDomain(d *dmarcd.SenderDomain) []string {
+	var errs []string
+	for _, l := range [][]string{d.IPs, d.SPFIncludes, d.RUA} {
+		if len(l) > MaxFormListItems {
+			errs = append(errs, fmt.Sprintf("at most %d addresses, includes or report addresses each", MaxFormListItems))
+		}
+	}
 	var err error
-	if d.Name, err = accounts.CheckDomain(p.Name); err != nil {
+	if d.Name, err = accounts.CheckDomain(d.Name); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if d.Mode != dmarcd.ModeOwn && d.Mode != dmarcd.ModeSubdomain {
@@ -176,20 +213,7 @@ func (h *Handler) readDomainForm(r *http.Request, p *domainFormPage) (dmarcd.Sen
 	if len(d.RUA) == 0 {
 		errs = append(errs, "give at least one address for the aggregate reports: without them nothing shows which mail a stricter policy would block")
 	}
-	var org accounts.Org
-	fmt.Sscan(r.PostFormValue("org"), &p.Org)
-	for _, o := range p.Orgs {
-		if o.ID == p.Org {
-			org = o
-		}
-	}
-	if org.ID == 0 {
-		errs = append(errs, "choose an organisation you may add domains to")
-	}
-	if d.Name != "" && !p.New && !viewerOf(r).scope.CanEdit(d.Name) {
-		errs = append(errs, "you may not change "+d.Name)
-	}
-	return d, org, errs
+	return errs
 }
 
 // published records that the DMARC record of a rollout step is live: it
@@ -210,34 +234,50 @@ func (h *Handler) published(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "No DNS resolver is configured.")
 		return
 	}
-	txts, err := h.opts.LookupTXT(r.Context(), "_dmarc."+name)
+	res, err := h.recordPublished(r, v, name)
 	if err != nil {
-		h.internal(w, r, "the DMARC record from DNS", err)
+		h.internal(w, r, "the rollout step", err)
 		return
 	}
+	http.Redirect(w, r, "/domain/"+url.PathEscape(name)+"?note="+url.QueryEscape(res.Message), http.StatusSeeOther)
+}
+
+// publishedResult says what "I published it" found in DNS.
+type publishedResult struct {
+	// Recorded: DNS shows one DMARC record, and its step was recorded.
+	Recorded bool   `json:"recorded"`
+	Step     string `json:"step,omitempty"`
+	Record   string `json:"record,omitempty"`
+	Message  string `json:"message"`
+}
+
+// recordPublished reads name's DMARC record from DNS and records the step
+// it says, with who said so; the error is for a failure of the state file
+// or DNS, not for a record that is not there.
+func (h *Handler) recordPublished(r *http.Request, v *viewer, name string) (publishedResult, error) {
+	txts, err := h.opts.LookupTXT(r.Context(), "_dmarc."+name)
+	if err != nil && !errors.Is(err, advisor.ErrNXDomain) {
+		return publishedResult{}, err
+	}
 	records := dnsrecord.SelectDMARC(txts)
-	msg := ""
 	switch len(records) {
 	case 0:
-		msg = "DNS shows no DMARC record at _dmarc." + name + " yet: publish it, wait for its TTL, and try again."
+		return publishedResult{Message: "DNS shows no DMARC record at _dmarc." + name + " yet: publish it, wait for its TTL, and try again."}, nil
 	case 1:
-		rec, _, err := dnsrecord.ParseDMARC(records[0])
-		if err != nil {
-			msg = "The DMARC record in DNS does not parse: " + err.Error()
-			break
-		}
-		step := advisor.StepText(rec.Step(), rec.Testing)
-		if err := h.opts.Accounts.RecordPublished(r.Context(), accounts.PublishedStep{Domain: name, Step: step, Record: records[0], Actor: v.sess.User.Email}); err != nil {
-			h.internal(w, r, "the rollout step", err)
-			return
-		}
-		h.audit(r, accounts.AuditEntry{Actor: v.sess.User.Email, Org: h.orgName(r, name), Action: "rollout.published", Object: name, Detail: step + ": " + records[0]})
-		h.cache.clear()
-		msg = "Recorded: " + step + " is live (" + records[0] + ")."
 	default:
-		msg = fmt.Sprintf("DNS shows %d DMARC records at _dmarc.%s: receivers then apply none. Keep one.", len(records), name)
+		return publishedResult{Message: fmt.Sprintf("DNS shows %d DMARC records at _dmarc.%s: receivers then apply none. Keep one.", len(records), name)}, nil
 	}
-	http.Redirect(w, r, "/domain/"+url.PathEscape(name)+"?note="+url.QueryEscape(msg), http.StatusSeeOther)
+	rec, _, err := dnsrecord.ParseDMARC(records[0])
+	if err != nil {
+		return publishedResult{Record: records[0], Message: "The DMARC record in DNS does not parse: " + err.Error()}, nil
+	}
+	step := advisor.StepText(rec.Step(), rec.Testing)
+	if err := h.opts.Accounts.RecordPublished(r.Context(), accounts.PublishedStep{Domain: name, Step: step, Record: records[0], Actor: v.sess.User.Email}); err != nil {
+		return publishedResult{}, err
+	}
+	h.audit(r, accounts.AuditEntry{Actor: v.sess.User.Email, Org: h.orgName(r, name), Action: "rollout.published", Object: name, Detail: step + ": " + records[0]})
+	h.cache.clear()
+	return publishedResult{Recorded: true, Step: step, Record: records[0], Message: "Recorded: " + step + " is live (" + records[0] + ")."}, nil
 }
 
 // orgName is the name of the organisation owning domain, for the audit

@@ -25,17 +25,58 @@ func (h *Handler) keyAction(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "Keys are managed with dmarcd keys on the command line without web.accounts_file and keys.dir.")
 		return
 	}
-	action := r.PathValue("action")
-	domain, err := accounts.CheckDomain(r.PostFormValue("domain"))
-	if err != nil {
-		h.inputError(w, r, badRequest(err.Error()))
-		return
+	req := keyRequest{Action: r.PathValue("action"), Domain: r.PostFormValue("domain"), Selector: r.PostFormValue("selector"),
+		Algorithm: r.PostFormValue("algorithm"), PEM: r.PostFormValue("pem")}
+	if f, _, err := r.FormFile("pem_file"); err == nil {
+		b, err := io.ReadAll(io.LimitReader(f, keystore.MaxKeyFileBytes+1))
+		f.Close()
+		if err == nil {
+			req.PEM = string(b)
+		}
 	}
-	if !v.scope.CanEdit(domain) {
+	res, status := h.runKeyRequest(r, v, req)
+	switch status {
+	case http.StatusOK:
+	case http.StatusNotFound:
 		h.notFound(w, r)
 		return
+	default:
+		h.inputError(w, r, badRequest(res.Message))
+		return
 	}
-	selector := strings.TrimSpace(r.PostFormValue("selector"))
+	http.Redirect(w, r, "/keys?note="+url.QueryEscape(res.Message), http.StatusSeeOther)
+}
+
+// keyRequest is one key operation, from a form or the API.
+type keyRequest struct {
+	Action    string `json:"-"`
+	Domain    string `json:"domain"`
+	Selector  string `json:"selector,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
+	PEM       string `json:"pem,omitempty"`
+}
+
+// keyResult says what a key operation did: Changed when it changed the
+// key store, Message for people either way.
+type keyResult struct {
+	Changed bool   `json:"changed"`
+	Message string `json:"message"`
+}
+
+// runKeyRequest runs a key operation for the viewer: 404 for a domain they
+// may not change (or an unknown action), 400 for a request that is wrong,
+// 200 otherwise, whether the operation could be done or not (the message
+// says).
+func (h *Handler) runKeyRequest(r *http.Request, v *viewer, req keyRequest) (keyResult, int) {
+	action := req.Action
+	domain, err := accounts.CheckDomain(req.Domain)
+	if err != nil {
+		return keyResult{Message: err.Error()}, http.StatusBadRequest
+	}
+	if !v.scope.CanEdit(domain) {
+		return keyResult{}, http.StatusNotFound
+	}
+	selector := strings.TrimSpace(req.Selector)
 	ctx := r.Context()
 	st := h.opts.KeyStore
 	var note string
@@ -44,13 +85,11 @@ func (h *Handler) keyAction(w http.ResponseWriter, r *http.Request) {
 	case "generate":
 		keys, err := st.List()
 		if err != nil {
-			h.internal(w, r, "the keys", err)
-			return
+			return keyResult{Message: "the key store cannot be read: " + err.Error()}, http.StatusOK
 		}
-		alg := r.PostFormValue("algorithm")
+		alg := req.Algorithm
 		if alg != "rsa" && alg != "ed25519" {
-			h.inputError(w, r, badRequest("algorithm: want rsa or ed25519"))
-			return
+			return keyResult{Message: "algorithm: want rsa or ed25519"}, http.StatusBadRequest
 		}
 		k, err := st.Generate(keystore.GenerateOptions{Domain: domain, Selector: keystore.NextSelector(alg, keys, domain, h.now()), Algorithm: alg, Bits: h.rsaBits(alg)})
 		if err != nil {
@@ -60,14 +99,7 @@ func (h *Handler) keyAction(w http.ResponseWriter, r *http.Request) {
 		object, detail = k.ID(), fmt.Sprintf("%s, %d bits", k.Algorithm, k.Bits)
 		note = fmt.Sprintf("Generated %s. Publish its record (below), then advance it once DNS shows it.", k.ID())
 	case "import":
-		pem := r.PostFormValue("pem")
-		if f, _, err := r.FormFile("pem_file"); err == nil {
-			b, err := io.ReadAll(io.LimitReader(f, keystore.MaxKeyFileBytes+1))
-			f.Close()
-			if err == nil {
-				pem = string(b)
-			}
-		}
+		pem := req.PEM
 		if len(pem) > keystore.MaxKeyFileBytes {
 			note = "Not imported: the key file is too large."
 			break
@@ -87,8 +119,7 @@ func (h *Handler) keyAction(w http.ResponseWriter, r *http.Request) {
 	case "rotate":
 		keys, err := st.List()
 		if err != nil {
-			h.internal(w, r, "the keys", err)
-			return
+			return keyResult{Message: "the key store cannot be read: " + err.Error()}, http.StatusOK
 		}
 		algs := map[string]bool{}
 		for _, k := range keys {
@@ -139,14 +170,13 @@ func (h *Handler) keyAction(w http.ResponseWriter, r *http.Request) {
 		object, detail = k.ID(), strings.Join(said, "; ")
 		note = strings.Join(said, "; ") + "."
 	default:
-		h.notFound(w, r)
-		return
+		return keyResult{}, http.StatusNotFound
 	}
 	if object != "" {
 		h.audit(r, accounts.AuditEntry{Actor: v.sess.User.Email, Org: h.orgName(r, domain), Action: "key." + action, Object: object, Detail: detail})
 		h.cache.forget("keys")
 	}
-	http.Redirect(w, r, "/keys?note="+url.QueryEscape(note), http.StatusSeeOther)
+	return keyResult{Changed: object != "", Message: note}, http.StatusOK
 }
 
 // advanceTo is the state a key may move to now: the key advice's next
