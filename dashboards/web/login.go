@@ -41,6 +41,8 @@ type viewer struct {
 	token string
 	sess  accounts.Session
 	scope accounts.Scope
+	// org is the organisation of an API token; nil for a person.
+	org *accounts.Org
 }
 
 type viewerKey struct{}
@@ -118,6 +120,9 @@ func (h *Handler) withAccounts(next http.Handler) http.Handler {
 		switch {
 		case r.URL.Path == "/login":
 			h.login(w, r)
+			return
+		case strings.HasPrefix(r.URL.Path, "/api/"):
+			h.apiAuth(next).ServeHTTP(w, r)
 			return
 		case strings.HasPrefix(r.URL.Path, "/static/") || r.URL.Path == "/favicon.ico":
 			next.ServeHTTP(w, r)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 )
 
@@ -59,24 +60,11 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	}
 	p := &recordsPage{page: h.page(r, "DNS records · "+name, "domains"), Domain: name,
 		CanEdit: viewerOf(r) != nil && viewerOf(r).scope.CanEdit(name), Checks: h.opts.LookupTXT != nil}
-	if r.URL.Query().Get("fresh") != "" {
-		h.cache.forget("plan|" + strings.ToLower(name))
-	}
-	type planned struct {
-		plan *advisor.Plan
-		err  error
-	}
-	v, _ := h.cache.get("plan|"+strings.ToLower(name), h.now(), func() (any, error) {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AdviceTimeout)
-		defer cancel()
-		plan, err := h.opts.Plan(actx, d)
-		// A plan comes with its error when a limit breaks: keep both.
-		return planned{plan, err}, nil
-	})
-	res := v.(planned)
-	p.Plan = res.plan
-	if res.err != nil {
-		p.Error = res.err.Error()
+
+	var planErr error
+	p.Plan, planErr = h.plan(ctx, d, r.URL.Query().Get("fresh") != "")
+	if planErr != nil {
+		p.Error = planErr.Error()
 	}
 	if p.Plan != nil {
 		for i, z := range p.Plan.Zones() {
@@ -106,3 +94,24 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 }
 
 // ---- /keys
+
+// plan is the wizard's plan for d, from the cache unless fresh; a plan
+// comes with its error when a limit breaks.
+func (h *Handler) plan(ctx context.Context, d dmarcd.SenderDomain, fresh bool) (*advisor.Plan, error) {
+	key := "plan|" + strings.ToLower(d.Name)
+	if fresh {
+		h.cache.forget(key)
+	}
+	type planned struct {
+		plan *advisor.Plan
+		err  error
+	}
+	v, _ := h.cache.get(key, h.now(), func() (any, error) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), AdviceTimeout)
+		defer cancel()
+		plan, err := h.opts.Plan(actx, d)
+		return planned{plan, err}, nil
+	})
+	res := v.(planned)
+	return res.plan, res.err
+}

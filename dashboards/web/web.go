@@ -187,6 +187,15 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.HandleFunc("GET /audit", h.auditLog)
 	mux.HandleFunc("POST /keys/{action}", h.keyAction)
+	if opts.Accounts != nil {
+		mux.HandleFunc("GET /api/v1/domains", h.apiDomains)
+		mux.HandleFunc("POST /api/v1/domains", h.apiSetupDomain)
+		mux.HandleFunc("GET /api/v1/domains/{name}/records", h.apiRecords)
+		mux.HandleFunc("POST /api/v1/domains/{name}/published", h.apiPublished)
+		mux.HandleFunc("GET /api/v1/keys", h.apiKeys)
+		mux.HandleFunc("POST /api/v1/keys/{action}", h.apiKeyAction)
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { apiError(w, http.StatusNotFound, "no such endpoint") })
+	}
 	mux.HandleFunc("GET /domains/new", h.domainForm)
 	mux.HandleFunc("POST /domains/new", h.domainForm)
 	mux.HandleFunc("GET /domain/{name}/settings", h.domainForm)
