@@ -112,7 +112,10 @@ func (h *Handler) secure(next http.Handler) http.Handler {
 		hd.Set("Content-Security-Policy", contentSecurityPolicy)
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
+		// same-origin: no address of the page leaves for another site,
+		// and the browser sends its Origin with the page's own forms
+		// (with no-referrer it sends "Origin: null", which tells nothing).
+		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 		hd.Set("Cache-Control", "no-store")
 		if h.opts.Accounts != nil {

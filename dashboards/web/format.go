@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
+	"github.com/dmarcd/dmarcd/dashboards/accounts"
 	"github.com/dmarcd/dmarcd/internal/figures"
 )
 
@@ -187,12 +190,16 @@ type page struct {
 	User  string
 	Admin bool
 	CSRF  string
+	// Auditor: the user may read the audit log (the administrator, or an
+	// owner of an organisation).
+	Auditor bool
 }
 
 func (h *Handler) page(r *http.Request, title, section string) page {
 	p := page{Title: title, Section: section, Made: h.now().Format("2006-01-02 15:04 UTC")}
 	if v := viewerOf(r); v != nil {
 		p.User, p.Admin, p.CSRF = v.sess.User.Email, v.scope.Admin, v.sess.CSRF
+		p.Auditor = v.scope.Admin || slices.Contains(slices.Collect(maps.Values(v.sess.User.Roles)), accounts.RoleOwner)
 	}
 	return p
 }

@@ -5,6 +5,7 @@ package web
 // never come out: the page shows public records only.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/dashboards/accounts"
 	"github.com/dmarcd/dmarcd/signer/keystore"
 )
@@ -105,8 +107,14 @@ func (h *Handler) runKeyRequest(r *http.Request, v *viewer, req keyRequest) (key
 			break
 		}
 		opts := keystore.ImportOptions{Domain: domain, Selector: selector, PEM: []byte(pem)}
-		if h.opts.LookupTXT != nil {
-			opts.Lookup = h.opts.LookupTXT
+		if lookup := h.opts.LookupTXT; lookup != nil {
+			opts.Lookup = func(ctx context.Context, name string) ([]string, error) {
+				txts, err := lookup(ctx, name)
+				if advisor.IsNotFound(err) {
+					return nil, nil // a new selector: nothing published yet
+				}
+				return txts, err
+			}
 		}
 		k, err := st.Import(ctx, opts)
 		if err != nil {

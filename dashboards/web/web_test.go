@@ -540,7 +540,7 @@ func TestSecurityHeaders(t *testing.T) {
 			"Content-Security-Policy": contentSecurityPolicy,
 			"X-Content-Type-Options":  "nosniff",
 			"X-Frame-Options":         "DENY",
-			"Referrer-Policy":         "no-referrer",
+			"Referrer-Policy":         "same-origin",
 		} {
 			if got := res.Header.Get(name); got != want {
 				t.Errorf("GET %s: %s %q, want %q", path, name, got, want)
