@@ -291,22 +291,23 @@ func (d *Decoder) tolerate2(prefix, name string) {
 	d.tolerate(prefix + name)
 }
 
-// noteInput records what the inputs replaced or let through.
+// noteInput records what the inputs replaced or let through in the part
+// of the document read so far.
 func (d *Decoder) noteInput() {
 	for _, in := range []*input{d.first, d.in} {
 		if in == nil {
 			continue
 		}
-		if in.invalidUTF8 {
+		if in.seen(in.invalidUTF8At) {
 			d.tolerate("invalid-utf8")
 		}
-		if in.invalidChar {
+		if in.seen(in.invalidCharAt) {
 			d.tolerate("invalid-xml-char")
 		}
-		if in.bareAmp {
+		if in.seen(in.bareAmpAt) {
 			d.tolerate("bare-ampersand")
 		}
-		if in.htmlEntity {
+		if in.seen(in.htmlEntityAt) {
 			d.tolerate("html-entity")
 		}
 	}
