@@ -97,11 +97,13 @@ var knownNamespaces = map[string]bool{
 type Decoder struct {
 	src io.Reader
 
-	xd        *xml.Decoder
-	first     *input // the input over src
-	in        *input // the input encoding/xml reads now (first, or a charset decoder's)
-	utf8Input bool   // first gives UTF-8, not bytes of a declared charset
-	sniffed   string // the charset sniff found: declared, or UTF-16's
+	xd        *xml.Decoder // encoding/xml, reading the document
+	first     *input       // the input over src
+	in        *input       // the input encoding/xml reads now (first, or a charset decoder's)
+	utf8Input bool         // first gives UTF-8, not bytes of a declared charset
+	sniffed   string       // the charset sniff found: declared, or UTF-16's
+
+	tok token // the token read last
 
 	report dmarcd.AggregateReport
 	tols   map[string]bool
@@ -323,13 +325,7 @@ func (d *Decoder) start() {
 	// input that charsetReader stacks on this one.
 	d.first.scanAmp = utf8Input
 	d.in = d.first
-	d.xd = xml.NewDecoder(d.first)
-	// Not strict: an '&' that starts no entity is kept as text instead
-	// of failing the report ("AT&T"); HTML entity names are decoded.
-	// Nesting is checked by token, which reads RawToken.
-	d.xd.Strict = false
-	d.xd.Entity = xml.HTMLEntity
-	d.xd.CharsetReader = d.charsetReader
+	d.xd = d.newXMLDecoder(d.first)
 }
 
 // charsetReader converts a document whose XML declaration names an 8-bit
@@ -356,60 +352,6 @@ func (d *Decoder) charsetReader(label string, r io.Reader) (io.Reader, error) {
 	d.tolerate("charset:" + label)
 	d.in = newInput(enc.NewDecoder().Reader(r), true)
 	return d.in, nil
-}
-
-// token returns the next XML token. It checks that elements nest properly
-// and not too deeply, keeps track of namespace declarations, and limits
-// the input of one token to MaxTokenBytes. A clean end of input is io.EOF,
-// open elements or not; the callers decide what that means where they are.
-func (d *Decoder) token() (xml.Token, error) {
-	d.in.limit = d.in.n + MaxTokenBytes
-	tok, err := d.xd.RawToken()
-	if err != nil {
-		if err == io.EOF {
-			return nil, io.EOF
-		}
-		if errors.Is(err, errTokenTooLong) {
-			line, _ := d.xd.InputPos()
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case xml.StartElement:
-		if len(d.stack) >= MaxElementDepth {
-			line, _ := d.xd.InputPos()
-			return nil, fmt.Errorf("line %d: elements nested more than %d deep (MaxElementDepth)", line, MaxElementDepth)
-		}
-		d.stack = append(d.stack, t.Name)
-		declared := 0
-		for _, a := range t.Attr {
-			if declared == maxNamespacesPerElement {
-				break
-			}
-			switch {
-			case a.Name.Space == "xmlns":
-				d.ns = append(d.ns, nsBinding{a.Name.Local, a.Value, len(d.stack)})
-				declared++
-			case a.Name.Space == "" && a.Name.Local == "xmlns":
-				d.ns = append(d.ns, nsBinding{"", a.Value, len(d.stack)})
-				declared++
-			}
-		}
-	case xml.EndElement:
-		line, _ := d.xd.InputPos()
-		if len(d.stack) == 0 {
-			return nil, fmt.Errorf("line %d: end tag </%s> without a start tag", line, qname(t.Name))
-		}
-		if top := d.stack[len(d.stack)-1]; top != t.Name {
-			return nil, fmt.Errorf("line %d: element <%s> closed by </%s>", line, qname(top), qname(t.Name))
-		}
-		for len(d.ns) > 0 && d.ns[len(d.ns)-1].depth == len(d.stack) {
-			d.ns = d.ns[:len(d.ns)-1]
-		}
-		d.stack = d.stack[:len(d.stack)-1]
-	}
-	return tok, nil
 }
 
 // lookupNS returns the namespace bound to prefix by the elements open at
@@ -528,25 +470,25 @@ func (d *Decoder) findFeedback() error {
 			return err
 		}
 		empty = false
-		switch t := tok.(type) {
-		case xml.CharData:
-			if !isSpace(t) {
+		switch tok.kind {
+		case tokText:
+			if !isSpace(tok.text) {
 				if d.wrapper != "" {
 					return fmt.Errorf("%w: root element <%s> holds text before any <feedback>", ErrNotAggregateReport, d.wrapper)
 				}
 				return fmt.Errorf("%w: text before the first XML element", ErrNotAggregateReport)
 			}
-		case xml.StartElement:
-			if t.Name.Local == "feedback" {
-				d.enterFeedback(t)
+		case tokStart:
+			if tok.name.Local == "feedback" {
+				d.enterFeedback(tok.element())
 				return nil
 			}
 			if len(d.stack) == 1 {
-				d.wrapper = truncate(qname(t.Name))
+				d.wrapper = truncate(qname(tok.name))
 				continue
 			}
 			return fmt.Errorf("%w: root element <%s>, not <feedback>", ErrNotAggregateReport, d.wrapper)
-		case xml.EndElement:
+		case tokEnd:
 			return fmt.Errorf("%w: root element <%s> holds no <feedback>", ErrNotAggregateReport, d.wrapper)
 		}
 	}
@@ -587,14 +529,14 @@ func (d *Decoder) feedbackChild() (xml.StartElement, bool, error) {
 			}
 			break
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, true, nil
-		case xml.EndElement:
+		switch tok.kind {
+		case tokStart:
+			return tok.element(), true, nil
+		case tokEnd:
 			d.feedbackEnded = true
 			d.readTrailer()
-		case xml.CharData:
-			if !isSpace(t) {
+		case tokText:
+			if !isSpace(tok.text) {
 				d.tolerate("text-in:feedback")
 			}
 		}
@@ -617,13 +559,13 @@ func (d *Decoder) readTrailer() {
 			d.tolerate("trailing-data")
 			return
 		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if !isSpace(t) {
+		switch tok.kind {
+		case tokText:
+			if !isSpace(tok.text) {
 				d.tolerate("trailing-data")
 				return
 			}
-		case xml.StartElement:
+		case tokStart:
 			d.tolerate("trailing-data")
 			return
 		}
@@ -691,7 +633,7 @@ func (d *Decoder) record(el xml.StartElement) (*dmarcd.Record, error) {
 	if n > MaxRecordsPerReport {
 		return nil, fmt.Errorf("more than %d records (MaxRecordsPerReport)", MaxRecordsPerReport)
 	}
-	line, _ := d.xd.InputPos()
+	line := d.line()
 	d.inRecord = true
 	d.recordBytes = 0
 	rec, err := d.parseRecord()
@@ -718,13 +660,13 @@ func (d *Decoder) child(parent string) (xml.StartElement, bool, error) {
 			}
 			return xml.StartElement{}, false, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, true, nil
-		case xml.EndElement:
+		switch tok.kind {
+		case tokStart:
+			return tok.element(), true, nil
+		case tokEnd:
 			return xml.StartElement{}, false, nil
-		case xml.CharData:
-			if !isSpace(t) {
+		case tokText:
+			if !isSpace(tok.text) {
 				d.tolerate2("text-in:", parent)
 			}
 		}
@@ -763,18 +705,18 @@ func (d *Decoder) text(el xml.StartElement) ([]byte, error) {
 			}
 			return nil, fmt.Errorf("%s: %w", local(el), err)
 		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(buf)+len(t) > MaxTextBytes {
+		switch tok.kind {
+		case tokText:
+			if len(buf)+len(tok.text) > MaxTextBytes {
 				return nil, fmt.Errorf("%s: text longer than %d bytes (MaxTextBytes)", local(el), MaxTextBytes)
 			}
-			buf = append(buf, t...)
-		case xml.StartElement:
+			buf = append(buf, tok.text...)
+		case tokStart:
 			d.tolerate2("child-in:", local(el))
 			if err := d.skip(); err != nil {
 				return nil, fmt.Errorf("%s: %w", local(el), err)
 			}
-		case xml.EndElement:
+		case tokEnd:
 			d.textBuf = buf
 			v := trimSpace(buf)
 			if len(v) != len(buf) && len(v) > 0 {
