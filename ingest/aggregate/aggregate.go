@@ -97,13 +97,20 @@ var knownNamespaces = map[string]bool{
 type Decoder struct {
 	src io.Reader
 
-	xd        *xml.Decoder // encoding/xml, reading the document
-	first     *input       // the input over src
-	in        *input       // the input encoding/xml reads now (first, or a charset decoder's)
-	utf8Input bool         // first gives UTF-8, not bytes of a declared charset
-	sniffed   string       // the charset sniff found: declared, or UTF-16's
+	// The scanner reads the document while it can (fast); encoding/xml
+	// (xd) reads what it leaves, or all of a document in a charset that
+	// is converted (see scanner.go).
+	fast      *scanner
+	xd        *xml.Decoder
+	fallback  string // why xd reads, FallbackCharset, ...
+	lineBase  int    // the lines before the point where xd took over
+	credit    int64  // the bytes of the next token that xd read already (see handOver)
+	reference bool   // xd reads all: the reference for tests of the scanner
 
-	tok token // the token read last
+	first     *input // the input over src
+	in        *input // the input encoding/xml reads now (first, or a charset decoder's)
+	utf8Input bool   // first gives UTF-8, not bytes of a declared charset
+	sniffed   string // the charset sniff found: declared, or UTF-16's
 
 	report dmarcd.AggregateReport
 	tols   map[string]bool
@@ -135,6 +142,7 @@ type Decoder struct {
 
 	textBuf []byte
 	extBuf  []byte
+	values  valueCache
 }
 
 type nsBinding struct {
@@ -296,6 +304,9 @@ func (d *Decoder) tolerate2(prefix, name string) {
 // noteInput records what the inputs replaced or let through in the part
 // of the document read so far.
 func (d *Decoder) noteInput() {
+	if d.fast != nil {
+		d.first.n = d.fast.offset()
+	}
 	for _, in := range []*input{d.first, d.in} {
 		if in == nil {
 			continue
@@ -325,25 +336,39 @@ func (d *Decoder) start() {
 	// input that charsetReader stacks on this one.
 	d.first.scanAmp = utf8Input
 	d.in = d.first
-	d.xd = d.newXMLDecoder(d.first)
+	if !utf8Input {
+		d.fallback = FallbackCharset
+		countFallback(d.fallback)
+	}
+	if d.fallback != "" || d.reference {
+		d.xd = d.newXMLDecoder(d.first)
+		return
+	}
+	d.fast = newScanner(d.first, d.ignoreCharset)
+}
+
+// ignoreCharset takes an XML declaration that names a charset other than
+// UTF-8 over input that is UTF-8 already: converted from UTF-16, or UTF-8
+// under an 8-bit label (both noted by sniff), or a declaration that sniff
+// did not see, not at the start of the document.
+func (d *Decoder) ignoreCharset(label string) {
+	label = strings.ToLower(label)
+	switch {
+	case label == d.sniffed, label == "utf8", label == "us-ascii", label == "ascii":
+	case d.sniffed == "utf-16" && (label == "utf16" || label == "utf-16le" || label == "utf-16be"):
+	default:
+		d.tolerate("charset-ignored")
+	}
 }
 
 // charsetReader converts a document whose XML declaration names an 8-bit
 // charset (XML 1.0 §4.3.3) to UTF-8.
 func (d *Decoder) charsetReader(label string, r io.Reader) (io.Reader, error) {
-	label = strings.ToLower(label)
 	if d.in != d.first || d.utf8Input {
-		// The input is UTF-8 already: converted from UTF-16, or UTF-8
-		// under an 8-bit label (both noted by sniff), or a declaration
-		// that sniff did not see, not at the start of the document.
-		switch {
-		case label == d.sniffed, label == "utf8", label == "us-ascii", label == "ascii":
-		case d.sniffed == "utf-16" && (label == "utf16" || label == "utf-16le" || label == "utf-16be"):
-		default:
-			d.tolerate("charset-ignored")
-		}
+		d.ignoreCharset(label)
 		return r, nil
 	}
+	label = strings.ToLower(label)
 	enc, ok := charsets[label]
 	if !ok {
 		known := strings.Join(slices.Sorted(maps.Keys(charsets)), ", ")
@@ -717,7 +742,9 @@ func (d *Decoder) text(el xml.StartElement) ([]byte, error) {
 				return nil, fmt.Errorf("%s: %w", local(el), err)
 			}
 		case tokEnd:
-			d.textBuf = buf
+			if cap(buf) > cap(d.textBuf) {
+				d.textBuf = buf
+			}
 			v := trimSpace(buf)
 			if len(v) != len(buf) && len(v) > 0 {
 				d.tolerate2("ws-in:", local(el))
@@ -736,7 +763,7 @@ func (d *Decoder) str(el xml.StartElement) (string, error) {
 	if err := d.account(len(v)); err != nil {
 		return "", err
 	}
-	return string(v), nil
+	return d.values.string(v), nil
 }
 
 // account counts n bytes of text kept in the record being read.

@@ -194,16 +194,27 @@ func incompleteTail(b []byte) int {
 	return 0
 }
 
+// notPlain marks the bytes other than printable ASCII (0x20 <= c < 0x80),
+// tab, LF and CR: those that replaceInvalid must look at.
+var notPlain = func() (t [256]byte) {
+	for c := range 256 {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c >= 0x80 {
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
 // replaceInvalid returns b with each invalid UTF-8 byte and each character
 // that XML 1.0 §2.2 does not allow (control characters other than tab, LF
 // and CR; U+FFFE and U+FFFF) replaced by U+FFFD.
 func (in *input) replaceInvalid(b []byte) []byte {
 	i := 0
-	for i < len(b) {
-		// Printable ASCII (0x20 <= c < 0x80), tab, LF or CR.
-		if c := b[i]; c-0x20 >= 0x60 && c != '\n' && c != '\t' && c != '\r' {
-			break
-		}
+	for i+8 <= len(b) && notPlain[b[i]]|notPlain[b[i+1]]|notPlain[b[i+2]]|notPlain[b[i+3]]|
+		notPlain[b[i+4]]|notPlain[b[i+5]]|notPlain[b[i+6]]|notPlain[b[i+7]] == 0 {
+		i += 8
+	}
+	for i < len(b) && notPlain[b[i]] == 0 {
 		i++
 	}
 	if i == len(b) {

@@ -49,16 +49,33 @@ func (d *Decoder) newXMLDecoder(in *input) *xml.Decoder {
 // and not too deeply, keeps track of namespace declarations, and limits
 // the input of one token to MaxTokenBytes. A clean end of input is io.EOF,
 // open elements or not; the callers decide what that means where they are.
-// The token is valid until the next call.
-func (d *Decoder) token() (*token, error) {
-	t := &d.tok
-	if err := d.xmlToken(t); err != nil {
-		return nil, err
+// Its text is valid until the next call.
+//
+// The token is returned by value, not kept in the Decoder: a token written
+// to the heap costs a write barrier for each of its pointers while the
+// garbage collector runs, which it does often as records are made.
+func (d *Decoder) token() (token, error) {
+	var t token
+	if s := d.fast; s != nil {
+		var open *xml.Name
+		if len(d.stack) > 0 {
+			open = &d.stack[len(d.stack)-1]
+		}
+		err := s.next(&t, open)
+		if err == errHandOver {
+			d.handOver()
+			err = d.xmlToken(&t)
+		}
+		if err != nil {
+			return t, err
+		}
+	} else if err := d.xmlToken(&t); err != nil {
+		return t, err
 	}
 	switch t.kind {
 	case tokStart:
 		if len(d.stack) >= MaxElementDepth {
-			return nil, fmt.Errorf("line %d: elements nested more than %d deep (MaxElementDepth)", d.line(), MaxElementDepth)
+			return t, fmt.Errorf("line %d: elements nested more than %d deep (MaxElementDepth)", d.line(), MaxElementDepth)
 		}
 		d.stack = append(d.stack, t.name)
 		declared := 0
@@ -77,10 +94,10 @@ func (d *Decoder) token() (*token, error) {
 		}
 	case tokEnd:
 		if len(d.stack) == 0 {
-			return nil, fmt.Errorf("line %d: end tag </%s> without a start tag", d.line(), qname(t.name))
+			return t, fmt.Errorf("line %d: end tag </%s> without a start tag", d.line(), qname(t.name))
 		}
 		if top := d.stack[len(d.stack)-1]; top != t.name {
-			return nil, fmt.Errorf("line %d: element <%s> closed by </%s>", d.line(), qname(top), qname(t.name))
+			return t, fmt.Errorf("line %d: element <%s> closed by </%s>", d.line(), qname(top), qname(t.name))
 		}
 		for len(d.ns) > 0 && d.ns[len(d.ns)-1].depth == len(d.stack) {
 			d.ns = d.ns[:len(d.ns)-1]
@@ -90,9 +107,30 @@ func (d *Decoder) token() (*token, error) {
 	return t, nil
 }
 
+// handOver lets encoding/xml read on from the token at which the scanner
+// stopped: the input gives it the bytes from there, as if it had read all
+// before. Line numbers go on from the scanner's.
+func (d *Decoder) handOver() {
+	s := d.fast
+	d.fast = nil
+	d.fallback = s.reason
+	countFallback(s.reason)
+	d.lineBase = s.line() - 1
+	if s.afterText {
+		// encoding/xml would have read the '<' of this token with
+		// the text before it, and not counted it here.
+		d.credit = 1
+	}
+	in := d.first
+	in.out, in.pos = s.buf[s.pos:], 0
+	in.n = s.offset()
+	d.xd = d.newXMLDecoder(in)
+}
+
 // xmlToken reads the next token with encoding/xml.
 func (d *Decoder) xmlToken(t *token) error {
-	d.in.limit = d.in.n + MaxTokenBytes
+	d.in.limit = d.in.n + MaxTokenBytes + d.credit
+	d.credit = 0
 	tok, err := d.xd.RawToken()
 	if err != nil {
 		if err == io.EOF {
@@ -100,6 +138,10 @@ func (d *Decoder) xmlToken(t *token) error {
 		}
 		if errors.Is(err, errTokenTooLong) {
 			return fmt.Errorf("line %d: %w", d.line(), err)
+		}
+		if se, ok := err.(*xml.SyntaxError); ok && d.lineBase > 0 {
+			// A copy: xd returns the same error again.
+			return &xml.SyntaxError{Msg: se.Msg, Line: se.Line + d.lineBase}
 		}
 		return err
 	}
@@ -119,6 +161,9 @@ func (d *Decoder) xmlToken(t *token) error {
 // line returns the line of the document at which the token read last
 // ends.
 func (d *Decoder) line() int {
+	if d.fast != nil {
+		return d.fast.line()
+	}
 	line, _ := d.xd.InputPos()
-	return line
+	return line + d.lineBase
 }
