@@ -374,3 +374,21 @@ func FuzzDifferential(f *testing.F) {
 		}
 	})
 }
+
+// TestScannerLongTokens: a long token in reads of a byte is not scanned
+// again from its start for every byte.
+func TestScannerLongTokens(t *testing.T) {
+	doc := strings.Replace(report(record("192.0.2.1", 1)), "<org_name>o</org_name>",
+		"<!--"+strings.Repeat("c", 200_000)+"--><org_name>"+strings.Repeat("o", 60_000)+"</org_name>", 1)
+	d := NewDecoder(&oneByteReader{strings.NewReader(doc)})
+	if _, err := d.Header(); err != nil {
+		t.Fatal(err)
+	}
+	if d.fast == nil {
+		t.Fatalf("fell back: %s", d.Fallback())
+	}
+	if max := 4 * int64(len(doc)); d.fast.rescanned > max {
+		t.Errorf("%d bytes scanned again for %d bytes of input, more than %d", d.fast.rescanned, len(doc), max)
+	}
+	checkSame(t, "long tokens", []byte(doc), 1)
+}

@@ -92,6 +92,8 @@ type scanner struct {
 	declared func(label string)
 
 	reason string // why the scanner handed over
+
+	rescanned int64 // bytes scanned again, for TestScannerLongTokens
 }
 
 func newScanner(in *input, declared func(string)) *scanner {
@@ -143,14 +145,23 @@ func (s *scanner) next(t *token, open *xml.Name) error {
 			}
 			return nil
 		case needMore:
-			if s.done || len(s.buf)-start-credit >= MaxTokenBytes {
+			have := len(s.buf) - start
+			if s.done || have-credit >= MaxTokenBytes {
 				// Cut by the end of the input (text aside, which
 				// scanText ends there), or too long: encoding/xml
 				// says which error.
 				s.reason = FallbackOther
 				return errHandOver
 			}
-			s.fill()
+			// The token is scanned again from its start: read as
+			// much again as there is of it, so that a long token
+			// in short reads is not scanned once for each read.
+			// (It need not read past MaxTokenBytes.)
+			s.rescanned += int64(have)
+			need := min(have+max(have, inputBufferBytes), MaxTokenBytes+2)
+			for len(s.buf)-s.pos < need && !s.done {
+				s.fill()
+			}
 		case handOver:
 			return errHandOver
 		}
