@@ -475,8 +475,9 @@ func (d *Decoder) checkHeader() error {
 // report in an <xs:schema>).
 func (d *Decoder) findFeedback() error {
 	empty := true
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err == io.EOF {
 			if empty {
 				return fmt.Errorf("%w: empty document", ErrNotAggregateReport)
@@ -537,8 +538,9 @@ func (d *Decoder) enterFeedback(t xml.StartElement) {
 // the end of <feedback>. A document that ends between two children of
 // <feedback>, without </feedback>, is tolerated: all it held was read.
 func (d *Decoder) feedbackChild() (xml.StartElement, bool, error) {
+	var tok token
 	for !d.feedbackEnded {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err != io.EOF && !isTruncation(err) {
 				return xml.StartElement{}, false, err
@@ -572,8 +574,9 @@ func (d *Decoder) feedbackChild() (xml.StartElement, bool, error) {
 // readTrailer reads what follows </feedback>: the end of a wrapper element,
 // comments, whitespace. Anything else is noted and not read.
 func (d *Decoder) readTrailer() {
+	var tok token
 	for range maxTrailingTokens {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err == io.EOF {
 			for i := len(d.stack) - 1; i >= 0; i-- {
 				d.tolerate("unclosed:" + truncate(qname(d.stack[i])))
@@ -677,8 +680,9 @@ func (d *Decoder) record(el xml.StartElement) (*dmarcd.Record, error) {
 // child returns the next child element of the element being read, or false
 // at its end.
 func (d *Decoder) child(parent string) (xml.StartElement, bool, error) {
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()
@@ -701,8 +705,9 @@ func (d *Decoder) child(parent string) (xml.StartElement, bool, error) {
 // skip reads past the end of the element just started.
 func (d *Decoder) skip() error {
 	depth := len(d.stack)
+	var tok token
 	for len(d.stack) >= depth {
-		if _, err := d.token(); err != nil {
+		if err := d.token(&tok); err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()
 			}
@@ -722,8 +727,9 @@ func (d *Decoder) unknown(el xml.StartElement) error {
 // whitespace. The result is valid until the next call.
 func (d *Decoder) text(el xml.StartElement) ([]byte, error) {
 	buf := d.textBuf[:0]
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()

@@ -70,8 +70,9 @@ func (d *Decoder) captureElement(el xml.StartElement) (string, error) {
 	note(el)
 	body := d.extBuf[:0]
 	oversized := false
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()

@@ -107,7 +107,7 @@ func newScanner(in *input, declared func(string)) *scanner {
 func (s *scanner) next(t *token, open *xml.Name) error {
 	if s.needClose {
 		s.needClose = false
-		*t = token{kind: tokEnd, name: s.closeName}
+		t.kind, t.name = tokEnd, s.closeName
 		return nil
 	}
 	for {
@@ -275,7 +275,7 @@ func (s *scanner) scanText(t *token) scanResult {
 		}
 		t.text = text
 	}
-	t.kind, t.name, t.attr = tokText, xml.Name{}, nil
+	t.kind = tokText
 	s.pos = i
 	s.afterText = !atEOF
 	return scanned
@@ -296,7 +296,7 @@ func (s *scanner) scanStart(t *token) scanResult {
 		}
 		switch b[i] {
 		case '>':
-			*t = token{kind: tokStart, name: name, attr: attr}
+			t.kind, t.name, t.attr = tokStart, name, attr
 			s.pos, s.afterText = i+1, false
 			return scanned
 		case '/':
@@ -306,7 +306,7 @@ func (s *scanner) scanStart(t *token) scanResult {
 			if b[i+1] != '>' {
 				return s.leave(FallbackOther)
 			}
-			*t = token{kind: tokStart, name: name, attr: attr}
+			t.kind, t.name, t.attr = tokStart, name, attr
 			s.needClose, s.closeName = true, name
 			s.pos, s.afterText = i+2, false
 			return scanned
@@ -358,9 +358,11 @@ func (s *scanner) scanStart(t *token) scanResult {
 // scanEnd reads an end tag (XML 1.0 §3.1).
 func (s *scanner) scanEnd(t *token, open *xml.Name) scanResult {
 	b := s.buf
-	name, i, r := s.scanName(s.pos+2, open)
+	name, i, r := s.openName(s.pos+2, open)
 	if r != scanned {
-		return r
+		if name, i, r = s.scanName(s.pos+2, open); r != scanned {
+			return r
+		}
 	}
 	i = skipSpace(b, i)
 	if i >= len(b) {
@@ -369,7 +371,7 @@ func (s *scanner) scanEnd(t *token, open *xml.Name) scanResult {
 	if b[i] != '>' {
 		return s.leave(FallbackOther)
 	}
-	*t = token{kind: tokEnd, name: name}
+	t.kind, t.name = tokEnd, name
 	s.pos, s.afterText = i+1, false
 	return scanned
 }
@@ -410,7 +412,7 @@ func (s *scanner) scanProcInst(t *token) scanResult {
 		}
 		s.label = label
 	}
-	*t = token{kind: tokOther}
+	t.kind = tokOther
 	s.pos, s.afterText = k+n+2, false
 	return scanned
 }
@@ -512,7 +514,7 @@ func (s *scanner) scanBang(t *token) scanResult {
 		if b[c+n+2] != '>' {
 			return s.leave(FallbackOther)
 		}
-		*t = token{kind: tokOther}
+		t.kind = tokOther
 		s.pos, s.afterText = c+n+3, false
 		return scanned
 	case '[':
@@ -535,7 +537,7 @@ func (s *scanner) scanBang(t *token) scanResult {
 		if bytes.IndexByte(raw, '\r') >= 0 {
 			raw, _ = s.decode(raw, false, false)
 		}
-		*t = token{kind: tokText, text: raw}
+		t.kind, t.text = tokText, raw
 		s.pos, s.afterText = c+n+3, false
 		return scanned
 	}
@@ -585,6 +587,28 @@ func (s *scanner) scanName(i int, hint *xml.Name) (xml.Name, int, scanResult) {
 		return *hint, j, scanned
 	}
 	return xml.Name{Space: intern(b[i:colon]), Local: intern(b[colon+1 : j])}, j, scanned
+}
+
+// openName reads the name at s.buf[i:] if it is that of the open element,
+// as scanName would; the end tag of a well-formed document names it.
+func (s *scanner) openName(i int, open *xml.Name) (xml.Name, int, scanResult) {
+	if open == nil {
+		return xml.Name{}, i, handOver
+	}
+	b := s.buf[i:]
+	n := len(open.Local)
+	if open.Space != "" {
+		k := len(open.Space)
+		if len(b) <= k || string(b[:k]) != open.Space || b[k] != ':' {
+			return xml.Name{}, i, handOver
+		}
+		b = b[k+1:]
+		i += k + 1
+	}
+	if len(b) <= n || string(b[:n]) != open.Local || nameByte[b[n]] || b[n] >= utf8.RuneSelf {
+		return xml.Name{}, i, handOver
+	}
+	return *open, i + n, scanned
 }
 
 // nameStart and nameByte are the ASCII bytes that may start a name and

@@ -49,33 +49,32 @@ func (d *Decoder) newXMLDecoder(in *input) *xml.Decoder {
 // and not too deeply, keeps track of namespace declarations, and limits
 // the input of one token to MaxTokenBytes. A clean end of input is io.EOF,
 // open elements or not; the callers decide what that means where they are.
-// Its text is valid until the next call.
-//
-// The token is returned by value, not kept in the Decoder: a token written
-// to the heap costs a write barrier for each of its pointers while the
-// garbage collector runs, which it does often as records are made.
-func (d *Decoder) token() (token, error) {
-	var t token
+// The token is read into t, which the caller keeps on its stack and
+// reuses: a token copied about, or kept in the Decoder on the heap, costs
+// more than all the scanning (and on the heap, a write barrier for each of
+// its pointers while the garbage collector runs). Only the fields of its
+// kind are set. Its text is valid until the next call.
+func (d *Decoder) token(t *token) error {
 	if s := d.fast; s != nil {
 		var open *xml.Name
 		if len(d.stack) > 0 {
 			open = &d.stack[len(d.stack)-1]
 		}
-		err := s.next(&t, open)
+		err := s.next(t, open)
 		if err == errHandOver {
 			d.handOver()
-			err = d.xmlToken(&t)
+			err = d.xmlToken(t)
 		}
 		if err != nil {
-			return t, err
+			return err
 		}
-	} else if err := d.xmlToken(&t); err != nil {
-		return t, err
+	} else if err := d.xmlToken(t); err != nil {
+		return err
 	}
 	switch t.kind {
 	case tokStart:
 		if len(d.stack) >= MaxElementDepth {
-			return t, fmt.Errorf("line %d: elements nested more than %d deep (MaxElementDepth)", d.line(), MaxElementDepth)
+			return fmt.Errorf("line %d: elements nested more than %d deep (MaxElementDepth)", d.line(), MaxElementDepth)
 		}
 		d.stack = append(d.stack, t.name)
 		declared := 0
@@ -94,17 +93,17 @@ func (d *Decoder) token() (token, error) {
 		}
 	case tokEnd:
 		if len(d.stack) == 0 {
-			return t, fmt.Errorf("line %d: end tag </%s> without a start tag", d.line(), qname(t.name))
+			return fmt.Errorf("line %d: end tag </%s> without a start tag", d.line(), qname(t.name))
 		}
 		if top := d.stack[len(d.stack)-1]; top != t.name {
-			return t, fmt.Errorf("line %d: element <%s> closed by </%s>", d.line(), qname(top), qname(t.name))
+			return fmt.Errorf("line %d: element <%s> closed by </%s>", d.line(), qname(top), qname(t.name))
 		}
 		for len(d.ns) > 0 && d.ns[len(d.ns)-1].depth == len(d.stack) {
 			d.ns = d.ns[:len(d.ns)-1]
 		}
 		d.stack = d.stack[:len(d.stack)-1]
 	}
-	return t, nil
+	return nil
 }
 
 // handOver lets encoding/xml read on from the token at which the scanner
@@ -147,13 +146,13 @@ func (d *Decoder) xmlToken(t *token) error {
 	}
 	switch x := tok.(type) {
 	case xml.StartElement:
-		*t = token{kind: tokStart, name: x.Name, attr: x.Attr}
+		t.kind, t.name, t.attr = tokStart, x.Name, x.Attr
 	case xml.EndElement:
-		*t = token{kind: tokEnd, name: x.Name}
+		t.kind, t.name = tokEnd, x.Name
 	case xml.CharData:
-		*t = token{kind: tokText, text: x}
+		t.kind, t.text = tokText, x
 	default:
-		*t = token{kind: tokOther}
+		t.kind = tokOther
 	}
 	return nil
 }
