@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/internal/corpus"
@@ -175,14 +178,21 @@ func TestDifferentialCorpus(t *testing.T) {
 // the fuzz target's seeds and its corpus of found inputs.
 func differentialSeeds(t testing.TB) map[string][]byte {
 	seeds := map[string][]byte{
-		"report":       []byte(report(record("192.0.2.1", 1))),
-		"report-crlf":  []byte(strings.ReplaceAll(report(record("192.0.2.1", 1), record("2001:db8::1", 2)), "\n", "\r\n")),
-		"report-cr":    []byte(strings.ReplaceAll(report(record("192.0.2.1", 1)), "\n", "\r")),
-		"xml-decl":     []byte(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n" + report(record("192.0.2.1", 1))),
-		"xml-decl-lat": []byte(`<?xml version='1.0' encoding='ISO-8859-1'?>` + "\n" + report(record("192.0.2.1", 1))),
+		"report":          []byte(report(record("192.0.2.1", 1))),
+		"report-crlf":     []byte(strings.ReplaceAll(report(record("192.0.2.1", 1), record("2001:db8::1", 2)), "\n", "\r\n")),
+		"report-cr":       []byte(strings.ReplaceAll(report(record("192.0.2.1", 1)), "\n", "\r")),
+		"xml-decl":        []byte(`<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n" + report(record("192.0.2.1", 1))),
+		"xml-decl-lat":    []byte(`<?xml version='1.0' encoding='ISO-8859-1'?>` + "\n" + report(record("192.0.2.1", 1))),
+		"utf-8-as-latin1": []byte(`<?xml version="1.0" encoding="ISO-8859-1"?>` + strings.Replace(report(record("192.0.2.1", 1)), "<org_name>o<", "<org_name>Société<", 1)),
 		"namespaced": []byte(`<?xml version="1.0"?><dmarc:feedback xmlns:dmarc="urn:ietf:params:xml:ns:dmarc-2.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">` +
 			strings.TrimPrefix(strings.ReplaceAll(report(record("192.0.2.1", 1)), "</feedback>", "</dmarc:feedback>"), "<feedback>")),
 	}
+	utf16, err := unicode.UTF16(unicode.BigEndian, unicode.UseBOM).NewEncoder().String(
+		`<?xml version="1.0" encoding="UTF-16"?>` + strings.Replace(report(record("192.0.2.1", 1)), "<org_name>o<", "<org_name>Ørsted<", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds["utf-16"] = []byte(utf16)
 	files, err := filepath.Glob(filepath.Join("testdata", "*.xml"))
 	if err != nil {
 		t.Fatal(err)
@@ -373,6 +383,38 @@ func FuzzDifferential(f *testing.F) {
 			t.Fatal(diff)
 		}
 	})
+}
+
+// failingReader gives data, then fails with err, as a truncated gzip
+// stream does.
+type failingReader struct {
+	data []byte
+	err  error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestDifferentialReadError: the input fails after every byte of a report;
+// the error, and what came before it, must be the same.
+func TestDifferentialReadError(t *testing.T) {
+	errRead := errors.New("read failed")
+	for name, base := range mutationBases(t) {
+		for i := 0; i <= len(base); i++ {
+			want := decodeOutcome(newReferenceDecoder(&failingReader{base[:i], errRead}))
+			for _, r := range []io.Reader{&failingReader{base[:i], errRead}, &oneByteReader{&failingReader{base[:i], errRead}}} {
+				if got := decodeOutcome(NewDecoder(r)); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s failing after %d bytes: %s", name, i, describe(got, want))
+				}
+			}
+		}
+	}
 }
 
 // TestScannerLongTokens: a long token in reads of a byte is not scanned
