@@ -9,11 +9,12 @@ import (
 )
 
 // The scanner reads the XML of a report in place of encoding/xml, giving
-// the same tokens (see token) at about four times the speed of the whole
-// decoder over encoding/xml. encoding/xml reads its input a byte at a time
-// through an interface and copies every name into a new string; the
-// tokenizer alone took 88% of the old decoder's time (BENCHMARKS.md,
-// "The decoder's own speed"), so the decoder could not get faster on it.
+// the same tokens (see token); the decoder on it runs at 4.5-4.9 times the
+// speed it had on encoding/xml. encoding/xml reads its input a byte at a
+// time through an interface and makes a new string of every name; its
+// tokenizer alone took 88% of the old decoder's time (BENCHMARKS.md, "The
+// aggregate decoder: a scanner of its own"), so the decoder could not get
+// faster on it.
 //
 // Why a scanner of our own rather than a library (measured on the same
 // 56 MB report, one core, BENCHMARKS.md): encoding/xml's RawToken 39 MB/s;
@@ -48,10 +49,6 @@ import (
 // from the start of the token; scanner.reason says why.
 var errHandOver = errors.New("aggregate: the scanner hands over to encoding/xml")
 
-// scanBufferBytes is the initial size of the scanner's window over the
-// input: one read of the input and the start of a token cut by it.
-const scanBufferBytes = 4 * inputBufferBytes
-
 // scanResult says how the scan of one token ended.
 type scanResult uint8
 
@@ -62,7 +59,8 @@ const (
 )
 
 // A scanner reads tokens from the bytes that an input made ready: it takes
-// them as they come into a window that holds the token being read.
+// them as they come into a window that holds the token being read. The
+// window holds at most about twice MaxTokenBytes (see next).
 type scanner struct {
 	in   *input
 	buf  []byte // the window: the token being read and what follows
