@@ -467,6 +467,7 @@ func TestRunDaemon(t *testing.T) {
 		fmt.Sprintf("dmarcd_imap_messages_seen_total{mailbox=\"dovecot\"} %d", len(msgs)),
 		`dmarcd_imap_reports_stored_total{kind="aggregate",mailbox="dovecot"}`,
 		`dmarcd_imap_errors_total{kind="auth",mailbox="dovecot"}`,
+		`dmarcd_aggregate_decoder_fallbacks_total{reason="charset"} 0`,
 		"go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, want) {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/ingest/aggregate"
 	imapingest "github.com/dmarcd/dmarcd/ingest/imap"
 	"github.com/dmarcd/dmarcd/schema/clickhouse"
 )
@@ -42,6 +43,9 @@ func (runCmd) Run(e *env) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := imapingest.NewMetrics(reg)
 	if err != nil {
+		return err
+	}
+	if err := registerDecoderMetrics(reg); err != nil {
 		return err
 	}
 	pollers, err := newPollers(e, st, metrics)
@@ -117,4 +121,21 @@ func openDaemonStore(e *env) (dmarcd.Store, error) {
 		return nil, err
 	}
 	return house, nil
+}
+
+// registerDecoderMetrics exposes the aggregate decoder's fallbacks to
+// encoding/xml (aggregate.Fallbacks) as
+// dmarcd_aggregate_decoder_fallbacks_total{reason}, every reason from zero.
+func registerDecoderMetrics(reg prometheus.Registerer) error {
+	for _, reason := range aggregate.FallbackReasons {
+		c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "dmarcd", Subsystem: "aggregate", Name: "decoder_fallbacks_total",
+			Help:        "Aggregate reports read by encoding/xml, whole or from some point on, instead of the faster scanner, by reason (charset, doctype, declaration, other).",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(aggregate.Fallbacks()[reason]) })
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering the decoder metrics: %w", err)
+		}
+	}
+	return nil
 }

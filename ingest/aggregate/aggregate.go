@@ -97,7 +97,16 @@ var knownNamespaces = map[string]bool{
 type Decoder struct {
 	src io.Reader
 
+	// The scanner reads the document while it can (fast); encoding/xml
+	// (xd) reads what it leaves, or all of a document in a charset that
+	// is converted (see scanner.go).
+	fast      *scanner
 	xd        *xml.Decoder
+	fallback  string // why xd reads, FallbackCharset, ...
+	lineBase  int    // the lines before the point where xd took over
+	credit    int64  // the bytes of the next token that xd read already (see handOver)
+	reference bool   // xd reads all: the reference for tests of the scanner
+
 	first     *input // the input over src
 	in        *input // the input encoding/xml reads now (first, or a charset decoder's)
 	utf8Input bool   // first gives UTF-8, not bytes of a declared charset
@@ -133,6 +142,7 @@ type Decoder struct {
 
 	textBuf []byte
 	extBuf  []byte
+	values  valueCache
 }
 
 type nsBinding struct {
@@ -291,22 +301,26 @@ func (d *Decoder) tolerate2(prefix, name string) {
 	d.tolerate(prefix + name)
 }
 
-// noteInput records what the inputs replaced or let through.
+// noteInput records what the inputs replaced or let through in the part
+// of the document read so far.
 func (d *Decoder) noteInput() {
+	if d.fast != nil {
+		d.first.n = d.fast.offset()
+	}
 	for _, in := range []*input{d.first, d.in} {
 		if in == nil {
 			continue
 		}
-		if in.invalidUTF8 {
+		if in.seen(in.invalidUTF8At) {
 			d.tolerate("invalid-utf8")
 		}
-		if in.invalidChar {
+		if in.seen(in.invalidCharAt) {
 			d.tolerate("invalid-xml-char")
 		}
-		if in.bareAmp {
+		if in.seen(in.bareAmpAt) {
 			d.tolerate("bare-ampersand")
 		}
-		if in.htmlEntity {
+		if in.seen(in.htmlEntityAt) {
 			d.tolerate("html-entity")
 		}
 	}
@@ -322,31 +336,39 @@ func (d *Decoder) start() {
 	// input that charsetReader stacks on this one.
 	d.first.scanAmp = utf8Input
 	d.in = d.first
-	d.xd = xml.NewDecoder(d.first)
-	// Not strict: an '&' that starts no entity is kept as text instead
-	// of failing the report ("AT&T"); HTML entity names are decoded.
-	// Nesting is checked by token, which reads RawToken.
-	d.xd.Strict = false
-	d.xd.Entity = xml.HTMLEntity
-	d.xd.CharsetReader = d.charsetReader
+	if !utf8Input {
+		d.fallback = FallbackCharset
+		countFallback(d.fallback)
+	}
+	if d.fallback != "" || d.reference {
+		d.xd = d.newXMLDecoder(d.first)
+		return
+	}
+	d.fast = newScanner(d.first, d.ignoreCharset)
+}
+
+// ignoreCharset takes an XML declaration that names a charset other than
+// UTF-8 over input that is UTF-8 already: converted from UTF-16, or UTF-8
+// under an 8-bit label (both noted by sniff), or a declaration that sniff
+// did not see, not at the start of the document.
+func (d *Decoder) ignoreCharset(label string) {
+	label = strings.ToLower(label)
+	switch {
+	case label == d.sniffed, label == "utf8", label == "us-ascii", label == "ascii":
+	case d.sniffed == "utf-16" && (label == "utf16" || label == "utf-16le" || label == "utf-16be"):
+	default:
+		d.tolerate("charset-ignored")
+	}
 }
 
 // charsetReader converts a document whose XML declaration names an 8-bit
 // charset (XML 1.0 §4.3.3) to UTF-8.
 func (d *Decoder) charsetReader(label string, r io.Reader) (io.Reader, error) {
-	label = strings.ToLower(label)
 	if d.in != d.first || d.utf8Input {
-		// The input is UTF-8 already: converted from UTF-16, or UTF-8
-		// under an 8-bit label (both noted by sniff), or a declaration
-		// that sniff did not see, not at the start of the document.
-		switch {
-		case label == d.sniffed, label == "utf8", label == "us-ascii", label == "ascii":
-		case d.sniffed == "utf-16" && (label == "utf16" || label == "utf-16le" || label == "utf-16be"):
-		default:
-			d.tolerate("charset-ignored")
-		}
+		d.ignoreCharset(label)
 		return r, nil
 	}
+	label = strings.ToLower(label)
 	enc, ok := charsets[label]
 	if !ok {
 		known := strings.Join(slices.Sorted(maps.Keys(charsets)), ", ")
@@ -355,60 +377,6 @@ func (d *Decoder) charsetReader(label string, r io.Reader) (io.Reader, error) {
 	d.tolerate("charset:" + label)
 	d.in = newInput(enc.NewDecoder().Reader(r), true)
 	return d.in, nil
-}
-
-// token returns the next XML token. It checks that elements nest properly
-// and not too deeply, keeps track of namespace declarations, and limits
-// the input of one token to MaxTokenBytes. A clean end of input is io.EOF,
-// open elements or not; the callers decide what that means where they are.
-func (d *Decoder) token() (xml.Token, error) {
-	d.in.limit = d.in.n + MaxTokenBytes
-	tok, err := d.xd.RawToken()
-	if err != nil {
-		if err == io.EOF {
-			return nil, io.EOF
-		}
-		if errors.Is(err, errTokenTooLong) {
-			line, _ := d.xd.InputPos()
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case xml.StartElement:
-		if len(d.stack) >= MaxElementDepth {
-			line, _ := d.xd.InputPos()
-			return nil, fmt.Errorf("line %d: elements nested more than %d deep (MaxElementDepth)", line, MaxElementDepth)
-		}
-		d.stack = append(d.stack, t.Name)
-		declared := 0
-		for _, a := range t.Attr {
-			if declared == maxNamespacesPerElement {
-				break
-			}
-			switch {
-			case a.Name.Space == "xmlns":
-				d.ns = append(d.ns, nsBinding{a.Name.Local, a.Value, len(d.stack)})
-				declared++
-			case a.Name.Space == "" && a.Name.Local == "xmlns":
-				d.ns = append(d.ns, nsBinding{"", a.Value, len(d.stack)})
-				declared++
-			}
-		}
-	case xml.EndElement:
-		line, _ := d.xd.InputPos()
-		if len(d.stack) == 0 {
-			return nil, fmt.Errorf("line %d: end tag </%s> without a start tag", line, qname(t.Name))
-		}
-		if top := d.stack[len(d.stack)-1]; top != t.Name {
-			return nil, fmt.Errorf("line %d: element <%s> closed by </%s>", line, qname(top), qname(t.Name))
-		}
-		for len(d.ns) > 0 && d.ns[len(d.ns)-1].depth == len(d.stack) {
-			d.ns = d.ns[:len(d.ns)-1]
-		}
-		d.stack = d.stack[:len(d.stack)-1]
-	}
-	return tok, nil
 }
 
 // lookupNS returns the namespace bound to prefix by the elements open at
@@ -507,8 +475,9 @@ func (d *Decoder) checkHeader() error {
 // report in an <xs:schema>).
 func (d *Decoder) findFeedback() error {
 	empty := true
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err == io.EOF {
 			if empty {
 				return fmt.Errorf("%w: empty document", ErrNotAggregateReport)
@@ -527,25 +496,25 @@ func (d *Decoder) findFeedback() error {
 			return err
 		}
 		empty = false
-		switch t := tok.(type) {
-		case xml.CharData:
-			if !isSpace(t) {
+		switch tok.kind {
+		case tokText:
+			if !isSpace(tok.text) {
 				if d.wrapper != "" {
 					return fmt.Errorf("%w: root element <%s> holds text before any <feedback>", ErrNotAggregateReport, d.wrapper)
 				}
 				return fmt.Errorf("%w: text before the first XML element", ErrNotAggregateReport)
 			}
-		case xml.StartElement:
-			if t.Name.Local == "feedback" {
-				d.enterFeedback(t)
+		case tokStart:
+			if tok.name.Local == "feedback" {
+				d.enterFeedback(tok.element())
 				return nil
 			}
 			if len(d.stack) == 1 {
-				d.wrapper = truncate(qname(t.Name))
+				d.wrapper = truncate(qname(tok.name))
 				continue
 			}
 			return fmt.Errorf("%w: root element <%s>, not <feedback>", ErrNotAggregateReport, d.wrapper)
-		case xml.EndElement:
+		case tokEnd:
 			return fmt.Errorf("%w: root element <%s> holds no <feedback>", ErrNotAggregateReport, d.wrapper)
 		}
 	}
@@ -569,8 +538,9 @@ func (d *Decoder) enterFeedback(t xml.StartElement) {
 // the end of <feedback>. A document that ends between two children of
 // <feedback>, without </feedback>, is tolerated: all it held was read.
 func (d *Decoder) feedbackChild() (xml.StartElement, bool, error) {
+	var tok token
 	for !d.feedbackEnded {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err != io.EOF && !isTruncation(err) {
 				return xml.StartElement{}, false, err
@@ -586,14 +556,14 @@ func (d *Decoder) feedbackChild() (xml.StartElement, bool, error) {
 			}
 			break
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, true, nil
-		case xml.EndElement:
+		switch tok.kind {
+		case tokStart:
+			return tok.element(), true, nil
+		case tokEnd:
 			d.feedbackEnded = true
 			d.readTrailer()
-		case xml.CharData:
-			if !isSpace(t) {
+		case tokText:
+			if !isSpace(tok.text) {
 				d.tolerate("text-in:feedback")
 			}
 		}
@@ -604,8 +574,9 @@ func (d *Decoder) feedbackChild() (xml.StartElement, bool, error) {
 // readTrailer reads what follows </feedback>: the end of a wrapper element,
 // comments, whitespace. Anything else is noted and not read.
 func (d *Decoder) readTrailer() {
+	var tok token
 	for range maxTrailingTokens {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err == io.EOF {
 			for i := len(d.stack) - 1; i >= 0; i-- {
 				d.tolerate("unclosed:" + truncate(qname(d.stack[i])))
@@ -616,13 +587,13 @@ func (d *Decoder) readTrailer() {
 			d.tolerate("trailing-data")
 			return
 		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if !isSpace(t) {
+		switch tok.kind {
+		case tokText:
+			if !isSpace(tok.text) {
 				d.tolerate("trailing-data")
 				return
 			}
-		case xml.StartElement:
+		case tokStart:
 			d.tolerate("trailing-data")
 			return
 		}
@@ -690,7 +661,7 @@ func (d *Decoder) record(el xml.StartElement) (*dmarcd.Record, error) {
 	if n > MaxRecordsPerReport {
 		return nil, fmt.Errorf("more than %d records (MaxRecordsPerReport)", MaxRecordsPerReport)
 	}
-	line, _ := d.xd.InputPos()
+	line := d.line()
 	d.inRecord = true
 	d.recordBytes = 0
 	rec, err := d.parseRecord()
@@ -709,21 +680,22 @@ func (d *Decoder) record(el xml.StartElement) (*dmarcd.Record, error) {
 // child returns the next child element of the element being read, or false
 // at its end.
 func (d *Decoder) child(parent string) (xml.StartElement, bool, error) {
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()
 			}
 			return xml.StartElement{}, false, err
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			return t, true, nil
-		case xml.EndElement:
+		switch tok.kind {
+		case tokStart:
+			return tok.element(), true, nil
+		case tokEnd:
 			return xml.StartElement{}, false, nil
-		case xml.CharData:
-			if !isSpace(t) {
+		case tokText:
+			if !isSpace(tok.text) {
 				d.tolerate2("text-in:", parent)
 			}
 		}
@@ -733,8 +705,9 @@ func (d *Decoder) child(parent string) (xml.StartElement, bool, error) {
 // skip reads past the end of the element just started.
 func (d *Decoder) skip() error {
 	depth := len(d.stack)
+	var tok token
 	for len(d.stack) >= depth {
-		if _, err := d.token(); err != nil {
+		if err := d.token(&tok); err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()
 			}
@@ -754,27 +727,30 @@ func (d *Decoder) unknown(el xml.StartElement) error {
 // whitespace. The result is valid until the next call.
 func (d *Decoder) text(el xml.StartElement) ([]byte, error) {
 	buf := d.textBuf[:0]
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()
 			}
 			return nil, fmt.Errorf("%s: %w", local(el), err)
 		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(buf)+len(t) > MaxTextBytes {
+		switch tok.kind {
+		case tokText:
+			if len(buf)+len(tok.text) > MaxTextBytes {
 				return nil, fmt.Errorf("%s: text longer than %d bytes (MaxTextBytes)", local(el), MaxTextBytes)
 			}
-			buf = append(buf, t...)
-		case xml.StartElement:
+			buf = append(buf, tok.text...)
+		case tokStart:
 			d.tolerate2("child-in:", local(el))
 			if err := d.skip(); err != nil {
 				return nil, fmt.Errorf("%s: %w", local(el), err)
 			}
-		case xml.EndElement:
-			d.textBuf = buf
+		case tokEnd:
+			if cap(buf) > cap(d.textBuf) {
+				d.textBuf = buf
+			}
 			v := trimSpace(buf)
 			if len(v) != len(buf) && len(v) > 0 {
 				d.tolerate2("ws-in:", local(el))
@@ -793,7 +769,7 @@ func (d *Decoder) str(el xml.StartElement) (string, error) {
 	if err := d.account(len(v)); err != nil {
 		return "", err
 	}
-	return string(v), nil
+	return d.values.string(v), nil
 }
 
 // account counts n bytes of text kept in the record being read.

@@ -70,8 +70,9 @@ func (d *Decoder) captureElement(el xml.StartElement) (string, error) {
 	note(el)
 	body := d.extBuf[:0]
 	oversized := false
+	var tok token
 	for {
-		tok, err := d.token()
+		err := d.token(&tok)
 		if err != nil {
 			if err == io.EOF {
 				err = d.unexpectedEOF()
@@ -84,17 +85,18 @@ func (d *Decoder) captureElement(el xml.StartElement) (string, error) {
 		if oversized {
 			continue
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
+		switch tok.kind {
+		case tokStart:
+			t := tok.element()
 			note(t)
 			body = appendStartTag(body, t)
 			body = append(body, '>')
-		case xml.EndElement:
+		case tokEnd:
 			body = append(body, "</"...)
-			body = append(body, qname(t.Name)...)
+			body = append(body, qname(tok.name)...)
 			body = append(body, '>')
-		case xml.CharData:
-			body = appendEscaped(body, t, false)
+		case tokText:
+			body = appendEscaped(body, tok.text, false)
 		}
 		if len(body) > MaxExtensionBytes {
 			oversized = true

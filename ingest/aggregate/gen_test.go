@@ -4,6 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"testing"
+	"time"
+
+	"github.com/dmarcd/dmarcd/internal/reportgen"
 )
 
 // writeReport writes an aggregate report of n records to w, as a large
@@ -51,4 +55,31 @@ func writeReport(w io.Writer, n int, compact bool) error {
 	}
 	bw.WriteString("</feedback>\n")
 	return bw.Flush()
+}
+
+// generatedReports returns the XML of n reports of internal/reportgen's
+// realistic mix of sizes and reporters, as the parse section of make bench
+// writes them (internal/bench/corpus.go: seed 1, 20 domains, the dialect
+// of before RFC 9990), for benchmarks.
+func generatedReports(tb testing.TB, n int) [][]byte {
+	tb.Helper()
+	return generate(n, 1, true)
+}
+
+// generate returns n reports of reportgen with seed; legacy leaves out the
+// RFC 9990 dialect that some reporters write.
+func generate(n int, seed uint64, legacy bool) [][]byte {
+	var domains []string
+	for i := range 20 {
+		domains = append(domains, fmt.Sprintf("domain%02d.example", i))
+	}
+	g := reportgen.New(reportgen.Options{Seed: seed, Domains: domains, Sizes: reportgen.RealisticSizes, Legacy: legacy})
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	reps := reportgen.Reporters
+	docs := make([][]byte, n)
+	for i := range n {
+		day := start.AddDate(0, 0, i/(len(reps)*len(domains)))
+		docs[i], _, _ = g.AggregateXML(reps[i%len(reps)], domains[(i/len(reps))%len(domains)], day, 2000)
+	}
+	return docs
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -45,19 +46,47 @@ type input struct {
 	sanitize   bool // replace invalid UTF-8 and characters XML forbids
 	scanAmp    bool // look for '&' that does not start an XML entity
 
-	// n counts the bytes given out by ReadByte; ReadByte fails once n
-	// reaches limit.
+	// n counts the bytes given out by ReadByte and Read, or taken by the
+	// scanner; ReadByte fails once n reaches limit.
 	n, limit int64
 
-	// An '&' at the end of a read, and the bytes after it so far.
+	// filled counts the bytes that fill made ready; the offsets below are
+	// in that stream.
+	filled int64
+
+	// An '&' at the end of a read, its offset, and the bytes after it so
+	// far.
 	ampCut bool
+	ampAt  int64
 	amp    []byte
 
-	invalidUTF8, invalidChar, bareAmp, htmlEntity bool
+	// The offset of the first byte replaced or let through of each kind,
+	// notSeen for none. What was seen is noted as a toleration once the
+	// decoder has read that far (Decoder.noteInput), so that the codes of
+	// a report do not depend on how far ahead its input was read.
+	invalidUTF8At, invalidCharAt, bareAmpAt, htmlEntityAt int64
 }
 
+// notSeen is the offset of what an input has not seen.
+const notSeen = math.MaxInt64
+
+// inputBufferBytes is the size of the reads from the source.
+const inputBufferBytes = 16 << 10
+
 func newInput(r io.Reader, sanitize bool) *input {
-	return &input{r: r, buf: make([]byte, 16<<10), sanitize: sanitize, scanAmp: true, limit: 1<<63 - 1}
+	return &input{r: r, buf: make([]byte, inputBufferBytes), sanitize: sanitize, scanAmp: true, limit: 1<<63 - 1,
+		invalidUTF8At: notSeen, invalidCharAt: notSeen, bareAmpAt: notSeen, htmlEntityAt: notSeen}
+}
+
+// seen says whether the input saw something at offset at, among the bytes
+// read from it.
+func (in *input) seen(at int64) bool { return at < in.n }
+
+// keepFirst keeps the first offset at which something was seen.
+func keepFirst(at *int64, offset int64) {
+	if offset < *at {
+		*at = offset
+	}
 }
 
 // ReadByte is what encoding/xml calls for each byte.
@@ -86,6 +115,7 @@ func (in *input) Read(p []byte) (int, error) {
 	}
 	n := copy(p, in.out[in.pos:])
 	in.pos += n
+	in.n += int64(n)
 	return n, nil
 }
 
@@ -95,9 +125,10 @@ func (in *input) fill() error {
 			if in.ncarry > 0 {
 				// The document ends inside a UTF-8 sequence.
 				in.ncarry = 0
-				in.invalidUTF8 = true
+				keepFirst(&in.invalidUTF8At, in.filled)
 				in.out = append(in.clean[:0], "\uFFFD"...)
 				in.pos = 0
+				in.filled += int64(len(in.out))
 				return nil
 			}
 			return in.err
@@ -134,6 +165,7 @@ func (in *input) fill() error {
 		}
 		in.out = data
 		in.pos = 0
+		in.filled += int64(len(data))
 		return nil
 	}
 }
@@ -162,16 +194,27 @@ func incompleteTail(b []byte) int {
 	return 0
 }
 
+// notPlain marks the bytes other than printable ASCII (0x20 <= c < 0x80),
+// tab, LF and CR: those that replaceInvalid must look at.
+var notPlain = func() (t [256]byte) {
+	for c := range 256 {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c >= 0x80 {
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
 // replaceInvalid returns b with each invalid UTF-8 byte and each character
 // that XML 1.0 §2.2 does not allow (control characters other than tab, LF
 // and CR; U+FFFE and U+FFFF) replaced by U+FFFD.
 func (in *input) replaceInvalid(b []byte) []byte {
 	i := 0
-	for i < len(b) {
-		// Printable ASCII (0x20 <= c < 0x80), tab, LF or CR.
-		if c := b[i]; c-0x20 >= 0x60 && c != '\n' && c != '\t' && c != '\r' {
-			break
-		}
+	for i+8 <= len(b) && notPlain[b[i]]|notPlain[b[i+1]]|notPlain[b[i+2]]|notPlain[b[i+3]]|
+		notPlain[b[i+4]]|notPlain[b[i+5]]|notPlain[b[i+6]]|notPlain[b[i+7]] == 0 {
+		i += 8
+	}
+	for i < len(b) && notPlain[b[i]] == 0 {
 		i++
 	}
 	if i == len(b) {
@@ -184,8 +227,8 @@ func (in *input) replaceInvalid(b []byte) []byte {
 			if c >= 0x20 || c == '\n' || c == '\t' || c == '\r' {
 				out = append(out, c)
 			} else {
+				keepFirst(&in.invalidCharAt, in.filled+int64(len(out)))
 				out = append(out, "\uFFFD"...)
-				in.invalidChar = true
 			}
 			i++
 			continue
@@ -193,11 +236,11 @@ func (in *input) replaceInvalid(b []byte) []byte {
 		r, size := utf8.DecodeRune(b[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
+			keepFirst(&in.invalidUTF8At, in.filled+int64(len(out)))
 			out = append(out, "\uFFFD"...)
-			in.invalidUTF8 = true
 		case r == 0xFFFE || r == 0xFFFF:
+			keepFirst(&in.invalidCharAt, in.filled+int64(len(out)))
 			out = append(out, "\uFFFD"...)
-			in.invalidChar = true
 		default:
 			out = append(out, b[i:i+size]...)
 		}
@@ -211,25 +254,31 @@ func (in *input) replaceInvalid(b []byte) []byte {
 // reference (XML 1.0 §4.1), and an HTML entity such as &nbsp;. The decoder
 // keeps the former as text and decodes the latter (Decoder.Strict is off).
 // An '&' inside a comment or CDATA section is judged as if it were text.
+// b is the next part of the stream, from offset in.filled.
 func (in *input) checkAmpersands(b []byte) {
-	if in.bareAmp && in.htmlEntity {
+	if in.bareAmpAt != notSeen && in.htmlEntityAt != notSeen {
+		// Both were seen: later ones cannot come first.
 		return
 	}
 	if in.ampCut {
 		// The reference after the '&' at the end of the last read goes on.
 		in.amp = append(in.amp, b[:min(len(b), maxEntityName+1)]...)
-		if in.judgeReference(in.amp) {
+		if in.judgeReference(in.amp, in.ampAt) {
 			in.ampCut = false
 		}
 	}
+	off := in.filled
 	for {
 		i := bytes.IndexByte(b, '&')
 		if i < 0 {
 			return
 		}
+		at := off + int64(i)
 		b = b[i+1:]
-		if !in.judgeReference(b) {
+		off = at + 1
+		if !in.judgeReference(b, at) {
 			in.ampCut = true
+			in.ampAt = at
 			in.amp = append(in.amp[:0], b...)
 			return
 		}
@@ -239,9 +288,9 @@ func (in *input) checkAmpersands(b []byte) {
 // maxEntityName is longer than any entity name of HTML.
 const maxEntityName = 32
 
-// judgeReference judges the bytes after an '&'. It returns false when they
-// end before the reference can be judged.
-func (in *input) judgeReference(b []byte) bool {
+// judgeReference judges the bytes after an '&' at offset at. It returns
+// false when they end before the reference can be judged.
+func (in *input) judgeReference(b []byte, at int64) bool {
 	j := 0
 	for j < len(b) && j <= maxEntityName && isNameByte(b[j]) {
 		j++
@@ -250,16 +299,26 @@ func (in *input) judgeReference(b []byte) bool {
 	case j == len(b) && j <= maxEntityName:
 		return false
 	case j > maxEntityName || j == 0 || b[j] != ';':
-		in.bareAmp = true
+		keepFirst(&in.bareAmpAt, at)
 	default:
-		switch name := string(b[:j]); {
-		case name == "lt" || name == "gt" || name == "amp" || name == "apos" || name == "quot":
+		switch name := b[:j]; {
+		case xmlEntity(name):
 		case name[0] == '#':
 		default:
-			in.htmlEntity = true
+			keepFirst(&in.htmlEntityAt, at)
 		}
 	}
 	return true
+}
+
+// xmlEntity says whether name is one of the entities that XML 1.0 §4.6
+// predefines.
+func xmlEntity(name []byte) bool {
+	switch string(name) {
+	case "lt", "gt", "amp", "apos", "quot":
+		return true
+	}
+	return false
 }
 
 func isNameByte(c byte) bool {
