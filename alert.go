@@ -99,6 +99,11 @@ type Notification struct {
 	Created time.Time
 	Kind    string // "alert" or "weekly"
 	Payload []byte // JSON
+	// To is where it goes: "" for the instance's chat channel ([slack]),
+	// else a destination the dashboard names ("org:ID", an organisation's
+	// own Slack channel). Each destination has its own copy, delivered on
+	// its own.
+	To string
 }
 
 // AlertStore keeps alert history and the notification outbox. Both are

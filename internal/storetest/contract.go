@@ -505,7 +505,7 @@ func alertStore(t *testing.T, s SchemaStore, a dmarcd.AlertStore) {
 	for _, n := range []dmarcd.Notification{
 		{ID: "n1", Created: t0, Kind: "alert", Payload: []byte(`{"n":1}`)},
 		{ID: "n2", Created: t0, Kind: "alert", Payload: []byte(`{"n":2}`)},
-		{ID: "n3", Created: t0.Add(time.Minute), Kind: "alert", Payload: []byte(`{"n":3}`)},
+		{ID: "n3", Created: t0.Add(time.Minute), Kind: "alert", Payload: []byte(`{"n":3}`), To: "org:7"},
 		{ID: "n0", Created: t0.Add(-time.Hour), Kind: "weekly", Payload: []byte(`{"n":0}`)},
 		{ID: "n1", Created: t0, Kind: "alert", Payload: []byte(`{"again":true}`)}, // kept once: the first
 	} {
@@ -521,11 +521,15 @@ func alertStore(t *testing.T, s SchemaStore, a dmarcd.AlertStore) {
 		}
 		var out string
 		for _, n := range ns {
-			out += n.ID + " " + n.Kind + " " + n.Created.UTC().Format(time.DateTime) + " " + string(n.Payload) + "\n"
+			out += n.ID + " " + n.Kind + " " + n.Created.UTC().Format(time.DateTime) + " " + string(n.Payload)
+			if n.To != "" {
+				out += " to " + n.To
+			}
+			out += "\n"
 		}
 		return out
 	}
-	if got := pending(); got != "n0 weekly 2026-11-02 08:00:00 {\"n\":0}\nn1 alert 2026-11-02 09:00:00 {\"n\":1}\nn2 alert 2026-11-02 09:00:00 {\"n\":2}\nn3 alert 2026-11-02 09:01:00 {\"n\":3}\n" {
+	if got := pending(); got != "n0 weekly 2026-11-02 08:00:00 {\"n\":0}\nn1 alert 2026-11-02 09:00:00 {\"n\":1}\nn2 alert 2026-11-02 09:00:00 {\"n\":2}\nn3 alert 2026-11-02 09:01:00 {\"n\":3} to org:7\n" {
 		t.Errorf("pending: %q", got)
 	}
 
@@ -559,7 +563,7 @@ func alertStore(t *testing.T, s SchemaStore, a dmarcd.AlertStore) {
 	if err := a.MarkUndeliverable(ctx, "n2", t0.Add(time.Minute), "404 no_service"); err != nil {
 		t.Fatal(err)
 	}
-	if got := pending(); got != "n3 alert 2026-11-02 09:01:00 {\"n\":3}\n" {
+	if got := pending(); got != "n3 alert 2026-11-02 09:01:00 {\"n\":3} to org:7\n" {
 		t.Errorf("pending after deliveries: %q", got)
 	}
 }

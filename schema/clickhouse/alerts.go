@@ -17,6 +17,7 @@ var _ dmarcd.AlertStore = (*Store)(nil)
 const (
 	insertAlertEvent   = `INSERT INTO alert_events (id, at, key, domain, kind, subject, state, title, text)`
 	insertNotification = `INSERT INTO notifications (id, created, queued, kind, payload)`
+	insertDestination  = `INSERT INTO notification_destinations (notification, destination)`
 	insertDelivery     = `INSERT INTO deliveries (notification, at)`
 	insertClaim        = `INSERT INTO notification_claims (notification, owner, at, until)`
 	insertUndelivered  = `INSERT INTO undeliverable (notification, at, reason)`
@@ -90,6 +91,12 @@ func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) erro
 	if found > 0 {
 		return nil
 	}
+	if n.To != "" {
+		// Before the notification: it is never read without it.
+		if err := s.insertRow(ctx, insertDestination, n.ID, n.To); err != nil {
+			return fmt.Errorf("queueing notification %s: %w", n.ID, err)
+		}
+	}
 	if err := s.insertRow(ctx, insertNotification, n.ID, n.Created.UTC(), s.seq.next(), n.Kind, string(n.Payload)); err != nil {
 		return fmt.Errorf("queueing notification %s: %w", n.ID, err)
 	}
@@ -122,7 +129,39 @@ ORDER BY created, queued`)
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading the notification outbox: %w", err)
 	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	to, err := s.destinations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].To = to[out[i].ID]
+	}
 	return out, nil
+}
+
+// destinations returns the destination of each pending notification that
+// has one (migrations/0005_destinations.sql).
+func (s *Store) destinations(ctx context.Context) (map[string]string, error) {
+	rows, err := s.conn.Query(ctx, `SELECT notification, any(destination) FROM notification_destinations
+WHERE notification NOT IN (SELECT notification FROM deliveries)
+  AND notification NOT IN (SELECT notification FROM undeliverable)
+GROUP BY notification`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the notification outbox: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, to string
+		if err := rows.Scan(&id, &to); err != nil {
+			return nil, fmt.Errorf("reading the notification outbox: %w", err)
+		}
+		out[id] = to
+	}
+	return out, rows.Err()
 }
 
 // MarkDelivered records that a notification was posted. Recording it

@@ -45,8 +45,8 @@ WHERE id IN (SELECT MAX(id) FROM alert_events GROUP BY key) ORDER BY id`)
 // AddNotification puts a notification in the outbox; adding the same id
 // again is a no-op.
 func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO notifications (id, created, kind, payload) VALUES (?,?,?,?) ON CONFLICT (id) DO NOTHING`,
-		n.ID, n.Created.Unix(), n.Kind, n.Payload)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO notifications (id, created, kind, payload, destination) VALUES (?,?,?,?,?) ON CONFLICT (id) DO NOTHING`,
+		n.ID, n.Created.Unix(), n.Kind, n.Payload, n.To)
 	if err != nil {
 		return fmt.Errorf("queueing notification %s: %w", n.ID, err)
 	}
@@ -55,7 +55,7 @@ func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) erro
 
 // PendingNotifications returns the undelivered notifications, oldest first.
 func (s *Store) PendingNotifications(ctx context.Context) ([]dmarcd.Notification, error) {
-	rows, err := s.ro.QueryContext(ctx, `SELECT n.id, n.created, n.kind, n.payload FROM notifications n
+	rows, err := s.ro.QueryContext(ctx, `SELECT n.id, n.created, n.kind, n.payload, n.destination FROM notifications n
 WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification = n.id)
   AND NOT EXISTS (SELECT 1 FROM undeliverable u WHERE u.notification = n.id)
 ORDER BY n.created, n.rowid`)
@@ -67,7 +67,7 @@ ORDER BY n.created, n.rowid`)
 	for rows.Next() {
 		var n dmarcd.Notification
 		var created int64
-		if err := rows.Scan(&n.ID, &created, &n.Kind, &n.Payload); err != nil {
+		if err := rows.Scan(&n.ID, &created, &n.Kind, &n.Payload, &n.To); err != nil {
 			return nil, err
 		}
 		n.Created = time.Unix(created, 0).UTC()
