@@ -67,6 +67,11 @@ type Engine struct {
 	// Redact removes secrets from text that goes into alerts (a failing
 	// detector's error); nothing is removed when nil.
 	Redact func(string) string
+	// Routes, when set, names the destinations besides the instance's
+	// channel that get an alert (an organisation's own Slack channel for
+	// the alerts about its domains: Notification.To). Each gets its own
+	// copy. Alerts about dmarcd's own health go to the instance only.
+	Routes func(ctx context.Context, a dmarcd.Alert) ([]string, error)
 }
 
 // failure is a detector that failed this check: for every domain, or for
@@ -191,6 +196,9 @@ func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 		if _, still := seen[st.Key]; still {
 			continue
 		}
+		if !e.raises(st) {
+			continue // another's to resolve: the outbox's chat channel alerts
+		}
 		if slices.ContainsFunc(failures, func(f failure) bool { return f.covers(st) }) {
 			log.Info("alert kept: its detector failed, so nothing says it is gone", "alert", st.Key)
 			continue
@@ -203,6 +211,17 @@ func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 		log.Info("alert resolved", "alert", st.Key)
 	}
 	return told, nil
+}
+
+// raises says whether the alert is one the engine raises, and so resolves
+// when it is gone: a kind of its detectors, or its own health alert about
+// checks that failed. The outbox raises and resolves the alerts about a
+// chat channel that refuses messages.
+func (e *Engine) raises(st dmarcd.AlertEvent) bool {
+	if st.Kind == dmarcd.AlertHealth {
+		return strings.HasPrefix(st.Subject, "checks:")
+	}
+	return slices.ContainsFunc(e.Detectors, func(d Detector) bool { return slices.Contains(d.Kinds, st.Kind) })
 }
 
 // resolution is the follow-up of a firing alert whose condition is gone:
@@ -247,21 +266,40 @@ func kindsText(kinds []dmarcd.AlertKind) string {
 	return strings.Join(parts, ",")
 }
 
-// record appends the event and queues its notification. The notification
-// id derives from the event, so a crash between the two and a second check
-// cannot queue it twice.
+// record appends the event and queues its notifications, one for each
+// destination. The notification ids derive from the event and the
+// destination, so a crash between the two and a second check cannot queue
+// one twice. The destinations are asked first: when that fails, nothing is
+// recorded and the next check tries again.
 func (e *Engine) record(ctx context.Context, a dmarcd.Alert, state string) error {
 	payload, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
+	to := []string{""}
+	if e.Routes != nil && a.Kind != dmarcd.AlertHealth {
+		more, err := e.Routes(ctx, a)
+		if err != nil {
+			return fmt.Errorf("the destinations of alert %s: %w", a.Key(), err)
+		}
+		to = append(to, more...)
+	}
 	if err := e.State.AddAlertEvent(ctx, dmarcd.AlertEvent{At: a.At, Key: a.Key(), Domain: a.Domain, Kind: a.Kind,
 		Subject: a.Subject, State: state, Title: a.Title, Text: a.Text}); err != nil {
 		return err
 	}
-	return e.State.AddNotification(ctx, dmarcd.Notification{
-		ID: notificationID("alert", a.Key(), state, a.At), Created: a.At, Kind: KindAlert, Payload: payload,
-	})
+	for _, dest := range to {
+		id := notificationID("alert", a.Key(), state, a.At)
+		if dest != "" {
+			id = notificationID("alert", a.Key(), state, a.At, dest)
+		}
+		if err := e.State.AddNotification(ctx, dmarcd.Notification{
+			ID: id, Created: a.At, Kind: KindAlert, Payload: payload, To: dest,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Notification kinds.

@@ -309,3 +309,55 @@ func TestDomainFailureIsolated(t *testing.T) {
 		t.Errorf("a.example failing: %+v", told)
 	}
 }
+
+// TestRoutes: an alert about a domain goes to the instance's channel and
+// to each destination Routes names, each a copy of its own, queued once;
+// dmarcd's health alerts go to the instance only; a chat channel's alert,
+// the outbox's, is not resolved by the checks.
+func TestRoutes(t *testing.T) {
+	s := testserver.SQLite(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	var failing error
+	d := Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertPassRate}, Detect: func(context.Context, time.Time) ([]dmarcd.Alert, error) {
+		if failing != nil {
+			return nil, failing
+		}
+		return []dmarcd.Alert{{Domain: "acme.example", Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true, Title: "low"}}, nil
+	}}
+	routes := func(_ context.Context, a dmarcd.Alert) ([]string, error) {
+		if a.Domain == "acme.example" {
+			return []string{"org:1"}, nil
+		}
+		return []string{"org:2"}, nil
+	}
+	// A broken channel of organisation 1, told by its outbox.
+	if err := s.AddAlertEvent(ctx, dmarcd.AlertEvent{At: now, Key: dmarcd.Alert{Kind: dmarcd.AlertHealth, Subject: "chat:org:1"}.Key(),
+		Kind: dmarcd.AlertHealth, Subject: "chat:org:1", State: dmarcd.AlertFiring, Title: "refused"}); err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{State: s, Now: func() time.Time { return now }, Detectors: []Detector{d}, Routes: routes}
+	check(t, e)
+	check(t, e)
+	failing = errors.New("DNS is down")
+	now = now.Add(time.Hour)
+	check(t, e)
+	pending, err := s.PendingNotifications(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range pending {
+		got = append(got, n.Kind+" to "+n.To+": "+strings.SplitN(string(n.Payload), `"title":`, 2)[1][:8])
+	}
+	want := `alert to : "low","t,alert to org:1: "low","t,alert to : "dmarcd `
+	if strings.Join(got, ",") != want {
+		t.Errorf("queued:\n%s\nwant\n%s", strings.Join(got, ","), want)
+	}
+	states, _ := s.AlertStates(ctx)
+	for _, st := range states {
+		if st.Subject == "chat:org:1" && st.State != dmarcd.AlertFiring {
+			t.Error("the checks resolved the outbox's alert about a chat channel")
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/dmarcd/dmarcd"
@@ -68,6 +69,10 @@ type Outbox struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Owner names this flusher in its claims; a random name when empty.
 	Owner string
+	// To is the destination this outbox posts to (Notification.To): ""
+	// the instance's channel. Each destination is flushed on its own, so
+	// that one that fails holds back none of the others.
+	To string
 }
 
 // errNotHolder says another flusher holds the claim of a notification.
@@ -93,9 +98,13 @@ func (o *Outbox) Flush(ctx context.Context) (int, error) {
 	}
 	delivered := 0
 	for {
-		pending, err := o.State.PendingNotifications(ctx)
-		if err != nil || len(pending) == 0 {
+		all, err := o.State.PendingNotifications(ctx)
+		if err != nil {
 			return delivered, err
+		}
+		pending := slices.DeleteFunc(all, func(n dmarcd.Notification) bool { return n.To != o.To })
+		if len(pending) == 0 {
+			return delivered, nil
 		}
 		posted, err := o.deliver(ctx, pending[0], owner, log)
 		switch {
@@ -162,31 +171,46 @@ func (o *Outbox) deliver(ctx context.Context, n dmarcd.Notification, owner strin
 	}
 }
 
-// chatHealthKey is the alert of a chat channel that refuses messages.
-var chatHealthKey = dmarcd.Alert{Kind: dmarcd.AlertHealth, Subject: "chat"}.Key()
+// chatSubject is the subject of the alert of a chat channel that refuses
+// messages: "chat" for the instance's, "chat:" and the destination for
+// another.
+func (o *Outbox) chatSubject() string {
+	if o.To == "" {
+		return "chat"
+	}
+	return "chat:" + o.To
+}
 
 // channelBroken records, once while it lasts, that the chat service
 // refuses messages. The event goes to the alert history only (the web
 // page, `dmarcd alerts`, the log): a notification would go to the same
 // broken channel.
 func (o *Outbox) channelBroken(ctx context.Context, n dmarcd.Notification, reason string, at time.Time, log *slog.Logger) error {
-	if firing, err := o.firing(ctx, chatHealthKey); err != nil || firing {
+	subject := o.chatSubject()
+	key := dmarcd.Alert{Kind: dmarcd.AlertHealth, Subject: subject}.Key()
+	if firing, err := o.firing(ctx, key); err != nil || firing {
 		return err
 	}
-	log.Error("the chat channel is broken: fix the webhook, token or channel in [slack]", "answer", reason)
-	return o.State.AddAlertEvent(ctx, dmarcd.AlertEvent{At: at, Key: chatHealthKey, Kind: dmarcd.AlertHealth, Subject: "chat",
-		State: dmarcd.AlertFiring, Title: "The chat service refuses dmarcd's messages",
-		Text: fmt.Sprintf("Notification %s (%s) was refused for good: %s. It is kept as undeliverable; later messages are still tried. Fix the webhook, token or channel in [slack].",
-			n.ID, n.Kind, reason)})
+	title, fix := "The chat service refuses dmarcd's messages", "Fix the webhook, token or channel in [slack]."
+	if o.To != "" {
+		title, fix = "The chat service refuses the messages for "+o.To, "Its owners set a new webhook on the dashboard."
+	}
+	log.Error("a chat channel is broken: "+fix, "destination", subject, "answer", reason)
+	return o.State.AddAlertEvent(ctx, dmarcd.AlertEvent{At: at, Key: key, Kind: dmarcd.AlertHealth, Subject: subject,
+		State: dmarcd.AlertFiring, Title: title,
+		Text: fmt.Sprintf("Notification %s (%s) was refused for good: %s. It is kept as undeliverable; later messages are still tried. %s",
+			n.ID, n.Kind, reason, fix)})
 }
 
 // channelWorks resolves the broken-channel alert after a post went
 // through.
 func (o *Outbox) channelWorks(ctx context.Context, at time.Time) error {
-	if firing, err := o.firing(ctx, chatHealthKey); err != nil || !firing {
+	subject := o.chatSubject()
+	key := dmarcd.Alert{Kind: dmarcd.AlertHealth, Subject: subject}.Key()
+	if firing, err := o.firing(ctx, key); err != nil || !firing {
 		return err
 	}
-	return o.State.AddAlertEvent(ctx, dmarcd.AlertEvent{At: at, Key: chatHealthKey, Kind: dmarcd.AlertHealth, Subject: "chat",
+	return o.State.AddAlertEvent(ctx, dmarcd.AlertEvent{At: at, Key: key, Kind: dmarcd.AlertHealth, Subject: subject,
 		State: dmarcd.AlertResolved, Title: "The chat service takes dmarcd's messages again", Text: "A notification was posted."})
 }
 
@@ -238,6 +262,36 @@ type Weekly struct {
 	// failed for them), with why: one domain's failure hides nothing of
 	// the others'.
 	Failed []DomainFailure `json:"failed,omitempty"`
+	// To is the destination of this copy (Notification.To): "" the
+	// instance's channel.
+	To string `json:"-"`
+}
+
+// Only returns the part of w about the domains that keep says yes to: an
+// organisation's copy of the weekly recommendation.
+func (w Weekly) Only(keep func(domain string) bool) Weekly {
+	out := Weekly{At: w.At, Late: w.Late}
+	for _, r := range w.Recommendations {
+		if keep(r.Domain) {
+			out.Recommendations = append(out.Recommendations, r)
+		}
+	}
+	for _, k := range w.Keys {
+		if keep(k.Key.Domain) {
+			out.Keys = append(out.Keys, k)
+		}
+	}
+	for _, p := range w.TLS {
+		if keep(p.Domain) {
+			out.TLS = append(out.TLS, p)
+		}
+	}
+	for _, f := range w.Failed {
+		if keep(f.Domain) {
+			out.Failed = append(out.Failed, f)
+		}
+	}
+	return out
 }
 
 // DomainFailure is a domain the advisor could not advise on, and why.
@@ -253,7 +307,9 @@ func QueueWeekly(ctx context.Context, state dmarcd.AlertStore, w Weekly) error {
 	if err != nil {
 		return err
 	}
-	return state.AddNotification(ctx, dmarcd.Notification{
-		ID: notificationID(KindWeekly, w.At.UTC().Format(time.RFC3339)), Created: w.At, Kind: KindWeekly, Payload: payload,
-	})
+	id := notificationID(KindWeekly, w.At.UTC().Format(time.RFC3339))
+	if w.To != "" {
+		id = notificationID(KindWeekly, w.At.UTC().Format(time.RFC3339), w.To)
+	}
+	return state.AddNotification(ctx, dmarcd.Notification{ID: id, Created: w.At, Kind: KindWeekly, Payload: payload, To: w.To})
 }

@@ -53,7 +53,12 @@ type Notifier struct {
 
 // New returns a notifier for the options.
 func New(o Options) (*Notifier, error) {
-	n := &Notifier{opts: o, http: &http.Client{Timeout: PostTimeout}}
+	// Slack's webhooks never redirect: a redirect is not followed, so that
+	// a webhook address (an organisation's, typed by a customer) reaches
+	// the host it names and no other.
+	n := &Notifier{opts: o, http: &http.Client{Timeout: PostTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
 	switch {
 	case o.WebhookURL != "" && o.Token != "":
 		return nil, errors.New("slack: set either webhook_url or token and channel, not both")

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
@@ -38,6 +40,7 @@ type orgCmd struct {
 	Add    orgAddCmd    `cmd:"" help:"Add an organisation, with the sender domains it owns."`
 	Domain orgDomainCmd `cmd:"" help:"Give a sender domain (with its subdomains) to an organisation, or take it away (--remove)."`
 	List   orgListCmd   `cmd:"" help:"List the organisations and their domains."`
+	Slack  orgSlackCmd  `cmd:"" help:"Set an organisation's own Slack channel (an incoming webhook) for the alerts about its domains and its weekly recommendation, or remove it (--remove)."`
 }
 
 type orgAddCmd struct {
@@ -102,6 +105,72 @@ func (c *orgDomainCmd) Run(e *env) error {
 	return cliAudit(e, st, org.Name, action, c.Domain, "")
 }
 
+type orgSlackCmd struct {
+	Org         string `arg:"" help:"The organisation."`
+	WebhookFile string `help:"A file holding the incoming webhook URL (a credential: never on the command line). Its start must be one of web.slack_webhook_prefixes." placeholder:"PATH" type:"existingfile"`
+	Alerts      bool   `help:"Post the alerts about the organisation's domains." default:"true" negatable:""`
+	Weekly      bool   `help:"Post the organisation's part of the weekly recommendation." default:"true" negatable:""`
+	Remove      bool   `help:"Remove the organisation's Slack channel instead; its messages not yet posted are kept as undeliverable."`
+}
+
+func (c *orgSlackCmd) Run(e *env) error {
+	st, err := e.openAccounts()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	org, err := st.OrgByName(e.ctx, c.Org)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if c.Remove {
+		if err := st.RemoveSlack(e.ctx, org.ID); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		return cliAudit(e, st, org.Name, "slack.remove", org.Name, "")
+	}
+	detail := fmt.Sprintf("alerts %t, weekly %t", c.Alerts, c.Weekly)
+	if c.WebhookFile == "" {
+		if err := st.SetSlackOptions(e.ctx, org.ID, c.Alerts, c.Weekly, "cli"); err != nil {
+			return &exitError{code: exitUsage, err: fmt.Errorf("%w (set one with --webhook-file)", err)}
+		}
+		return cliAudit(e, st, org.Name, "slack.set", org.Name, detail)
+	}
+	b, err := os.ReadFile(c.WebhookFile)
+	if err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	hook := strings.TrimSpace(string(b))
+	if err := accounts.CheckWebhookURL(hook, e.cfg.Web.webhookPrefixes()); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if err := st.SetSlack(e.ctx, accounts.SlackDestination{Org: org.ID, WebhookURL: hook, Alerts: c.Alerts, Weekly: c.Weekly, UpdatedBy: "cli"}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s's Slack channel is set (%s)\n", org.Name, detail)
+	return cliAudit(e, st, org.Name, "slack.set", org.Name, "a new webhook; "+detail)
+}
+
+// slackSummary says what an organisation's channel gets, where (the host
+// only: the URL is a credential), and Slack's last refusal.
+func slackSummary(d accounts.SlackDestination) string {
+	var what []string
+	if d.Alerts {
+		what = append(what, "alerts")
+	}
+	if d.Weekly {
+		what = append(what, "weekly")
+	}
+	if len(what) == 0 {
+		what = append(what, "nothing")
+	}
+	s := strings.Join(what, "+") + " to " + d.Host()
+	if d.Problem != "" {
+		s += " (refused " + d.ProblemAt.Format(time.DateTime) + ": " + d.Problem + ")"
+	}
+	return s
+}
+
 type orgListCmd struct{}
 
 func (c *orgListCmd) Run(e *env) error {
@@ -114,10 +183,18 @@ func (c *orgListCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	dests, err := st.SlackDestinations(e.ctx)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORGANISATION\tDOMAINS")
+	fmt.Fprintln(tw, "ORGANISATION\tDOMAINS\tSLACK")
 	for _, o := range orgs {
-		fmt.Fprintf(tw, "%s\t%s\n", o.Name, strings.Join(o.Domains, ", "))
+		slack := "-"
+		if i := slices.IndexFunc(dests, func(d accounts.SlackDestination) bool { return d.Org == o.ID }); i >= 0 {
+			slack = slackSummary(dests[i])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", o.Name, strings.Join(o.Domains, ", "), slack)
 	}
 	return tw.Flush()
 }

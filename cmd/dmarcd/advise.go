@@ -136,24 +136,26 @@ func weekly(e *env, st dmarcd.Store, only []string, now time.Time) (alert.Weekly
 }
 
 // adviseDomains are the domains to advise on: the ones asked for, else the
-// configured ones, else every domain of the stored reports.
+// watched ones (the [[domain]] tables and the dashboard's), else every
+// domain of the stored reports.
 func adviseDomains(e *env, st dmarcd.Store, only []string) ([]dmarcd.SenderDomain, error) {
 	var out []dmarcd.SenderDomain
-	switch {
-	case len(only) > 0:
+	if len(only) > 0 {
 		for _, name := range only {
 			out = append(out, configuredDomain(e.cfg, name))
 		}
-	case len(e.cfg.Domains) > 0:
-		out = slices.Clone(e.cfg.Domains)
-	default:
-		compliance, err := analyze.Domains(e.ctx, st)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range compliance {
-			out = append(out, dmarcd.SenderDomain{Name: c.Domain})
-		}
+		return out, nil
+	}
+	watched, err := watchedDomains(e)
+	if err != nil || len(watched) > 0 {
+		return watched, err
+	}
+	compliance, err := analyze.Domains(e.ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range compliance {
+		out = append(out, dmarcd.SenderDomain{Name: c.Domain})
 	}
 	return out, nil
 }

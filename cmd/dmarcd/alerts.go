@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dmarcd/dmarcd"
@@ -57,7 +58,7 @@ func (c *alertsCmd) Run(e *env) error {
 		if len(told) == 0 {
 			fmt.Fprintln(e.stdout, "nothing new")
 		}
-		if !e.cfg.Slack.enabled() {
+		if !e.cfg.Slack.enabled() && e.cfg.Web.AccountsFile == "" {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, c.FlushTimeout)
@@ -107,8 +108,12 @@ func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*im
 	if err != nil {
 		return nil, err
 	}
+	watched, err := watchedDomains(e)
+	if err != nil {
+		return nil, err
+	}
 	var domains []alert.Domain
-	for _, d := range e.cfg.Domains {
+	for _, d := range watched {
 		domains = append(domains, alert.Domain{SenderDomain: d, Thresholds: e.cfg.Alerts.thresholds(d.Name), Classifier: classify(d)})
 	}
 	detectors := []alert.Detector{
@@ -119,15 +124,23 @@ func newAlertEngine(e *env, st dmarcd.Store, as dmarcd.AlertStore, pollers []*im
 		alert.QuarantineGrowth(st, e.cfg.Alerts.QuarantinePerDay),
 		alert.KeysDue(func(ctx context.Context) ([]advisor.KeyAdvice, error) { return keyAdvice(e, st) }),
 		alert.KeysUnusable(func(context.Context) ([]alert.UnusableKey, error) { return unusableKeys(e.cfg) }),
-		alert.DNSDrift(r, e.cfg.Domains, ourSPF(e.cfg.Sending), func(d dmarcd.SenderDomain) ([]advisor.DKIMPublicKey, error) {
+		alert.DNSDrift(r, watched, ourSPF(e.cfg.Sending), func(d dmarcd.SenderDomain) ([]advisor.DKIMPublicKey, error) {
 			return dkimKeys(e.cfg, d.Name)
 		}),
 	}
 	if pollers != nil {
 		detectors = append(detectors, mailboxHealth(pollers))
 	}
-	return &alert.Engine{State: as, Detectors: detectors, Logger: e.log, Now: e.now, Redact: e.redact.text,
-		Suppress: time.Duration(e.cfg.Alerts.SuppressHours) * time.Hour}, nil
+	eng := &alert.Engine{State: as, Detectors: detectors, Logger: e.log, Now: e.now, Redact: e.redact.text,
+		Suppress: time.Duration(e.cfg.Alerts.SuppressHours) * time.Hour}
+	acc, err := e.accounts()
+	if err != nil {
+		return nil, err
+	}
+	if acc != nil {
+		eng.Routes = alertRoutes(acc)
+	}
+	return eng, nil
 }
 
 // mailboxHealth alerts on mailboxes that cannot be read: a refused login,
@@ -174,17 +187,29 @@ func newPoster(cfg SlackConfig) (alert.Poster, error) {
 	return slack.New(slack.Options{WebhookURL: webhook, Token: token, Channel: cfg.Channel})
 }
 
-// flushOutbox posts the pending notifications, when Slack is configured.
+// flushOutbox posts the pending notifications: the instance's when Slack
+// is configured, each organisation's to its own channel. The destinations
+// are flushed side by side, so that one that fails (an organisation's
+// revoked webhook, a Slack outage of one workspace) holds back none of
+// the others.
 func flushOutbox(e *env, as dmarcd.AlertStore) error {
-	poster, err := newPoster(e.cfg.Slack)
-	if err != nil || poster == nil {
+	boxes, err := outboxes(e, as)
+	if err != nil {
 		return err
 	}
-	n, err := (&alert.Outbox{State: as, Poster: poster, Logger: e.log, Now: e.now}).Flush(e.ctx)
-	if n > 0 {
-		e.log.Info("posted to slack", "notifications", n)
+	errs := make([]error, len(boxes))
+	var wg sync.WaitGroup
+	for i, box := range boxes {
+		wg.Go(func() {
+			n, err := box.Flush(e.ctx)
+			if n > 0 {
+				e.log.Info("posted to "+fmtDestination(box.To), "notifications", n)
+			}
+			errs[i] = err
+		})
 	}
-	return err
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // runAlerts checks for alerts at the configured interval and posts what
@@ -230,21 +255,30 @@ func runWeekly(ctx context.Context, e *env, st dmarcd.Store, as dmarcd.AlertStor
 	}
 	e.log.Info("weekly recommendation scheduled", "schedule", sched.String(), "next", sched.Next(e.now()))
 	return sched.Run(ctx, alert.RealClock, func(ctx context.Context, at time.Time, late bool) {
-		w, err := weekly(e, st, nil, at)
-		w.Late = late
 		if late {
 			e.log.Info("catching up the weekly recommendation of the last scheduled time (queued once: nothing new when it went out then)", "due", at)
 		}
-		if err == nil {
-			err = alert.QueueWeekly(ctx, as, w)
-		}
-		if err == nil {
-			err = flushOutbox(e, as)
-		}
-		if err != nil && ctx.Err() == nil {
+		if err := sendWeekly(e.withContext(ctx), st, as, at, late); err != nil && ctx.Err() == nil {
 			e.log.Error("weekly recommendation failed", "err", err)
 		}
 	})
+}
+
+// sendWeekly queues the weekly recommendation for at, for the instance's
+// channel and each organisation's part for its own, and posts them.
+func sendWeekly(e *env, st dmarcd.Store, as dmarcd.AlertStore, at time.Time, late bool) error {
+	w, err := weekly(e, st, nil, at)
+	if err != nil {
+		return err
+	}
+	w.Late = late
+	if err := alert.QueueWeekly(e.ctx, as, w); err != nil {
+		return err
+	}
+	if err := queueOrgWeekly(e.ctx, e, as, w); err != nil {
+		return err
+	}
+	return flushOutbox(e, as)
 }
 
 // ourSPF is what our own servers add to every sender domain's SPF record.

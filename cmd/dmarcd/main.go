@@ -82,6 +82,9 @@ type env struct {
 	// redact removes the configuration's secrets from text that leaves
 	// the process (alerts; the logger redacts on its own).
 	redact redactor
+	// dashboard is the dashboard's state file (web.accounts_file), opened
+	// once for the process by e.accounts; shared by copies of e.
+	dashboard *sharedAccounts
 }
 
 // openStore opens the configured store, creating it or bringing its
@@ -171,8 +174,10 @@ func (c *cli) execute(kctx *kong.Context, stdout, stderr io.Writer, now func() t
 	defer stop()
 	// Secrets of the configuration appear in no log line and no error.
 	red := newRedactor(secrets(cfg))
-	e := &env{ctx: ctx, cfg: cfg, log: newLogger(cfg.Log, stderr, red), stdout: stdout, stderr: stderr, now: now, redact: red}
+	e := &env{ctx: ctx, cfg: cfg, log: newLogger(cfg.Log, stderr, red), stdout: stdout, stderr: stderr, now: now, redact: red,
+		dashboard: &sharedAccounts{}}
 	err = kctx.Run(e)
+	e.dashboard.close()
 	if err == nil {
 		return exitOK
 	}

@@ -30,7 +30,7 @@ type runCmd struct{}
 
 // Run reads every mailbox until SIGINT or SIGTERM, and serves /metrics.
 func (runCmd) Run(e *env) error {
-	if len(e.cfg.Mailboxes) == 0 && len(e.cfg.Domains) == 0 {
+	if len(e.cfg.Mailboxes) == 0 && len(e.cfg.Domains) == 0 && e.cfg.Web.AccountsFile == "" {
 		return &exitError{code: exitUsage, err: errors.New("run: the config file has no [[mailbox]] to read and no [[domain]] to watch (see dmarcd.example.toml)")}
 	}
 	st, err := openDaemonStore(e)
@@ -87,7 +87,7 @@ func (runCmd) Run(e *env) error {
 			"retention_months", e.cfg.RetentionMonths, "every", dmarcd.RetentionInterval)
 		wg.Go(func() { dmarcd.RunRetention(e.ctx, r, e.cfg.RetentionMonths, dmarcd.RetentionInterval, e.now, e.log) })
 	}
-	if as, ok := st.(dmarcd.AlertStore); ok && len(e.cfg.Domains) > 0 {
+	if as, ok := st.(dmarcd.AlertStore); ok && (len(e.cfg.Domains) > 0 || e.cfg.Web.AccountsFile != "") {
 		eng, err := newAlertEngine(e, st, as, pollers)
 		if err != nil {
 			return err

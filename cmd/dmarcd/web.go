@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +42,11 @@ type WebConfig struct {
 	// SecureCookies marks the login cookies Secure although the page
 	// speaks plain HTTP: set it behind a TLS reverse proxy.
 	SecureCookies bool `toml:"secure_cookies"`
+	// SlackWebhookPrefixes are the addresses an organisation's own Slack
+	// webhook may start with (accounts.DefaultWebhookPrefixes, Slack's
+	// incoming webhooks, when empty): dmarcd posts to what a customer
+	// types, so nothing else of the network is reachable that way.
+	SlackWebhookPrefixes []string `toml:"slack_webhook_prefixes"`
 }
 
 // DefaultWebListen is where the page is served without configuration: the
@@ -59,7 +66,9 @@ const (
 	webSecretFileMaxBytes = 4096
 )
 
-func defaultWebConfig() WebConfig { return WebConfig{Listen: DefaultWebListen} }
+func defaultWebConfig() WebConfig {
+	return WebConfig{Listen: DefaultWebListen, SlackWebhookPrefixes: slices.Clone(accounts.DefaultWebhookPrefixes)}
+}
 
 func (c *WebConfig) validate() error {
 	if c.Listen != "" {
@@ -73,7 +82,21 @@ func (c *WebConfig) validate() error {
 	if (c.BasicAuthUser == "") != (c.BasicAuthPasswordFile == "") {
 		return errors.New("config: [web]: basic authentication needs both basic_auth_user and basic_auth_password_file")
 	}
+	for _, p := range c.SlackWebhookPrefixes {
+		u, err := url.Parse(p)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || !strings.HasSuffix(u.Path, "/") {
+			return fmt.Errorf("config: web.slack_webhook_prefixes: %q: want a web address that ends its host or path with '/', for example https://hooks.slack.com/", p)
+		}
+	}
 	return nil
+}
+
+// webhookPrefixes are the allowed starts of an organisation's webhook.
+func (c WebConfig) webhookPrefixes() []string {
+	if len(c.SlackWebhookPrefixes) > 0 {
+		return c.SlackWebhookPrefixes
+	}
+	return accounts.DefaultWebhookPrefixes
 }
 
 // auth reads the secrets of the page, from their files where set.
@@ -167,17 +190,12 @@ func startWeb(e *env, st dmarcd.Store) (stop func(), err error) {
 	if err := checkWebListen(cfg, auth); err != nil {
 		return nil, err
 	}
-	var acc *accounts.Store
-	if cfg.AccountsFile != "" {
-		if acc, err = e.openAccounts(); err != nil {
-			return nil, err
-		}
+	acc, err := e.accounts()
+	if err != nil {
+		return nil, err
 	}
 	h, err := newWebHandler(e, st, auth, acc)
 	if err != nil {
-		if acc != nil {
-			acc.Close()
-		}
 		return nil, &exitError{code: exitUsage, err: err}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -196,9 +214,6 @@ func startWeb(e *env, st dmarcd.Store) (stop func(), err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), webShutdownTimeout)
 		defer cancel()
 		srv.Shutdown(ctx)
-		if acc != nil {
-			acc.Close()
-		}
 	}, nil
 }
 

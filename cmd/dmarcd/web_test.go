@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,11 +25,12 @@ func TestWebConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example config: %v", err)
 	}
-	if cfg.Web != defaultWebConfig() || cfg.Web.Listen != "127.0.0.1:8478" {
+	if !reflect.DeepEqual(cfg.Web, defaultWebConfig()) || cfg.Web.Listen != "127.0.0.1:8478" {
 		t.Errorf("the example's [web] differs from the defaults: %+v", cfg.Web)
 	}
 	for _, bad := range []string{
 		"[web]\nlisten = \"8478\"",
+		"[web]\nslack_webhook_prefixes = [\"https://hooks.slack.com\"]",
 		"[web]\ntoken = \"0123456789abcdef\"\ntoken_file = \"/etc/dmarcd/token\"",
 		"[web]\nbasic_auth_user = \"postmaster\"",
 		"[web]\nbasic_auth_password_file = \"/etc/dmarcd/password\"",
