@@ -54,7 +54,9 @@ func newSlackHooks(t *testing.T) *slackHooks {
 	return h
 }
 
-func (h *slackHooks) url(channel string) string { return "http://" + h.ServerAddr + "/services/" + channel }
+func (h *slackHooks) url(channel string) string {
+	return "http://" + h.ServerAddr + "/services/" + channel
+}
 
 func (h *slackHooks) take(channel string) []string {
 	h.mu.Lock()
