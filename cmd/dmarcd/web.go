@@ -262,14 +262,15 @@ func newWebHandler(e *env, st dmarcd.Store, auth web.Auth, acc *accounts.Store) 
 			}
 			return advisor.PlanDomain(ctx, r, advisor.DomainSetup{Domain: d, Ours: ourSPF(e.cfg.Sending), DKIM: keys})
 		},
-		LookupTXT:     txtLookup(e.cfg.DNS),
-		RSABits:       e.cfg.Keys.RSABits,
-		DefaultRUA:    defaultRUA(e.cfg),
-		Auth:          auth,
-		Accounts:      acc,
-		SecureCookies: e.cfg.Web.SecureCookies,
-		Logger:        e.log,
-		Now:           e.now,
+		LookupTXT:            txtLookup(e.cfg.DNS),
+		RSABits:              e.cfg.Keys.RSABits,
+		DefaultRUA:           defaultRUA(e.cfg),
+		Auth:                 auth,
+		Accounts:             acc,
+		SecureCookies:        e.cfg.Web.SecureCookies,
+		SlackWebhookPrefixes: e.cfg.Web.webhookPrefixes(),
+		Logger:               e.log,
+		Now:                  e.now,
 	}
 	// Without [[domain]] tables every domain with reports is advised on,
 	// as dmarcd advise does.

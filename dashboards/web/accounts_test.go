@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,8 @@ func newTenants(t *testing.T) *tenants {
 		org   int64
 		role  accounts.Role
 		admin bool
-	}{{"root@ops.example", 0, "", true}, {"ann@acme.example", acme.ID, accounts.RoleEditor, false}, {"gus@globex.example", globex.ID, accounts.RoleViewer, false}} {
+	}{{"root@ops.example", 0, "", true}, {"ann@acme.example", acme.ID, accounts.RoleEditor, false}, {"gus@globex.example", globex.ID, accounts.RoleViewer, false},
+		{"olga@acme.example", acme.ID, accounts.RoleOwner, false}} {
 		user, err := acc.AddUser(ctx, u.email, testPassword, u.admin)
 		if err != nil {
 			t.Fatal(err)
@@ -460,5 +462,89 @@ func TestKeyForms(t *testing.T) {
 	}
 	if s := strings.Join(got, ","); !strings.Contains(s, "key.generate") || !strings.Contains(s, "key.advance") || !strings.Contains(s, "key.rotate") || !strings.Contains(s, "key.retire") {
 		t.Errorf("audit: %s", s)
+	}
+}
+
+// TestSlackSettings: an owner sets the organisation's Slack channel; the
+// webhook, a credential, is never shown again nor kept in the audit log;
+// an address outside the allowed prefixes is refused; editors and viewers
+// have no such page; another organisation's channel cannot be changed by
+// guessing its id; the administrator manages all.
+func TestSlackSettings(t *testing.T) {
+	tn := newTenants(t)
+	const hook = "https://hooks.slack.com/services/T0ACME/B0ACME/secretpart"
+	olga := tn.client(t)
+	_, csrf := olga.login("olga@acme.example", testPassword)
+	status, page, _ := olga.do("GET", "/slack", nil)
+	if status != http.StatusOK || !strings.Contains(page, "<h2>Acme</h2>") || strings.Contains(page, "Globex") {
+		t.Fatalf("olga's Slack page: %d\n%s", status, page)
+	}
+	acme, _ := tn.acc.OrgByName(context.Background(), "Acme")
+	globex, _ := tn.acc.OrgByName(context.Background(), "Globex")
+	form := func(org int64, action, webhook string, extra ...string) url.Values {
+		v := url.Values{"csrf": {csrf}, "org": {fmt.Sprint(org)}, "action": {action}, "webhook_url": {webhook}}
+		for _, e := range extra {
+			v.Set(e, "1")
+		}
+		return v
+	}
+	if status, page, _ := olga.do("POST", "/slack", form(acme.ID, "save", "https://169.254.169.254/latest/", "alerts")); status != http.StatusUnprocessableEntity || !strings.Contains(page, "must start with https://hooks.slack.com/") {
+		t.Errorf("an address outside the prefixes: %d", status)
+	}
+	if status, _, _ := olga.do("POST", "/slack", url.Values{"org": {fmt.Sprint(acme.ID)}, "action": {"save"}, "webhook_url": {hook}}); status != http.StatusForbidden {
+		t.Errorf("without the CSRF token: %d", status)
+	}
+	if status, _, _ := olga.do("POST", "/slack", form(globex.ID, "save", "https://hooks.slack.com/services/evil", "alerts")); status != http.StatusNotFound {
+		t.Errorf("Globex's channel by its id: %d", status)
+	}
+	if status, _, hd := olga.do("POST", "/slack", form(acme.ID, "save", hook, "alerts")); status != http.StatusSeeOther {
+		t.Fatalf("saving: %d %v", status, hd)
+	}
+	d, err := tn.acc.Slack(context.Background(), acme.ID)
+	if err != nil || d.WebhookURL != hook || !d.Alerts || d.Weekly || d.UpdatedBy != "olga@acme.example" {
+		t.Errorf("saved: %+v %v", d, err)
+	}
+	// Only the options: the webhook stays.
+	olga.do("POST", "/slack", form(acme.ID, "save", "", "alerts", "weekly"))
+	if d, _ := tn.acc.Slack(context.Background(), acme.ID); d.WebhookURL != hook || !d.Weekly {
+		t.Errorf("after changing the options: %+v", d)
+	}
+	_, page, _ = olga.do("GET", "/slack", nil)
+	if strings.Contains(page, "secretpart") || strings.Contains(page, "T0ACME") || !strings.Contains(page, "hooks.slack.com") {
+		t.Errorf("the page shows the webhook:\n%s", page)
+	}
+	if _, glob := tn.acc.Slack(context.Background(), globex.ID); glob == nil {
+		t.Error("Globex got a channel")
+	}
+	log, _ := tn.acc.AuditLog(context.Background(), "Acme", 50)
+	var actions []string
+	for _, e := range log {
+		if strings.Contains(e.Detail+e.Object, "secretpart") {
+			t.Errorf("the audit log keeps the webhook: %+v", e)
+		}
+		actions = append(actions, e.Action)
+	}
+	if !slices.Contains(actions, "slack.set") {
+		t.Errorf("the audit log: %v", actions)
+	}
+	// Editors and viewers: no page; the administrator: every organisation.
+	ann := tn.client(t)
+	_, annCSRF := ann.login("ann@acme.example", testPassword)
+	if status, _, _ := ann.do("GET", "/slack", nil); status != http.StatusForbidden {
+		t.Errorf("an editor's Slack page: %d", status)
+	}
+	if status, _, _ := ann.do("POST", "/slack", url.Values{"csrf": {annCSRF}, "org": {fmt.Sprint(acme.ID)}, "action": {"remove"}}); status != http.StatusForbidden {
+		t.Errorf("an editor removing the channel: %d", status)
+	}
+	root := tn.client(t)
+	root.login("root@ops.example", testPassword)
+	if _, page, _ := root.do("GET", "/slack", nil); !strings.Contains(page, "<h2>Acme</h2>") || !strings.Contains(page, "<h2>Globex</h2>") {
+		t.Errorf("the administrator's Slack page:\n%s", page)
+	}
+	if status, _, _ := olga.do("POST", "/slack", form(acme.ID, "remove", "")); status != http.StatusSeeOther {
+		t.Errorf("removing: %d", status)
+	}
+	if _, err := tn.acc.Slack(context.Background(), acme.ID); err == nil {
+		t.Error("the channel is still there")
 	}
 }

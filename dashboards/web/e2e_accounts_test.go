@@ -160,6 +160,16 @@ func TestBrowserAccounts(t *testing.T) {
 		t.Errorf("the audit log: %s", log)
 	}
 	shot("26-audit")
+
+	// A Slack channel for Acme, as the administrator; the webhook is not
+	// shown again.
+	do("the Slack page", chromedp.Navigate(base+"/slack"), ready,
+		chromedp.SendKeys(chromedp.CSS(`#slack-1 input[name=webhook_url]`), "https://hooks.slack.com/services/T0/B0/secretpart"))
+	shot("27-slack")
+	do("saving the Slack channel", loaded(chromedp.Click(chromedp.CSS(`#slack-1 button[value=save]`))))
+	if page := text("main"); !strings.Contains(page, "Acme's Slack channel is saved") || strings.Contains(page, "secretpart") {
+		t.Errorf("after saving the Slack channel: %s", page)
+	}
 	time.Sleep(100 * time.Millisecond)
 	for _, e := range console.take() {
 		t.Errorf("a page logged an error: %s", e)

@@ -190,23 +190,23 @@ type page struct {
 	User  string
 	Admin bool
 	CSRF  string
-	// Auditor: the user may read the audit log (the administrator, or an
-	// owner of an organisation).
-	Auditor bool
+	// Owner: the user is the administrator or an owner of an
+	// organisation, who read the audit log and set the Slack channels.
+	Owner bool
 }
 
 func (h *Handler) page(r *http.Request, title, section string) page {
 	p := page{Title: title, Section: section, Made: h.now().Format("2006-01-02 15:04 UTC")}
 	if v := viewerOf(r); v != nil {
 		p.User, p.Admin, p.CSRF = v.sess.User.Email, v.scope.Admin, v.sess.CSRF
-		p.Auditor = v.scope.Admin || slices.Contains(slices.Collect(maps.Values(v.sess.User.Roles)), accounts.RoleOwner)
+		p.Owner = v.scope.Admin || slices.Contains(slices.Collect(maps.Values(v.sess.User.Roles)), accounts.RoleOwner)
 	}
 	return p
 }
 
 // Templates: base.html is the frame, partials.html the shared pieces, and
 // each page one file defining "content".
-var pageNames = []string{"index", "domain", "source", "records", "keys", "failures", "failure", "tls", "alerts", "error", "login", "domainform", "audit"}
+var pageNames = []string{"index", "domain", "source", "records", "keys", "failures", "failure", "tls", "alerts", "error", "login", "domainform", "audit", "slack"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}

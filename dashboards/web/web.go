@@ -122,6 +122,9 @@ type Options struct {
 	// the RSA keys generated (keystore.DefaultRSABits when 0).
 	KeyStore *keystore.Store
 	RSABits  int
+	// SlackWebhookPrefixes are the allowed starts of an organisation's
+	// Slack webhook (accounts.DefaultWebhookPrefixes when empty).
+	SlackWebhookPrefixes []string
 	// CacheTTL is DefaultCacheTTL when zero; negative turns the cache off.
 	CacheTTL time.Duration
 	Logger   *slog.Logger
@@ -186,6 +189,8 @@ func New(opts Options) (*Handler, error) {
 	mux.HandleFunc("GET /alerts", h.alerts)
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.HandleFunc("GET /audit", h.auditLog)
+	mux.HandleFunc("GET /slack", h.slackSettings)
+	mux.HandleFunc("POST /slack", h.slackSettings)
 	mux.HandleFunc("POST /keys/{action}", h.keyAction)
 	if opts.Accounts != nil {
 		mux.HandleFunc("GET /api/v1/domains", h.apiDomains)

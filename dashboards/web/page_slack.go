@@ -1,0 +1,163 @@
+package web
+
+// The organisations' own Slack channels, for their owners and the
+// administrator: the webhook (a credential: typed once, never shown
+// again), whether alerts and the weekly recommendation go there, and what
+// Slack said when it last refused a message.
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/dmarcd/dmarcd/dashboards/accounts"
+)
+
+type slackPage struct {
+	page
+	Orgs []slackOrg
+	Note string
+}
+
+// slackOrg is one organisation's channel as the page shows it: never its
+// webhook URL, only the host.
+type slackOrg struct {
+	Org       accounts.Org
+	Set       bool
+	Host      string
+	Alerts    bool
+	Weekly    bool
+	Updated   string
+	UpdatedBy string
+	Problem   string
+	ProblemAt string
+	Error     string
+}
+
+// ownedOrgs are the organisations whose Slack channel the viewer manages:
+// the ones they own, all for the administrator.
+func (h *Handler) ownedOrgs(r *http.Request) ([]accounts.Org, error) {
+	v := viewerOf(r)
+	all, err := h.opts.Accounts.Orgs(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	if v.scope.Admin {
+		return all, nil
+	}
+	return slices.DeleteFunc(all, func(o accounts.Org) bool { return v.sess.User.Roles[o.ID] != accounts.RoleOwner }), nil
+}
+
+// slackSettings shows and changes the Slack channels of the viewer's
+// organisations. A POST names one organisation (org, its id) and an action:
+// save (a new webhook when one is typed, else the options) or remove.
+func (h *Handler) slackSettings(w http.ResponseWriter, r *http.Request) {
+	v := viewerOf(r)
+	if v == nil {
+		h.notFound(w, r)
+		return
+	}
+	orgs, err := h.ownedOrgs(r)
+	if err != nil {
+		h.internal(w, r, "the organisations", err)
+		return
+	}
+	if len(orgs) == 0 {
+		h.fail(w, r, http.StatusForbidden, "The Slack channels are for the owners of an organisation.")
+		return
+	}
+	p := &slackPage{page: h.page(r, "Slack", "slack"), Note: r.URL.Query().Get("note")}
+	status := http.StatusOK
+	failed := map[int64]string{}
+	if r.Method == http.MethodPost {
+		id, _ := strconv.ParseInt(r.PostFormValue("org"), 10, 64)
+		i := slices.IndexFunc(orgs, func(o accounts.Org) bool { return o.ID == id })
+		if i < 0 {
+			h.notFound(w, r) // another's, or none: the same answer
+			return
+		}
+		note, err := h.changeSlack(r, v, orgs[i])
+		var bad inputErr
+		switch {
+		case errors.As(err, &bad):
+			failed[id], status = bad.Error(), http.StatusUnprocessableEntity
+		case err != nil:
+			h.internal(w, r, "the Slack channel", err)
+			return
+		default:
+			http.Redirect(w, r, "/slack?note="+url.QueryEscape(note), http.StatusSeeOther)
+			return
+		}
+	}
+	for _, o := range orgs {
+		so := slackOrg{Org: o, Alerts: true, Weekly: true, Error: failed[o.ID]}
+		d, err := h.opts.Accounts.Slack(r.Context(), o.ID)
+		switch {
+		case errors.Is(err, accounts.ErrNotFound):
+		case err != nil:
+			h.internal(w, r, "the Slack channel", err)
+			return
+		default:
+			so.Set, so.Host, so.Alerts, so.Weekly, so.UpdatedBy = true, d.Host(), d.Alerts, d.Weekly, d.UpdatedBy
+			so.Updated = d.Updated.Format("2006-01-02 15:04")
+			if d.Problem != "" {
+				so.Problem, so.ProblemAt = d.Problem, d.ProblemAt.Format("2006-01-02 15:04")
+			}
+		}
+		p.Orgs = append(p.Orgs, so)
+	}
+	h.render(w, r, status, "slack", p)
+}
+
+// inputErr is a form answer that cannot be taken; its text is for the
+// page.
+type inputErr string
+
+func (e inputErr) Error() string { return string(e) }
+
+// changeSlack applies the form to org's channel and records it in the audit
+// log, never with the webhook URL.
+func (h *Handler) changeSlack(r *http.Request, v *viewer, org accounts.Org) (string, error) {
+	ctx := r.Context()
+	alerts, weekly := r.PostFormValue("alerts") != "", r.PostFormValue("weekly") != ""
+	detail := "alerts " + strconv.FormatBool(alerts) + ", weekly " + strconv.FormatBool(weekly)
+	audit := func(action, detail string) {
+		h.audit(r, accounts.AuditEntry{Actor: v.sess.User.Email, Org: org.Name, Action: action, Object: org.Name, Detail: detail})
+	}
+	switch r.PostFormValue("action") {
+	case "remove":
+		if err := h.opts.Accounts.RemoveSlack(ctx, org.ID); errors.Is(err, accounts.ErrNotFound) {
+			return "", inputErr("It has no Slack channel.")
+		} else if err != nil {
+			return "", err
+		}
+		audit("slack.remove", "")
+		return org.Name + "'s Slack channel is removed; its messages not yet posted are kept as undeliverable.", nil
+	case "save":
+	default:
+		return "", inputErr("Nothing to do: save or remove.")
+	}
+	hook := r.PostFormValue("webhook_url")
+	if hook == "" {
+		err := h.opts.Accounts.SetSlackOptions(ctx, org.ID, alerts, weekly, v.sess.User.Email)
+		if errors.Is(err, accounts.ErrNotFound) {
+			return "", inputErr("Paste the webhook URL Slack gave you (Apps, Incoming Webhooks).")
+		}
+		if err != nil {
+			return "", err
+		}
+		audit("slack.set", detail)
+		return org.Name + "'s Slack channel is saved.", nil
+	}
+	if err := accounts.CheckWebhookURL(hook, h.opts.SlackWebhookPrefixes); err != nil {
+		return "", inputErr(err.Error())
+	}
+	if err := h.opts.Accounts.SetSlack(ctx, accounts.SlackDestination{Org: org.ID, WebhookURL: hook, Alerts: alerts, Weekly: weekly,
+		UpdatedBy: v.sess.User.Email}); err != nil {
+		return "", err
+	}
+	audit("slack.set", "a new webhook; "+detail)
+	return org.Name + "'s Slack channel is saved: the next alert about its domains goes there.", nil
+}
