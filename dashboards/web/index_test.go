@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/internal/synth"
 )
@@ -91,5 +92,48 @@ func TestIndexModel(t *testing.T) {
 	}
 	if busy.Ladder == nil || busy.StepSource != "reports" || quiet.Ladder == nil {
 		t.Errorf("steps: busy %v %q, quiet %v", busy.Ladder, busy.StepSource, quiet.Ladder)
+	}
+}
+
+// TestDomainModel builds a domain page's view model without HTTP: the
+// window's totals and dispositions, the step the reports saw, the sources
+// with ours first, and the advisor's recommendation for the live record.
+func TestDomainModel(t *testing.T) {
+	st := openStore(t)
+	synth.Dataset{
+		Domain: "busy.example", From: "2026-11-01", To: "2026-11-28",
+		Published: synth.Constant("quarantine", 25, ""),
+		Sources:   []synth.Traffic{{IP: "192.0.2.10", PerDay: 100, Pass: true}, {IP: "198.51.100.7", PerDay: 10}},
+	}.Write(t, st)
+	dns := &fakeDNS{txt: map[string][]string{"_dmarc.busy.example": {"v=DMARC1; p=quarantine; pct=25; rua=mailto:d@busy.example"}}, ptr: map[string]string{}}
+	now := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	h := newHandler(t, fullOptions(st, dns, nil, now))
+	win := window{Window: analyze.Window{From: "2026-11-22", To: "2026-11-28"}, Days: 7}
+	p, err := h.domainModel(context.Background(), dmarcd.SenderDomain{Name: "busy.example", IPs: []string{"192.0.2.0/24"}}, win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total.Messages != 7*110 || p.Total.DMARCPass != 7*100 || p.Dispositions.Total != 7*110 {
+		t.Errorf("totals: %+v, dispositions %+v", p.Total, p.Dispositions)
+	}
+	if p.PublishedStep != "quarantine 25%" {
+		t.Errorf("the step the reports saw: %q", p.PublishedStep)
+	}
+	if len(p.Sources) != 2 || p.Sources[0].IP != "192.0.2.10" || p.Sources[0].Messages != 700 {
+		t.Errorf("sources: %+v", p.Sources)
+	}
+	if p.Advice == nil || p.Advice.Domain != "busy.example" || p.AdviceError != "" {
+		t.Fatalf("advice: %+v %q", p.Advice, p.AdviceError)
+	}
+	if p.LatestURL != "" {
+		t.Errorf("a window with reports links to another: %q", p.LatestURL)
+	}
+	// A window after the last report: nothing in it, and the way back.
+	later := window{Window: analyze.Window{From: "2026-12-10", To: "2026-12-16"}, Days: 7}
+	if p, err = h.domainModel(context.Background(), dmarcd.SenderDomain{Name: "busy.example"}, later); err != nil {
+		t.Fatal(err)
+	}
+	if p.Total.Messages != 0 || p.LatestURL != "?days=7&to=2026-11-28" {
+		t.Errorf("an empty window: %d messages, latest %q", p.Total.Messages, p.LatestURL)
 	}
 }

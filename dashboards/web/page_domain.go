@@ -66,7 +66,15 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p := &domainPage{page: h.page(r, name, "domains"), Domain: name, Window: win, WindowQuery: win.query(), HasPlan: h.opts.Plan != nil}
+	p, err := h.domainModel(ctx, d, win)
+	if err != nil {
+		h.modelError(w, r, err)
+		return
+	}
+	p.page = h.page(r, name, "domains")
+	if p.LatestURL != "" {
+		p.LatestURL = r.URL.Path + p.LatestURL
+	}
 	if v := viewerOf(r); v != nil {
 		p.Note = r.URL.Query().Get("note")
 		if len(p.Note) > 500 {
@@ -78,10 +86,19 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	h.render(w, r, http.StatusOK, "domain", p)
+}
+
+// domainModel reads what a domain's page shows for the window: the view
+// model, built without HTTP (the viewer's parts, which need the request,
+// are the handler's). LatestURL is the query of the window ending at the
+// last report, for the page's path.
+func (h *Handler) domainModel(ctx context.Context, d dmarcd.SenderDomain, win window) (*domainPage, error) {
+	name := d.Name
+	p := &domainPage{Domain: name, Window: win, WindowQuery: win.query(), HasPlan: h.opts.Plan != nil}
 	lastTLS, err := analyze.TLSLastDay(ctx, h.opts.Store, name)
 	if err != nil {
-		h.internal(w, r, "the TLS reports", err)
-		return
+		return nil, &readError{"the TLS reports", err}
 	}
 	if lastTLS != "" {
 		v := url.Values{}
@@ -95,15 +112,13 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		p.TLSURL = "/tls?" + v.Encode()
 	}
 	if c, err := analyze.Domains(ctx, h.opts.Store, name); err != nil {
-		h.internal(w, r, "the domain's compliance", err)
-		return
+		return nil, &readError{"the domain's compliance", err}
 	} else if len(c) == 1 {
 		p.Compliance = c[0]
 	}
 	days, err := analyze.Daily(ctx, h.opts.Store, name, win.Window)
 	if err != nil {
-		h.internal(w, r, "the daily compliance", err)
-		return
+		return nil, &readError{"the daily compliance", err}
 	}
 	p.Total = analyze.Total(days)
 	p.None = p.Total.Messages - p.Total.Quarantined - p.Total.Rejected
@@ -118,13 +133,12 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 		v := url.Values{}
 		v.Set("days", strconv.Itoa(win.Days))
 		v.Set("to", p.Compliance.LastDay)
-		p.LatestURL = r.URL.Path + "?" + v.Encode()
+		p.LatestURL = "?" + v.Encode()
 	}
 
 	sources, err := h.classifier(d).Sources(ctx, h.opts.Store, name, win.Window)
 	if err != nil {
-		h.internal(w, r, "the sources", err)
-		return
+		return nil, &readError{"the sources", err}
 	}
 	if len(sources) > MaxSourcesShown {
 		p.MoreSources = len(sources) - MaxSourcesShown
@@ -132,8 +146,7 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Sources = sources
 	if p.Reporters, err = analyze.Reporters(ctx, h.opts.Store, name, win.Window); err != nil {
-		h.internal(w, r, "the reporters", err)
-		return
+		return nil, &readError{"the reporters", err}
 	}
 	if len(p.Reporters) > MaxReportersShown {
 		p.MoreReporters = len(p.Reporters) - MaxReportersShown
@@ -141,32 +154,28 @@ func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 	}
 	pub, err := analyze.Published(ctx, h.opts.Store, name, win.Window)
 	if err != nil {
-		h.internal(w, r, "the published policy", err)
-		return
+		return nil, &readError{"the published policy", err}
 	}
 	if n := len(pub); n > 0 {
 		p.Published = &pub[n-1]
 		p.PublishedStep = pub[n-1].Step().String()
 	}
 	if p.Failures, err = analyze.FailureCount(ctx, h.opts.Store, name); err != nil {
-		h.internal(w, r, "the failure reports", err)
-		return
+		return nil, &readError{"the failure reports", err}
 	}
 	if p.Firing, p.AlertChanges, err = analyze.Alerts(ctx, h.opts.Store, name, MaxDomainAlertChanges); err != nil {
-		h.internal(w, r, "the alerts", err)
-		return
+		return nil, &readError{"the alerts", err}
 	}
 	configured, adviseAll, err := h.senderDomains(ctx)
 	if err != nil {
-		h.internal(w, r, "the configured domains", err)
-		return
+		return nil, &readError{"the configured domains", err}
 	}
 	if _, ok := findDomain(configured, name); ok || adviseAll {
 		if p.Advice, err = h.recommend(ctx, d); err != nil {
 			p.AdviceError = err.Error()
 		}
 	}
-	h.render(w, r, http.StatusOK, "domain", p)
+	return p, nil
 }
 
 // requireDomain is lookupDomain for a page about one domain: when the
