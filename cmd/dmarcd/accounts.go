@@ -31,6 +31,21 @@ func (e *env) openAccounts() (*accounts.Store, error) {
 	return st, nil
 }
 
+// accountsOrg opens the state file and finds the organisation named: the
+// commands about one organisation. The caller closes st.
+func (e *env) accountsOrg(name string) (*accounts.Store, accounts.Org, error) {
+	st, err := e.openAccounts()
+	if err != nil {
+		return nil, accounts.Org{}, err
+	}
+	org, err := st.OrgByName(e.ctx, name)
+	if err != nil {
+		st.Close()
+		return nil, accounts.Org{}, &exitError{code: exitUsage, err: err}
+	}
+	return st, org, nil
+}
+
 // cliAudit records a change made on the command line.
 func cliAudit(e *env, st *accounts.Store, org, action, object, detail string) error {
 	return st.Audit(e.ctx, accounts.AuditEntry{Actor: "cli", Org: org, Action: action, Object: object, Detail: detail})
@@ -84,15 +99,11 @@ type orgDomainCmd struct {
 }
 
 func (c *orgDomainCmd) Run(e *env) error {
-	st, err := e.openAccounts()
+	st, org, err := e.accountsOrg(c.Org)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	org, err := st.OrgByName(e.ctx, c.Org)
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
 	action := "domain.add"
 	if c.Remove {
 		action, err = "domain.remove", st.RemoveDomain(e.ctx, org.ID, c.Domain)
@@ -114,15 +125,11 @@ type orgSlackCmd struct {
 }
 
 func (c *orgSlackCmd) Run(e *env) error {
-	st, err := e.openAccounts()
+	st, org, err := e.accountsOrg(c.Org)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	org, err := st.OrgByName(e.ctx, c.Org)
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
 	if c.Remove {
 		if err := st.RemoveSlack(e.ctx, org.ID); err != nil {
 			return &exitError{code: exitUsage, err: err}
@@ -370,15 +377,11 @@ type tokenAddCmd struct {
 }
 
 func (c *tokenAddCmd) Run(e *env) error {
-	st, err := e.openAccounts()
+	st, org, err := e.accountsOrg(c.Org)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	org, err := st.OrgByName(e.ctx, c.Org)
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
 	token, err := st.NewAPIToken(e.ctx, org.ID, c.Name, c.Scopes)
 	if err != nil {
 		return &exitError{code: exitUsage, err: err}
@@ -397,15 +400,11 @@ type tokenListCmd struct {
 }
 
 func (c *tokenListCmd) Run(e *env) error {
-	st, err := e.openAccounts()
+	st, org, err := e.accountsOrg(c.Org)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	org, err := st.OrgByName(e.ctx, c.Org)
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
 	tokens, err := st.APITokens(e.ctx, org.ID)
 	if err != nil {
 		return err
@@ -428,15 +427,11 @@ type tokenRevokeCmd struct {
 }
 
 func (c *tokenRevokeCmd) Run(e *env) error {
-	st, err := e.openAccounts()
+	st, org, err := e.accountsOrg(c.Org)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	org, err := st.OrgByName(e.ctx, c.Org)
-	if err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
 	if err := st.RevokeAPIToken(e.ctx, org.ID, c.Name); err != nil {
 		return &exitError{code: exitUsage, err: err}
 	}
