@@ -316,6 +316,81 @@ func (h *Handler) apiKeyAction(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// apiRecommendation answers the advisor's recommendation for a domain:
+// the step it is at, the next one with the record to publish, the
+// evidence and the senders that hold it back.
+func (h *Handler) apiRecommendation(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.context(r)
+	defer cancel()
+	name, err := pathDomain(r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !canSee(r, name) {
+		apiError(w, http.StatusNotFound, "no such domain")
+		return
+	}
+	d, known, err := h.lookupDomain(ctx, name)
+	if err != nil {
+		h.apiInternal(w, "the domain", err)
+		return
+	}
+	if !known || h.opts.Recommender == nil {
+		apiError(w, http.StatusNotFound, "no such domain")
+		return
+	}
+	a, err := h.recommend(ctx, d)
+	if err != nil {
+		// DNS failed for it, most often: said, with a status to retry.
+		apiError(w, http.StatusServiceUnavailable, "no recommendation: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, a.Recommendation)
+}
+
+// apiSlack reads (GET), sets (PUT) or removes (DELETE) the token's
+// organisation's Slack channel. The webhook URL is taken, never given.
+func (h *Handler) apiSlack(w http.ResponseWriter, r *http.Request) {
+	v := viewerOf(r)
+	org := *v.org
+	var c slackChange
+	switch r.Method {
+	case http.MethodGet:
+		so, err := h.slackOf(r.Context(), org)
+		if err != nil {
+			h.apiInternal(w, "the Slack channel", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, so)
+		return
+	case http.MethodPut:
+		if err := readJSON(r, &c); err != nil {
+			apiError(w, http.StatusBadRequest, "the body: "+err.Error())
+			return
+		}
+		c.Action = "save"
+	case http.MethodDelete:
+		c.Action = "remove"
+	}
+	note, err := h.changeSlack(r, v, org, c)
+	var bad inputErr
+	switch {
+	case errors.As(err, &bad):
+		apiError(w, http.StatusUnprocessableEntity, bad.Error())
+		return
+	case err != nil:
+		h.apiInternal(w, "the Slack channel", err)
+		return
+	}
+	so, err := h.slackOf(r.Context(), org)
+	if err != nil {
+		h.apiInternal(w, "the Slack channel", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message": note, "slack": so})
+}
+
 func (h *Handler) apiInternal(w http.ResponseWriter, what string, err error) {
 	h.log.Error("web: API request failed", "what", what, "err", err)
 	apiError(w, http.StatusInternalServerError, "reading "+what+" failed; the daemon's log has the details")

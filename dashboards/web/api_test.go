@@ -137,6 +137,32 @@ func TestAPI(t *testing.T) {
 	if status, _ := api.call("POST", "/api/v1/keys/advance", map[string]any{"domain": "acme.example", "selector": "e202611"}); status != 409 {
 		t.Errorf("advance before DNS: %d", status)
 	}
+	// The rollout: the advisor's recommendation, as `dmarcd advise --format json`.
+	status, body = api.call("GET", "/api/v1/domains/acme.example/recommendation", nil)
+	if status != 200 || body["domain"] != "acme.example" || body["record_name"] != "_dmarc.acme.example" {
+		t.Errorf("recommendation: %d %s", status, mustJSON(body))
+	}
+	// The organisation's Slack channel: the webhook is taken, never given.
+	const hook = "https://hooks.slack.com/services/T0/B0/secretpart"
+	if status, body := api.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": "http://10.0.0.1/admin", "alerts": true}); status != 422 {
+		t.Errorf("a webhook outside the prefixes: %d %s", status, mustJSON(body))
+	}
+	status, body = api.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": hook, "alerts": true, "weekly": false})
+	if status != 200 || strings.Contains(mustJSON(body), "secretpart") || !strings.Contains(mustJSON(body), `"host": "hooks.slack.com"`) {
+		t.Errorf("setting the Slack channel: %d %s", status, mustJSON(body))
+	}
+	if status, body := ro.call("GET", "/api/v1/slack", nil); status != 200 || body["set"] != false {
+		t.Errorf("Globex's channel: %d %s", status, mustJSON(body))
+	}
+	if status, _ := ro.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": hook}); status != 403 {
+		t.Errorf("a read token setting the channel: %d", status)
+	}
+	if d, err := tn.acc.Slack(ctx, acme.ID); err != nil || d.WebhookURL != hook || d.Weekly {
+		t.Errorf("Acme's channel: %+v %v", d, err)
+	}
+	if status, body := api.call("DELETE", "/api/v1/slack", nil); status != 200 || body["slack"].(map[string]any)["set"] != false {
+		t.Errorf("removing the channel: %d %s", status, mustJSON(body))
+	}
 	// Another organisation's domain; a read token writing.
 	for _, c := range []struct {
 		client       *apiClient
@@ -150,6 +176,7 @@ func TestAPI(t *testing.T) {
 		{api, "POST", "/api/v1/domains", map[string]any{"name": "globex.example", "rua": []string{"x@acme.example"}}, 422},
 		{ro, "POST", "/api/v1/keys/generate", map[string]any{"domain": "globex.example", "algorithm": "rsa"}, 403},
 		{ro, "GET", "/api/v1/domains/acme.example/records", nil, 404},
+		{ro, "GET", "/api/v1/domains/acme.example/recommendation", nil, 404},
 	} {
 		if status, body := c.client.call(c.method, c.path, c.body); status != c.want {
 			t.Errorf("%s %s: %d, want %d: %s", c.method, c.path, status, c.want, mustJSON(body))

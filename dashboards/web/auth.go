@@ -120,7 +120,9 @@ func (h *Handler) secure(next http.Handler) http.Handler {
 		hd.Set("Cache-Control", "no-store")
 		if h.opts.Accounts != nil {
 			// Logins guard the page: withAccounts checks each request.
-			if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost {
+			// The API (tokens, no cookies) also takes PUT and DELETE.
+			api := strings.HasPrefix(r.URL.Path, "/api/") && (r.Method == http.MethodPut || r.Method == http.MethodDelete)
+			if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodPost && !api {
 				hd.Set("Allow", "GET, HEAD, POST")
 				http.Error(w, "only GET, HEAD and POST", http.StatusMethodNotAllowed)
 				return

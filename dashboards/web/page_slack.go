@@ -6,6 +6,7 @@ package web
 // Slack said when it last refused a message.
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -21,19 +22,40 @@ type slackPage struct {
 	Note string
 }
 
-// slackOrg is one organisation's channel as the page shows it: never its
-// webhook URL, only the host.
+// slackOrg is one organisation's channel as the page and the API show it:
+// never its webhook URL, only the host.
 type slackOrg struct {
-	Org       accounts.Org
-	Set       bool
-	Host      string
-	Alerts    bool
-	Weekly    bool
-	Updated   string
-	UpdatedBy string
-	Problem   string
-	ProblemAt string
-	Error     string
+	Org       accounts.Org `json:"-"`
+	Set       bool         `json:"set"`
+	Host      string       `json:"host,omitempty"`
+	Alerts    bool         `json:"alerts"`
+	Weekly    bool         `json:"weekly"`
+	Updated   string       `json:"updated,omitempty"`
+	UpdatedBy string       `json:"updated_by,omitempty"`
+	// Problem is what Slack said when it last refused a message for
+	// good, at ProblemAt.
+	Problem   string `json:"problem,omitempty"`
+	ProblemAt string `json:"problem_at,omitempty"`
+	Error     string `json:"-"`
+}
+
+// slackOf reads org's channel for the page or the API: alerts and weekly
+// are offered checked when none is set.
+func (h *Handler) slackOf(ctx context.Context, org accounts.Org) (slackOrg, error) {
+	so := slackOrg{Org: org, Alerts: true, Weekly: true}
+	d, err := h.opts.Accounts.Slack(ctx, org.ID)
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		return so, nil
+	case err != nil:
+		return so, err
+	}
+	so.Set, so.Host, so.Alerts, so.Weekly, so.UpdatedBy = true, d.Host(), d.Alerts, d.Weekly, d.UpdatedBy
+	so.Updated = d.Updated.Format("2006-01-02 15:04")
+	if d.Problem != "" {
+		so.Problem, so.ProblemAt = d.Problem, d.ProblemAt.Format("2006-01-02 15:04")
+	}
+	return so, nil
 }
 
 // ownedOrgs are the organisations whose Slack channel the viewer manages:
@@ -78,7 +100,9 @@ func (h *Handler) slackSettings(w http.ResponseWriter, r *http.Request) {
 			h.notFound(w, r) // another's, or none: the same answer
 			return
 		}
-		note, err := h.changeSlack(r, v, orgs[i])
+		change := slackChange{Action: r.PostFormValue("action"), WebhookURL: r.PostFormValue("webhook_url"),
+			Alerts: r.PostFormValue("alerts") != "", Weekly: r.PostFormValue("weekly") != ""}
+		note, err := h.changeSlack(r, v, orgs[i], change)
 		var bad inputErr
 		switch {
 		case errors.As(err, &bad):
@@ -92,20 +116,12 @@ func (h *Handler) slackSettings(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, o := range orgs {
-		so := slackOrg{Org: o, Alerts: true, Weekly: true, Error: failed[o.ID]}
-		d, err := h.opts.Accounts.Slack(r.Context(), o.ID)
-		switch {
-		case errors.Is(err, accounts.ErrNotFound):
-		case err != nil:
+		so, err := h.slackOf(r.Context(), o)
+		if err != nil {
 			h.internal(w, r, "the Slack channel", err)
 			return
-		default:
-			so.Set, so.Host, so.Alerts, so.Weekly, so.UpdatedBy = true, d.Host(), d.Alerts, d.Weekly, d.UpdatedBy
-			so.Updated = d.Updated.Format("2006-01-02 15:04")
-			if d.Problem != "" {
-				so.Problem, so.ProblemAt = d.Problem, d.ProblemAt.Format("2006-01-02 15:04")
-			}
 		}
+		so.Error = failed[o.ID]
 		p.Orgs = append(p.Orgs, so)
 	}
 	h.render(w, r, status, "slack", p)
@@ -117,16 +133,28 @@ type inputErr string
 
 func (e inputErr) Error() string { return string(e) }
 
-// changeSlack applies the form to org's channel and records it in the audit
-// log, never with the webhook URL.
-func (h *Handler) changeSlack(r *http.Request, v *viewer, org accounts.Org) (string, error) {
+// slackChange is a change of an organisation's Slack channel, from the
+// page's form or the API.
+type slackChange struct {
+	// Action is save or remove.
+	Action string `json:"-"`
+	// WebhookURL is a new webhook; empty keeps the one set.
+	WebhookURL string `json:"webhook_url"`
+	Alerts     bool   `json:"alerts"`
+	Weekly     bool   `json:"weekly"`
+}
+
+// changeSlack applies a change to org's channel and records it in the
+// audit log, never with the webhook URL. An inputErr says what is wrong
+// with the change.
+func (h *Handler) changeSlack(r *http.Request, v *viewer, org accounts.Org, c slackChange) (string, error) {
 	ctx := r.Context()
-	alerts, weekly := r.PostFormValue("alerts") != "", r.PostFormValue("weekly") != ""
+	alerts, weekly := c.Alerts, c.Weekly
 	detail := "alerts " + strconv.FormatBool(alerts) + ", weekly " + strconv.FormatBool(weekly)
 	audit := func(action, detail string) {
 		h.audit(r, accounts.AuditEntry{Actor: v.sess.User.Email, Org: org.Name, Action: action, Object: org.Name, Detail: detail})
 	}
-	switch r.PostFormValue("action") {
+	switch c.Action {
 	case "remove":
 		if err := h.opts.Accounts.RemoveSlack(ctx, org.ID); errors.Is(err, accounts.ErrNotFound) {
 			return "", inputErr("It has no Slack channel.")
@@ -139,7 +167,7 @@ func (h *Handler) changeSlack(r *http.Request, v *viewer, org accounts.Org) (str
 	default:
 		return "", inputErr("Nothing to do: save or remove.")
 	}
-	hook := r.PostFormValue("webhook_url")
+	hook := c.WebhookURL
 	if hook == "" {
 		err := h.opts.Accounts.SetSlackOptions(ctx, org.ID, alerts, weekly, v.sess.User.Email)
 		if errors.Is(err, accounts.ErrNotFound) {
