@@ -215,7 +215,11 @@ func flushOutbox(e *env, as dmarcd.AlertStore) error {
 // runAlerts checks for alerts at the configured interval and posts what
 // the checks queue, until ctx ends. The outbox is flushed on its own, so
 // that a Slack outage never holds the checks back.
-func runAlerts(ctx context.Context, e *env, eng *alert.Engine, as dmarcd.AlertStore) {
+//
+// With web.accounts_file, newEngine builds the checks again before each
+// round, so that a domain an organisation sets up on the dashboard is
+// watched from the next round on, without a restart.
+func runAlerts(ctx context.Context, e *env, eng *alert.Engine, newEngine func() (*alert.Engine, error), as dmarcd.AlertStore) {
 	interval := time.Duration(e.cfg.Alerts.CheckIntervalMinutes) * time.Minute
 	flush := make(chan struct{}, 1)
 	go func() {
@@ -231,6 +235,13 @@ func runAlerts(ctx context.Context, e *env, eng *alert.Engine, as dmarcd.AlertSt
 		}
 	}()
 	for {
+		if e.cfg.Web.AccountsFile != "" {
+			if fresh, err := newEngine(); err != nil {
+				e.log.Error("reading the dashboard's domains failed: the checks watch the domains read before", "err", err)
+			} else {
+				eng = fresh
+			}
+		}
 		if _, err := eng.Check(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("alert checks failed", "err", err)
 		}

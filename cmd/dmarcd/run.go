@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor/alert"
 	"github.com/dmarcd/dmarcd/ingest/aggregate"
 	imapingest "github.com/dmarcd/dmarcd/ingest/imap"
 	"github.com/dmarcd/dmarcd/schema/clickhouse"
@@ -88,11 +89,12 @@ func (runCmd) Run(e *env) error {
 		wg.Go(func() { dmarcd.RunRetention(e.ctx, r, e.cfg.RetentionMonths, dmarcd.RetentionInterval, e.now, e.log) })
 	}
 	if as, ok := st.(dmarcd.AlertStore); ok && (len(e.cfg.Domains) > 0 || e.cfg.Web.AccountsFile != "") {
-		eng, err := newAlertEngine(e, st, as, pollers)
+		newEngine := func() (*alert.Engine, error) { return newAlertEngine(e, st, as, pollers) }
+		eng, err := newEngine()
 		if err != nil {
 			return err
 		}
-		wg.Go(func() { runAlerts(e.ctx, e, eng, as) })
+		wg.Go(func() { runAlerts(e.ctx, e, eng, newEngine, as) })
 		wg.Go(func() {
 			if err := runWeekly(e.ctx, e, st, as); err != nil && e.ctx.Err() == nil {
 				e.log.Error("weekly schedule stopped", "err", err)
