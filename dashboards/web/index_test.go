@@ -137,3 +137,55 @@ func TestDomainModel(t *testing.T) {
 		t.Errorf("an empty window: %d messages, latest %q", p.Total.Messages, p.LatestURL)
 	}
 }
+
+// TestPageModels builds the TLS, alerts and source pages' view models
+// without HTTP over the samples, and checks that each keeps to what the
+// viewer may see.
+func TestPageModels(t *testing.T) {
+	st := openStore(t)
+	ingestSamples(t, st)
+	for _, e := range []dmarcd.AlertEvent{
+		{At: samplesNow, Key: "example.com|pass-rate|dmarc", Domain: "example.com", Kind: dmarcd.AlertPassRate, Subject: "dmarc", State: dmarcd.AlertFiring, Title: "low"},
+		{At: samplesNow, Key: "|dmarcd-health|chat", Kind: dmarcd.AlertHealth, Subject: "chat", State: dmarcd.AlertFiring, Title: "refused"},
+	} {
+		if err := st.AddAlertEvent(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHandler(t, fullOptions(st, samplesDNS(), nil, samplesNow))
+	ctx := context.Background()
+	all := func(string) bool { return true }
+	none := func(string) bool { return false }
+	win := window{Window: analyze.Window{From: samplesNow.AddDate(0, 0, -30).Format(time.DateOnly), To: samplesNow.Format(time.DateOnly)}, Days: 30}
+
+	tls, err := h.tlsModel(ctx, "", win, all)
+	if err != nil || len(tls.Policies) == 0 || tls.Policies[0].Sessions == 0 {
+		t.Fatalf("TLS: %+v %v", tls, err)
+	}
+	if hidden, _ := h.tlsModel(ctx, "", win, none); len(hidden.Policies) != 0 || len(hidden.Failures) != 0 {
+		t.Errorf("TLS reports of domains the viewer may not see: %+v", hidden)
+	}
+
+	admin, err := h.alertsModel(ctx, "", all, true)
+	if err != nil || len(admin.Firing) != 2 {
+		t.Fatalf("the administrator's alerts: %+v %v", admin, err)
+	}
+	member, _ := h.alertsModel(ctx, "", all, false)
+	if len(member.Firing) != 1 || member.Firing[0].Domain != "example.com" {
+		t.Errorf("a member sees dmarcd's own alerts: %+v", member.Firing)
+	}
+
+	d := dmarcd.SenderDomain{Name: "example.com"}
+	dom, err := h.domainModel(ctx, d, win)
+	if err != nil || len(dom.Sources) == 0 {
+		t.Fatalf("the domain: %v", err)
+	}
+	ip := dom.Sources[0].IP
+	src, err := h.sourceModel(ctx, d, ip, win)
+	if err != nil || src == nil || src.Source == nil || src.Messages != dom.Sources[0].Messages || len(src.Records) == 0 {
+		t.Fatalf("source %s: %+v %v", ip, src, err)
+	}
+	if unknown, err := h.sourceModel(ctx, d, "192.0.2.254", win); unknown != nil || err != nil {
+		t.Errorf("a source no report shows: %+v %v", unknown, err)
+	}
+}

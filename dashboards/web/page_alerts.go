@@ -3,11 +3,19 @@ package web
 // The alerts: firing and recent history.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
 
 	"github.com/dmarcd/dmarcd/analyze"
+)
+
+// MaxDomainAlertChanges bounds the alert history of a domain page;
+// MaxAlertChangesShown the one of the alerts page.
+const (
+	MaxDomainAlertChanges = 10
+	MaxAlertChangesShown  = 200
 )
 
 type alertsPage struct {
@@ -31,21 +39,29 @@ func (h *Handler) alerts(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)
 		return
 	}
-	p := &alertsPage{page: h.page(r, "Alerts", "alerts"), Domain: domain}
-	var err error
-	if p.Firing, p.Changes, err = analyze.Alerts(ctx, h.opts.Store, domain, MaxAlertChangesShown); err != nil {
-		h.internal(w, r, "the alerts", err)
+	p, err := h.alertsModel(ctx, domain, func(d string) bool { return canSee(r, d) }, isAdmin(r))
+	if err != nil {
+		h.modelError(w, r, err)
 		return
 	}
-	p.Firing, p.Changes = visibleAlerts(r, p.Firing), visibleAlerts(r, p.Changes)
+	p.page = h.page(r, "Alerts", "alerts")
 	h.render(w, r, http.StatusOK, "alerts", p)
 }
 
-// visibleAlerts keeps the alerts the viewer may see: those of their
-// domains; dmarcd's own (no domain) are the administrator's.
-func visibleAlerts(r *http.Request, as []analyze.AlertChange) []analyze.AlertChange {
-	if isAdmin(r) {
-		return as
+// alertsModel reads the alerts firing and the recent changes, of every
+// domain or of domain, that the viewer may see: those of the domains see
+// says yes to; dmarcd's own (no domain) are the administrator's (admin).
+// The view model, built without HTTP.
+func (h *Handler) alertsModel(ctx context.Context, domain string, see func(domain string) bool, admin bool) (*alertsPage, error) {
+	firing, changes, err := analyze.Alerts(ctx, h.opts.Store, domain, MaxAlertChangesShown)
+	if err != nil {
+		return nil, &readError{"the alerts", err}
 	}
-	return slices.DeleteFunc(as, func(a analyze.AlertChange) bool { return a.Domain == "" || !canSee(r, a.Domain) })
+	visible := func(as []analyze.AlertChange) []analyze.AlertChange {
+		if admin {
+			return as
+		}
+		return slices.DeleteFunc(as, func(a analyze.AlertChange) bool { return a.Domain == "" || !see(a.Domain) })
+	}
+	return &alertsPage{Domain: domain, Firing: visible(firing), Changes: visible(changes)}, nil
 }

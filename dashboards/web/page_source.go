@@ -3,10 +3,12 @@ package web
 // A source's page: one sending IP of a domain, with its records.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
 
+	"github.com/dmarcd/dmarcd"
 	"github.com/dmarcd/dmarcd/analyze"
 )
 
@@ -51,21 +53,36 @@ func (h *Handler) source(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, "the domain", err)
 		return
 	}
+	var p *sourcePage
 	if known {
-		known, err = analyze.SourceSeen(ctx, h.opts.Store, name, ip)
-		if err != nil {
-			h.internal(w, r, "the source", err)
+		if p, err = h.sourceModel(ctx, d, ip, win); err != nil {
+			h.modelError(w, r, err)
 			return
 		}
 	}
-	if !known {
+	if p == nil {
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No report shows mail from %s as %s.", ip, name))
 		return
 	}
-	p := &sourcePage{page: h.page(r, ip+" · "+name, "domains"), Domain: name, IP: ip, Window: win, WindowQuery: win.query()}
+	p.page = h.page(r, ip+" · "+name, "domains")
+	h.render(w, r, http.StatusOK, "source", p)
+}
+
+// sourceModel reads what a source's page shows for the window: its
+// figures as the domain's sources list them and its records, the view
+// model, built without HTTP; nil when no report shows mail from ip as d.
+func (h *Handler) sourceModel(ctx context.Context, d dmarcd.SenderDomain, ip string, win window) (*sourcePage, error) {
+	name := d.Name
+	seen, err := analyze.SourceSeen(ctx, h.opts.Store, name, ip)
+	if err != nil {
+		return nil, &readError{"the source", err}
+	}
+	if !seen {
+		return nil, nil
+	}
+	p := &sourcePage{Domain: name, IP: ip, Window: win, WindowQuery: win.query()}
 	if p.Records, err = analyze.SourceRecords(ctx, h.opts.Store, name, ip, win.Window, MaxSourceRecords+1); err != nil {
-		h.internal(w, r, "the records", err)
-		return
+		return nil, &readError{"the records", err}
 	}
 	if len(p.Records) > MaxSourceRecords {
 		p.Records, p.Limited = p.Records[:MaxSourceRecords], true
@@ -75,15 +92,12 @@ func (h *Handler) source(w http.ResponseWriter, r *http.Request) {
 	}
 	sources, err := h.classifier(d).Sources(ctx, h.opts.Store, name, win.Window)
 	if err != nil {
-		h.internal(w, r, "the sources", err)
-		return
+		return nil, &readError{"the sources", err}
 	}
 	for i := range sources {
 		if sources[i].IP == ip {
 			p.Source = &sources[i]
 		}
 	}
-	h.render(w, r, http.StatusOK, "source", p)
+	return p, nil
 }
-
-// ---- /domain/{name}/records

@@ -3,6 +3,7 @@ package web
 // The SMTP TLS reports (RFC 8460) by policy domain.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -46,18 +47,34 @@ func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
 		h.inputError(w, r, err)
 		return
 	}
-	policies, failures, err := analyze.TLS(ctx, h.opts.Store, domain, win.Window)
+	p, err := h.tlsModel(ctx, domain, win, func(d string) bool { return canSee(r, d) })
 	if err != nil {
-		h.internal(w, r, "the TLS reports", err)
+		h.modelError(w, r, err)
 		return
 	}
-	policies = slices.DeleteFunc(policies, func(p analyze.TLSPolicy) bool { return !canSee(r, p.Domain) })
-	failures = slices.DeleteFunc(failures, func(f analyze.TLSFailure) bool { return !canSee(r, f.Domain) })
 	title := "TLS reports"
 	if domain != "" {
 		title += " · " + domain
 	}
-	p := &tlsPage{page: h.page(r, title, "tls"), Domain: domain, Window: win, WindowQuery: win.query()}
+	p.page = h.page(r, title, "tls")
+	if p.LatestURL != "" {
+		p.LatestURL = r.URL.Path + p.LatestURL
+	}
+	h.render(w, r, http.StatusOK, "tls", p)
+}
+
+// tlsModel reads what the TLS reports page shows for the window, of every
+// policy domain see says yes to, or of domain: the view model, built
+// without HTTP. LatestURL is the query of the window ending at the last
+// report, when this one has none.
+func (h *Handler) tlsModel(ctx context.Context, domain string, win window, see func(domain string) bool) (*tlsPage, error) {
+	policies, failures, err := analyze.TLS(ctx, h.opts.Store, domain, win.Window)
+	if err != nil {
+		return nil, &readError{"the TLS reports", err}
+	}
+	policies = slices.DeleteFunc(policies, func(p analyze.TLSPolicy) bool { return !see(p.Domain) })
+	failures = slices.DeleteFunc(failures, func(f analyze.TLSFailure) bool { return !see(f.Domain) })
+	p := &tlsPage{Domain: domain, Window: win, WindowQuery: win.query()}
 	if q := win.query(); q != "" {
 		p.WindowAmp = "&" + q[1:]
 	}
@@ -71,8 +88,7 @@ func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
 	if len(policies) == 0 {
 		last, err := analyze.TLSLastDay(ctx, h.opts.Store, domain)
 		if err != nil {
-			h.internal(w, r, "the TLS reports", err)
-			return
+			return nil, &readError{"the TLS reports", err}
 		}
 		if last != "" && last < win.From {
 			v := url.Values{}
@@ -81,17 +97,8 @@ func (h *Handler) tls(w http.ResponseWriter, r *http.Request) {
 			}
 			v.Set("days", strconv.Itoa(win.Days))
 			v.Set("to", last)
-			p.LatestURL = r.URL.Path + "?" + v.Encode()
+			p.LatestURL = "?" + v.Encode()
 		}
 	}
-	h.render(w, r, http.StatusOK, "tls", p)
+	return p, nil
 }
-
-// ---- /alerts
-
-// MaxDomainAlertChanges bounds the alert history of a domain page;
-// MaxAlertChangesShown the one of the alerts page.
-const (
-	MaxDomainAlertChanges = 10
-	MaxAlertChangesShown  = 200
-)
