@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/advisor"
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/internal/synth"
 )
@@ -187,5 +188,23 @@ func TestPageModels(t *testing.T) {
 	}
 	if unknown, err := h.sourceModel(ctx, d, "192.0.2.254", win); unknown != nil || err != nil {
 		t.Errorf("a source no report shows: %+v %v", unknown, err)
+	}
+
+	failures, err := h.failuresModel(ctx, "", 1)
+	if err != nil || failures.Total == 0 || len(failures.Rows) != int(failures.Total) || failures.FirstRow != 1 || failures.NextURL != "" {
+		t.Fatalf("failure reports: %+v %v", failures, err)
+	}
+
+	// The keys: grouped by domain, the signing key first, only the
+	// domains the viewer may see, editable where they may change them.
+	key := func(domain, selector string, state dmarcd.KeyState) advisor.KeyAdvice {
+		return advisor.KeyAdvice{Key: dmarcd.Key{Domain: domain, Selector: selector, State: state, Algorithm: "ed25519"}}
+	}
+	groups, n := keyDomains([]advisor.KeyAdvice{key("b.example", "new", dmarcd.KeyPublished), key("a.example", "s1", dmarcd.KeyCurrent),
+		key("b.example", "old", dmarcd.KeyCurrent), key("hidden.example", "x", dmarcd.KeyCurrent)},
+		func(d string) bool { return d != "hidden.example" }, func(d string) bool { return d == "b.example" })
+	if n != 3 || len(groups) != 2 || groups[0].Name != "a.example" || groups[0].Editable || !groups[1].Editable ||
+		groups[1].Keys[0].Selector != "old" || groups[1].Keys[1].Selector != "new" {
+		t.Errorf("key groups: %d %+v", n, groups)
 	}
 }

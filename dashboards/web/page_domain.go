@@ -209,5 +209,3 @@ func (h *Handler) lookupDomain(ctx context.Context, name string) (dmarcd.SenderD
 	found, err := analyze.HasReports(ctx, h.opts.Store, name)
 	return d, found, err
 }
-
-// ---- /domain/{name}/source/{ip}

@@ -3,6 +3,7 @@ package web
 // The failure reports: the list, and one report (headers only).
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -55,21 +56,31 @@ func (h *Handler) failures(w http.ResponseWriter, r *http.Request) {
 		}
 		pageNo = n
 	}
-	total, err := analyze.FailureCount(ctx, h.opts.Store, domain)
+	p, err := h.failuresModel(ctx, domain, pageNo)
 	if err != nil {
-		h.internal(w, r, "the failure reports", err)
-		return
-	}
-	rows, err := analyze.Failures(ctx, h.opts.Store, domain, (pageNo-1)*FailuresPerPage, FailuresPerPage)
-	if err != nil {
-		h.internal(w, r, "the failure reports", err)
+		h.modelError(w, r, err)
 		return
 	}
 	title := "Failure reports"
 	if domain != "" {
 		title += " · " + domain
 	}
-	p := &failuresPage{page: h.page(r, title, "failures"), Domain: domain, Rows: rows, Total: total, Page: pageNo,
+	p.page = h.page(r, title, "failures")
+	h.render(w, r, http.StatusOK, "failures", p)
+}
+
+// failuresModel reads one page (from 1) of the failure reports of domain,
+// or of every domain: the view model, built without HTTP.
+func (h *Handler) failuresModel(ctx context.Context, domain string, pageNo int) (*failuresPage, error) {
+	total, err := analyze.FailureCount(ctx, h.opts.Store, domain)
+	if err != nil {
+		return nil, &readError{"the failure reports", err}
+	}
+	rows, err := analyze.Failures(ctx, h.opts.Store, domain, (pageNo-1)*FailuresPerPage, FailuresPerPage)
+	if err != nil {
+		return nil, &readError{"the failure reports", err}
+	}
+	p := &failuresPage{Domain: domain, Rows: rows, Total: total, Page: pageNo,
 		Pages: int((total + FailuresPerPage - 1) / FailuresPerPage)}
 	if len(rows) > 0 {
 		p.FirstRow = (pageNo-1)*FailuresPerPage + 1
@@ -94,7 +105,7 @@ func (h *Handler) failures(w http.ResponseWriter, r *http.Request) {
 	if pageNo < p.Pages {
 		p.NextURL = link(pageNo + 1)
 	}
-	h.render(w, r, http.StatusOK, "failures", p)
+	return p, nil
 }
 
 type failurePage struct {
@@ -122,5 +133,3 @@ func (h *Handler) failure(w http.ResponseWriter, r *http.Request) {
 	}
 	h.render(w, r, http.StatusOK, "failure", &failurePage{page: h.page(r, "Failure report · "+f.Domain, "failures"), F: f})
 }
-
-// ---- errors

@@ -202,5 +202,3 @@ func (h *Handler) indexModel(ctx context.Context, win window, see func(domain st
 	}
 	return p, nil
 }
-
-// ---- /domain/{name}

@@ -93,29 +93,39 @@ func (h *Handler) keys(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		advice, _ := v.([]advisor.KeyAdvice)
-		// By domain, then the keys that sign first.
-		advice = slices.DeleteFunc(slices.Clone(advice), func(a advisor.KeyAdvice) bool { return !canSee(r, a.Key.Domain) })
-		slices.SortStableFunc(advice, func(a, b advisor.KeyAdvice) int {
-			if c := strings.Compare(a.Key.Domain, b.Key.Domain); c != 0 {
-				return c
-			}
-			return keyRank(a.Key.State) - keyRank(b.Key.State)
+		p.Domains, p.Count = keyDomains(advice, func(d string) bool { return canSee(r, d) }, func(d string) bool {
+			return p.Forms && slices.Contains(p.Editable, d)
 		})
-		for i, a := range advice {
-			k := a.Key
-			kv := keyView{Domain: k.Domain, Selector: k.Selector, Algorithm: k.Algorithm, Bits: k.Bits, State: k.State,
-				StateSince: k.StateSince, Created: k.Created, RecordName: k.RecordName(), Record: k.TXT(),
-				RecordID: fmt.Sprintf("key-%d", i), Next: a.Next, Ready: a.Ready, RotationDue: a.RotationDue,
-				NotBefore: a.NotBefore, Reason: a.Reason, Reporters: a.Reporters}
-			if n := len(p.Domains); n > 0 && p.Domains[n-1].Name == k.Domain {
-				p.Domains[n-1].Keys = append(p.Domains[n-1].Keys, kv)
-			} else {
-				p.Domains = append(p.Domains, keyDomain{Name: k.Domain, Keys: []keyView{kv}, Editable: p.Forms && slices.Contains(p.Editable, k.Domain)})
-			}
-			p.Count++
-		}
 	}
 	h.render(w, r, http.StatusOK, "keys", p)
+}
+
+// keyDomains groups the keys the viewer may see (see) by domain, the keys
+// that sign first, each with what the page shows of it; editable says
+// which domains' keys the viewer may change. It returns the groups and
+// the number of keys: the keys page's view model, without HTTP.
+func keyDomains(advice []advisor.KeyAdvice, see, editable func(domain string) bool) ([]keyDomain, int) {
+	advice = slices.DeleteFunc(slices.Clone(advice), func(a advisor.KeyAdvice) bool { return !see(a.Key.Domain) })
+	slices.SortStableFunc(advice, func(a, b advisor.KeyAdvice) int {
+		if c := strings.Compare(a.Key.Domain, b.Key.Domain); c != 0 {
+			return c
+		}
+		return keyRank(a.Key.State) - keyRank(b.Key.State)
+	})
+	var out []keyDomain
+	for i, a := range advice {
+		k := a.Key
+		kv := keyView{Domain: k.Domain, Selector: k.Selector, Algorithm: k.Algorithm, Bits: k.Bits, State: k.State,
+			StateSince: k.StateSince, Created: k.Created, RecordName: k.RecordName(), Record: k.TXT(),
+			RecordID: fmt.Sprintf("key-%d", i), Next: a.Next, Ready: a.Ready, RotationDue: a.RotationDue,
+			NotBefore: a.NotBefore, Reason: a.Reason, Reporters: a.Reporters}
+		if n := len(out); n > 0 && out[n-1].Name == k.Domain {
+			out[n-1].Keys = append(out[n-1].Keys, kv)
+		} else {
+			out = append(out, keyDomain{Name: k.Domain, Keys: []keyView{kv}, Editable: editable(k.Domain)})
+		}
+	}
+	return out, len(advice)
 }
 
 // keyRank orders key states for the page: the keys that sign first, then
@@ -129,5 +139,3 @@ func keyRank(s dmarcd.KeyState) int {
 	}
 	return len(dmarcd.KeyStates)
 }
-
-// ---- /failures and /failures/{id}

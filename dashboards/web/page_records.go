@@ -93,8 +93,6 @@ func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "records", p)
 }
 
-// ---- /keys
-
 // plan is the wizard's plan for d, from the cache unless fresh; a plan
 // comes with its error when a limit breaks.
 func (h *Handler) plan(ctx context.Context, d dmarcd.SenderDomain, fresh bool) (*advisor.Plan, error) {

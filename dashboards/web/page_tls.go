@@ -13,6 +13,9 @@ import (
 	"github.com/dmarcd/dmarcd/analyze"
 )
 
+// MaxTLSFailureRows bounds the failure rows of the TLS page.
+const MaxTLSFailureRows = 50
+
 type tlsPage struct {
 	page
 	Domain      string

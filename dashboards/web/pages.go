@@ -185,18 +185,11 @@ func (h *Handler) classifier(d dmarcd.SenderDomain) *analyze.Classifier {
 	return &analyze.Classifier{}
 }
 
-// ---- /
-
 type errorPage struct {
 	page
 	Status  int
 	Message string
 }
-
-// ---- /tls
-
-// MaxTLSFailureRows bounds the failure rows of the TLS page.
-const MaxTLSFailureRows = 50
 
 // notFound answers a page that does not exist, or that the viewer may
 // not see: the same answer, so that guessing names and ids tells nothing.
