@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -67,6 +68,11 @@ func (c *alertsCmd) Run(e *env) error {
 		pending, perr := as.PendingNotifications(e.ctx)
 		if perr != nil {
 			return perr
+		}
+		if !e.cfg.Slack.enabled() {
+			// The instance's messages wait for a [slack]: not this
+			// check's to post.
+			pending = slices.DeleteFunc(pending, func(n dmarcd.Notification) bool { return n.To == "" })
 		}
 		if len(pending) > 0 {
 			why := "another dmarcd is posting them"

@@ -72,7 +72,12 @@ func (h *slackHooks) take(channel string) []string {
 // one organisation is told on its page and in `org list`, and holds back
 // no one else's messages; a webhook outside web.slack_webhook_prefixes is
 // refused.
-func TestOrgSlack(t *testing.T) {
+// orgSlackSetup makes a store with a new failing source in acme.example
+// and globex.example, their records on a loopback DNS server, Slack's
+// webhooks, and a config with a state file (and the instance's [slack]
+// when instance); it returns the config and a runner of dmarcd with it
+// that expects an exit code.
+func orgSlackSetup(t *testing.T, instance bool) (string, *slackHooks, func(want int, args ...string) string) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "d.db")
 	st, err := sqlite.Open(context.Background(), db)
@@ -94,6 +99,10 @@ func TestOrgSlack(t *testing.T) {
 	resolver := testserver.DNS(t, records)
 	hooks := newSlackHooks(t)
 
+	slackTable := ""
+	if instance {
+		slackTable = "[slack]\nwebhook_url = \"" + hooks.url("instance") + "\""
+	}
 	state := filepath.Join(dir, "state.db")
 	config := filepath.Join(dir, "dmarcd.toml")
 	os.WriteFile(config, []byte(`store = "`+db+`"
@@ -101,8 +110,7 @@ func TestOrgSlack(t *testing.T) {
 resolver = "`+resolver+`"
 [sending]
 ips = ["192.0.2.0/24"]
-[slack]
-webhook_url = "`+hooks.url("instance")+`"
+`+slackTable+`
 [web]
 accounts_file = "`+state+`"
 slack_webhook_prefixes = ["http://`+hooks.ServerAddr+`/services/"]
@@ -118,6 +126,11 @@ slack_webhook_prefixes = ["http://`+hooks.ServerAddr+`/services/"]
 		}
 		return out + errOut
 	}
+	return config, hooks, cli
+}
+
+func TestOrgSlack(t *testing.T) {
+	config, hooks, cli := orgSlackSetup(t, true)
 	hookFile := func(url string) string {
 		f := filepath.Join(t.TempDir(), "hook")
 		os.WriteFile(f, []byte(url+"\n"), 0o600)
@@ -178,6 +191,21 @@ slack_webhook_prefixes = ["http://`+hooks.ServerAddr+`/services/"]
 	pending, err := as.PendingNotifications(e.ctx)
 	if err != nil || len(pending) != 0 {
 		t.Errorf("still pending: %v %v", pending, err)
+	}
+}
+
+// TestOrgSlackAlone: without the instance's [slack], the organisations'
+// channels get their alerts all the same, and the check exits 0 though
+// the instance's messages wait.
+func TestOrgSlackAlone(t *testing.T) {
+	_, hooks, cli := orgSlackSetup(t, false)
+	f := filepath.Join(t.TempDir(), "hook")
+	os.WriteFile(f, []byte(hooks.url("acme")), 0o600)
+	cli(0, "org", "add", "Acme", "--domain", "acme.example")
+	cli(0, "org", "slack", "Acme", "--webhook-file", f)
+	cli(0, "alerts", "--check")
+	if got := hooks.take("acme"); len(got) != 1 || !strings.Contains(got[0], "203.0.113.66") {
+		t.Errorf("Acme's channel got %q", got)
 	}
 }
 
