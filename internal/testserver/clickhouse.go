@@ -173,7 +173,8 @@ func startClickHouse(t testing.TB) (int, error) {
 type clickHouseProcess struct {
 	dir    string
 	tcp    int
-	config string // config.xml; users.xml is clickHouseUsers
+	config string // config.xml
+	users  string // users.xml; clickHouseUsers when ""
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -184,7 +185,11 @@ type clickHouseProcess struct {
 // start writes the configuration, runs the server and waits until it
 // answers on its TCP port.
 func (p *clickHouseProcess) start() error {
-	for name, text := range map[string]string{"config.xml": p.config, "users.xml": clickHouseUsers} {
+	users := p.users
+	if users == "" {
+		users = clickHouseUsers
+	}
+	for name, text := range map[string]string{"config.xml": p.config, "users.xml": users} {
 		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(text), 0o644); err != nil {
 			return err
 		}

@@ -105,10 +105,16 @@ func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) erro
 
 // PendingNotifications returns the undelivered notifications, oldest first.
 func (s *Store) PendingNotifications(ctx context.Context) ([]dmarcd.Notification, error) {
+	// On a cluster the subqueries read Distributed tables too: GLOBAL runs
+	// each once and sends its answer to the shards.
+	global := ""
+	if s.cluster != "" {
+		global = "GLOBAL "
+	}
 	rows, err := s.conn.Query(ctx, `SELECT id, created, kind, payload FROM (
     SELECT id, created, queued, kind, payload FROM notifications
-    WHERE id NOT IN (SELECT notification FROM deliveries)
-      AND id NOT IN (SELECT notification FROM undeliverable)
+    WHERE id `+global+`NOT IN (SELECT notification FROM deliveries)
+      AND id `+global+`NOT IN (SELECT notification FROM undeliverable)
     ORDER BY queued
     LIMIT 1 BY id)
 ORDER BY created, queued`)
