@@ -84,6 +84,9 @@ type Store struct {
 	// (cluster.go); "" on one server. ddl rewrites the migrations for it.
 	cluster string
 	ddl     *clusterDDL
+	// leaseQuorum is the insert_quorum of lease inserts on a cluster
+	// (lease.go).
+	leaseQuorum uint64
 }
 
 var _ dmarcd.Store = (*Store)(nil)
@@ -176,6 +179,9 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 	err = s.checkMode(ctx)
 	if err == nil && cluster != "" && server.readonly != "1" {
 		err = s.checkClusterSettings(ctx)
+	}
+	if err == nil && cluster != "" {
+		err = s.readLeaseQuorum(ctx)
 	}
 	if err == nil && opts.ReadOnly {
 		err = s.checkVersion(ctx)

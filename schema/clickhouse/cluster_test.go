@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,5 +210,76 @@ func TestClusterMode(t *testing.T) {
 			s.Close()
 		}
 		t.Errorf("an unknown cluster: %v", err)
+	}
+}
+
+// TestClusterLeases: daemons connected to different replicas race for
+// leases, and at most one holds each, round after round; with a replica of
+// the shard stopped, a lease is neither taken nor renewed (its inserts
+// find no quorum), and once it is back, it is.
+func TestClusterLeases(t *testing.T) {
+	c := testserver.StartClickHouseCluster(t, 1, 2)
+	ctx := context.Background()
+	dsn := c.NewDSN()
+	_, db, _ := strings.Cut(strings.TrimPrefix(dsn, Scheme), "/")
+	db, _, _ = strings.Cut(db, "?")
+	var stores []*Store
+	for i := range 4 {
+		s, err := Open(ctx, c.DSN(i%len(c.Nodes), db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores = append(stores, s)
+	}
+	if q := stores[0].leaseQuorum; q != 2 {
+		t.Fatalf("lease quorum %d on two replicas, want 2", q)
+	}
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	for round := range 10 {
+		at := t0.Add(time.Duration(round) * time.Hour)
+		held := make([]bool, len(stores))
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				ok, err := s.HoldLease(ctx, "mailbox/race", fmt.Sprint("daemon", i), at, at.Add(time.Minute))
+				if err != nil {
+					t.Error(err)
+				}
+				held[i] = ok
+			})
+		}
+		wg.Wait()
+		if n := strings.Count(fmt.Sprint(held), "true"); n > 1 {
+			t.Fatalf("round %d: %d daemons on two replicas hold one lease: %v", round, n, held)
+		}
+	}
+
+	a := stores[0] // on replica 1
+	if ok, err := a.HoldLease(ctx, "mailbox/x", "a", t0, t0.Add(time.Minute)); !ok || err != nil {
+		t.Fatalf("taking a free lease: %v %v", ok, err)
+	}
+	c.Nodes[1].Stop()
+	if ok, err := a.HoldLease(ctx, "mailbox/x", "a", t0.Add(10*time.Second), t0.Add(time.Minute)); ok || err == nil {
+		t.Errorf("renewed a lease with one replica of two: %v %v", ok, err)
+	} else {
+		t.Logf("without a quorum: %v", err)
+	}
+	if ok, err := a.HoldLease(ctx, "mailbox/y", "a", t0, t0.Add(time.Minute)); ok || err == nil {
+		t.Errorf("took a lease with one replica of two: %v %v", ok, err)
+	}
+	if err := c.Nodes[1].Start(); err != nil {
+		t.Fatal(err)
+	}
+	var ok bool
+	var err error
+	for range 50 { // the replica rejoins ZooKeeper within a few seconds
+		if ok, err = a.HoldLease(ctx, "mailbox/y", "a", t0, t0.Add(time.Minute)); ok {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !ok {
+		t.Errorf("no lease once the replica was back: %v", err)
 	}
 }
