@@ -154,15 +154,44 @@ ORDER BY day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`, domain, w
 // for that day: the step a domain is at by its reports, for all domains in
 // one query.
 func LastPublished(ctx context.Context, q Querier) (map[string]PublishedDay, error) {
-	// A row value IN a subquery: SQLite since 3.15, ClickHouse (a tuple)
-	// since long before 18.16. The last day is daily_domains', as in
-	// Domains, so that a report without records does not move it.
-	rows, err := q.Query(ctx, `
+	// The last day is daily_domains', as in Domains, so that a report
+	// without records does not move it. It is read first, then the reports
+	// from the earliest last day on, rather than in one query with WHERE
+	// (domain, day) IN (SELECT ... FROM daily_domains): on a ClickHouse
+	// cluster such a subquery runs on each shard, where it names a view
+	// of another database (docs/CLUSTER.md).
+	rows, err := q.Query(ctx, `SELECT domain, MAX(day) FROM daily_domains GROUP BY domain`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the last day of each domain: %w", err)
+	}
+	last := map[string]string{}
+	earliest := ""
+	for rows.Next() {
+		var domain string
+		var day DayText
+		if err := rows.Scan(&domain, &day); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading the last day of each domain: %w", err)
+		}
+		last[domain] = string(day)
+		if earliest == "" || string(day) < earliest {
+			earliest = string(day)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the last day of each domain: %w", err)
+	}
+	out := make(map[string]PublishedDay, len(last))
+	if len(last) == 0 {
+		return out, nil
+	}
+	rows, err = q.Query(ctx, `
 SELECT domain, day, p, pct, testing, SUM(message_count)
 FROM reports
-WHERE (domain, day) IN (SELECT domain, MAX(day) FROM daily_domains GROUP BY domain)
+WHERE day >= ?
 GROUP BY domain, day, p, pct, testing
-ORDER BY domain, day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`)
+ORDER BY domain, day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`, earliest)
 	if err != nil {
 		return nil, fmt.Errorf("reading the published policies: %w", err)
 	}
@@ -170,10 +199,11 @@ ORDER BY domain, day, SUM(message_count) DESC, p, testing, COALESCE(pct, -1)`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the published policies: %w", err)
 	}
-	out := make(map[string]PublishedDay, len(byDomain))
 	for domain, days := range byDomain {
-		if n := len(days); n > 0 {
-			out[domain] = days[n-1]
+		for _, d := range days {
+			if d.Day == last[domain] {
+				out[domain] = d
+			}
 		}
 	}
 	return out, nil

@@ -22,6 +22,7 @@ const DefaultDSN = "dmarcd.db"
 //
 //	PATH or sqlite:PATH                              the embedded SQLite store
 //	clickhouse://USER:PASS@HOST:PORT/DATABASE        a ClickHouse server (native TCP)
+//	clickhouse://...?cluster=NAME                    a ClickHouse cluster (docs/CLUSTER.md)
 func Open(ctx context.Context, dsn string) (dmarcd.Store, error) {
 	switch {
 	case dsn == "":

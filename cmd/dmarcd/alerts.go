@@ -218,15 +218,27 @@ func flushOutbox(e *env, as dmarcd.AlertStore) error {
 	return errors.Join(errs...)
 }
 
+// alertsLease names the lease under which one daemon among those sharing
+// a store checks the alerts and posts the outbox.
+const alertsLease = "alerts"
+
 // runAlerts checks for alerts at the configured interval and posts what
 // the checks queue, until ctx ends. The outbox is flushed on its own, so
 // that a Slack outage never holds the checks back.
 //
+// Among daemons sharing a store, only the holder of the alerts lease
+// (owner's, when it holds it) checks and posts: two checks at once would
+// both find an alert new and tell it twice. The holder renews the lease
+// every third of lease_seconds; a standby tries to take it as often, and
+// checks at once when it does.
+//
 // With web.accounts_file, newEngine builds the checks again before each
-// round, so that a domain an organisation sets up on the dashboard is
-// watched from the next round on, without a restart.
-func runAlerts(ctx context.Context, e *env, eng *alert.Engine, newEngine func() (*alert.Engine, error), as dmarcd.AlertStore) {
+// check, so that a domain an organisation sets up on the dashboard is
+// watched from the next check on, without a restart.
+func runAlerts(ctx context.Context, e *env, eng *alert.Engine, newEngine func() (*alert.Engine, error), as dmarcd.AlertStore, owner string) {
 	interval := time.Duration(e.cfg.Alerts.CheckIntervalMinutes) * time.Minute
+	leases, shared := as.(dmarcd.LeaseStore)
+	renew := e.cfg.leaseDuration() / 3
 	flush := make(chan struct{}, 1)
 	go func() {
 		for {
@@ -240,25 +252,60 @@ func runAlerts(ctx context.Context, e *env, eng *alert.Engine, newEngine func() 
 			}
 		}
 	}()
+	held, tried := false, false
+	var checked time.Time // when this daemon last checked, holding the lease
 	for {
-		if e.cfg.Web.AccountsFile != "" {
-			if fresh, err := newEngine(); err != nil {
-				e.log.Error("reading the dashboard's domains failed: the checks watch the domains read before", "err", err)
-			} else {
-				eng = fresh
+		holds := true
+		if shared {
+			now := time.Now()
+			ok, err := leases.HoldLease(ctx, alertsLease, owner, now, now.Add(e.cfg.leaseDuration()+dmarcd.LeaseMargin))
+			if err != nil && ctx.Err() == nil {
+				e.log.Error("cannot hold the alerts lease in the store: not checking alerts meanwhile", "err", err)
+			}
+			holds = ok && err == nil
+			if holds != held || !tried {
+				if holds {
+					e.log.Info("checking alerts: this dmarcd holds the alerts lease", "owner", owner)
+				} else {
+					e.log.Info("another dmarcd checks the alerts: standing by")
+				}
+				held, tried, checked = holds, true, time.Time{}
 			}
 		}
-		if _, err := eng.Check(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("alert checks failed", "err", err)
+		if holds && (checked.IsZero() || time.Since(checked) >= interval) {
+			checked = time.Now()
+			if e.cfg.Web.AccountsFile != "" {
+				if fresh, err := newEngine(); err != nil {
+					e.log.Error("reading the dashboard's domains failed: the checks watch the domains read before", "err", err)
+				} else {
+					eng = fresh
+				}
+			}
+			if _, err := eng.Check(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("alert checks failed", "err", err)
+			}
 		}
-		select {
-		case flush <- struct{}{}:
-		default: // a flush is running: it reads the outbox again after
+		if holds {
+			select {
+			case flush <- struct{}{}:
+			default: // a flush is running: it reads the outbox again after
+			}
+		}
+		wait := interval
+		if shared {
+			wait = min(interval, renew)
 		}
 		select {
 		case <-ctx.Done():
+			if shared && held {
+				rctx, cancel := context.WithTimeout(context.Background(), imapingest.CommandTimeout)
+				if err := leases.ReleaseLease(rctx, alertsLease, owner, time.Now()); err != nil {
+					e.log.Warn("could not give the alerts lease up: another dmarcd takes it when it lapses", "err", err)
+				}
+				cancel()
+			}
 			return
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
 	}
 }

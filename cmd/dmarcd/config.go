@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/dmarcd/dmarcd/advisor/alert"
 	"github.com/dmarcd/dmarcd/analyze"
 	"github.com/dmarcd/dmarcd/ingest"
+	imapingest "github.com/dmarcd/dmarcd/ingest/imap"
 )
 
 // Config is the daemon's configuration file (TOML). dmarcd.example.toml in
@@ -25,10 +27,15 @@ type Config struct {
 	// RetentionMonths is how many months of reports the store keeps
 	// before the current one: the daemon drops older data once a day
 	// (dmarcd.Retainer), and so does dmarcd prune. 0 keeps everything.
-	RetentionMonths int           `toml:"retention_months"`
-	Log             LogConfig     `toml:"log"`
-	Ingest          IngestConfig  `toml:"ingest"`
-	Metrics         MetricsConfig `toml:"metrics"`
+	RetentionMonths int `toml:"retention_months"`
+	// LeaseSeconds is how long a daemon's hold on a mailbox, and on the
+	// alert checks, lasts without renewal, when several daemons share
+	// the store (docs/CLUSTER.md): a daemon that dies is replaced by
+	// another after at most this long. 0 is 60.
+	LeaseSeconds int           `toml:"lease_seconds"`
+	Log          LogConfig     `toml:"log"`
+	Ingest       IngestConfig  `toml:"ingest"`
+	Metrics      MetricsConfig `toml:"metrics"`
 	// Mailboxes are the IMAP accounts that dmarcd run and dmarcd poll
 	// read: [[mailbox]] tables.
 	Mailboxes []MailboxConfig `toml:"mailbox"`
@@ -49,6 +56,18 @@ type Config struct {
 	Slack    SlackConfig    `toml:"slack"`
 	Schedule ScheduleConfig `toml:"schedule"`
 	Web      WebConfig      `toml:"web"` // the web page (web.go)
+}
+
+// minLeaseSeconds bounds lease_seconds from below: a holder renews every
+// third of it, and each renewal is a few writes to the store.
+const minLeaseSeconds = 3
+
+// leaseDuration is lease_seconds as a duration.
+func (c *Config) leaseDuration() time.Duration {
+	if c.LeaseSeconds == 0 {
+		return imapingest.DefaultLeaseDuration
+	}
+	return time.Duration(c.LeaseSeconds) * time.Second
 }
 
 // DNSConfig sets how dmarcd asks DNS (checks, the advisor, reverse DNS of
@@ -138,6 +157,9 @@ func (c *Config) validate() error {
 	case "text", "json":
 	default:
 		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
+	}
+	if c.LeaseSeconds != 0 && c.LeaseSeconds < minLeaseSeconds {
+		return fmt.Errorf("config: lease_seconds %d: want %d or more (a hold is trusted until %v before it ends), or 0 for 60", c.LeaseSeconds, minLeaseSeconds, dmarcd.LeaseMargin)
 	}
 	if c.RetentionMonths < 0 {
 		return fmt.Errorf("config: retention_months %d: want 0 (keep everything) or more", c.RetentionMonths)

@@ -99,6 +99,17 @@ func (c *pollCmd) Run(e *env) error {
 // newPollers makes a poller of every configured mailbox. Nil metrics are
 // not exported.
 func newPollers(e *env, st dmarcd.Store, m *imapingest.Metrics) ([]*imapingest.Poller, error) {
+	return makePollers(e, st, m, nil)
+}
+
+// makePollers makes a poller of every configured mailbox, each under a
+// lease of owner's in the store when the store keeps leases and owner is
+// set (the daemon).
+func makePollers(e *env, st dmarcd.Store, m *imapingest.Metrics, owner *string) ([]*imapingest.Poller, error) {
+	var lease *imapingest.Lease
+	if ls, ok := st.(dmarcd.LeaseStore); ok && owner != nil {
+		lease = &imapingest.Lease{Store: ls, Owner: *owner, Duration: e.cfg.leaseDuration()}
+	}
 	var pollers []*imapingest.Poller
 	for _, mb := range e.cfg.Mailboxes {
 		if err := mb.CheckFiles(); err != nil {
@@ -109,6 +120,7 @@ func newPollers(e *env, st dmarcd.Store, m *imapingest.Metrics) ([]*imapingest.P
 			Ingest:  e.cfg.Ingest.options(),
 			Metrics: m,
 			Logger:  e.log,
+			Lease:   lease,
 		})
 		if err != nil {
 			return nil, &exitError{code: exitUsage, err: err}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +52,8 @@ func (runCmd) Run(e *env) error {
 	if err := registerDecoderMetrics(reg); err != nil {
 		return err
 	}
-	pollers, err := newPollers(e, st, metrics)
+	owner := daemonOwner()
+	pollers, err := makePollers(e, st, metrics, &owner)
 	if err != nil {
 		return err
 	}
@@ -78,7 +82,7 @@ func (runCmd) Run(e *env) error {
 		defer stopWeb()
 	}
 
-	e.log.Info("dmarcd running", "mailboxes", len(pollers), "domains", len(e.cfg.Domains), "store", e.cfg.Store)
+	e.log.Info("dmarcd running", "mailboxes", len(pollers), "domains", len(e.cfg.Domains), "store", e.cfg.Store, "owner", owner)
 	var wg sync.WaitGroup
 	for _, p := range pollers {
 		wg.Go(func() { p.Run(e.ctx) })
@@ -94,7 +98,7 @@ func (runCmd) Run(e *env) error {
 		if err != nil {
 			return err
 		}
-		wg.Go(func() { runAlerts(e.ctx, e, eng, newEngine, as) })
+		wg.Go(func() { runAlerts(e.ctx, e, eng, newEngine, as, owner) })
 		wg.Go(func() {
 			if err := runWeekly(e.ctx, e, st, as); err != nil && e.ctx.Err() == nil {
 				e.log.Error("weekly schedule stopped", "err", err)
@@ -140,4 +144,13 @@ func registerDecoderMetrics(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// daemonOwner names this daemon in the leases of the store: the host, the
+// process and a random part, unique among the daemons sharing it.
+func daemonOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
 }

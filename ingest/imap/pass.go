@@ -59,6 +59,9 @@ func (cn *conn) folder(ctx context.Context, folder string, sum *Summary) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if len(uids) < prog.total && !cn.p.holdLease(ctx) {
+			return errLeaseLost
+		}
 		n := min(len(uids), cn.p.mb.BatchSize)
 		if err := cn.batch(ctx, folder, sel.UIDValidity, uids[:n], sum, prog); err != nil {
 			return err

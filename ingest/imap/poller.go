@@ -101,6 +101,9 @@ type Options struct {
 	ProgressEvery  int
 	// MaxMessageBytes is ingest.MaxMessageBytes unless set lower.
 	MaxMessageBytes int64
+	// Lease, when set, makes Run read the mailbox only while this
+	// daemon holds its lease in the store (lease.go).
+	Lease *Lease
 }
 
 // Poller reads one mailbox.
@@ -116,6 +119,9 @@ type Poller struct {
 	now   func() time.Time
 
 	health health
+	// leased says whether Run held the lease at its last try;
+	// leaseTried that it tried.
+	leased, leaseTried bool
 
 	// Test hooks: afterMessage runs after each message is ingested;
 	// noIdle makes Run poll as if the server had no IDLE.
@@ -306,12 +312,22 @@ func (p *Poller) Once(ctx context.Context) (Summary, error) {
 // poll_interval), then another pass. Failures are logged, counted and
 // retried with exponential backoff; Run returns nil when ctx ends.
 func (p *Poller) Run(ctx context.Context) error {
+	defer p.releaseLease()
 	backoff := p.opts.InitialBackoff
 	for {
+		if !p.holdLease(ctx) {
+			if !sleep(ctx, p.renewEvery()) {
+				return nil
+			}
+			continue
+		}
 		var sum Summary
 		passes, err := p.session(ctx, &sum, true)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errLeaseLost) {
+			continue // standing by
 		}
 		p.failed(err)
 		if passes > 0 {
@@ -372,6 +388,9 @@ func (p *Poller) session(ctx context.Context, sum *Summary, keep bool) (int, err
 		}
 	}
 	for passes := 0; ; {
+		if !p.holdLease(ctx) {
+			return passes, errLeaseLost
+		}
 		start := time.Now()
 		var pass Summary
 		err := cn.pass(ctx, &pass)
@@ -578,7 +597,12 @@ func (cn *conn) ensureFolders() error {
 // passed. It returns ctx's error when ctx ends.
 func (cn *conn) wait(ctx context.Context) error {
 	mb := cn.p.mb
-	timer := time.NewTimer(mb.PollInterval)
+	wait := mb.PollInterval
+	if cn.p.opts.Lease != nil {
+		// Back in time to renew the lease.
+		wait = min(wait, cn.p.renewEvery())
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	if !cn.canIdle() {
 		cn.disarm()

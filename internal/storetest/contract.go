@@ -81,6 +81,7 @@ func Run(t *testing.T, e Engine) {
 		}
 		alertStore(t, s, a)
 	})
+	t.Run("Leases", func(t *testing.T) { leases(t, e) })
 }
 
 func storeOnce(t *testing.T, s SchemaStore) {
@@ -641,3 +642,93 @@ func render(v any, typ string) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// leases: one holder at a time, renewed by its holder, taken over once it
+// lapsed or was released; and of processes racing for a free lease, each
+// with its own connection to the store, at most one holds it, round after
+// round (leaseRounds), each round a lease that has lapsed again.
+func leases(t *testing.T, e Engine) {
+	ctx := context.Background()
+	loc := e.Location(t)
+	stores := make([]dmarcd.LeaseStore, leaseRacers)
+	for i := range stores {
+		s, err := e.Open(ctx, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		l, ok := s.(dmarcd.LeaseStore)
+		if !ok {
+			t.Skip("the store keeps no leases (not a dmarcd.LeaseStore)")
+		}
+		stores[i] = l
+	}
+	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	hold := func(s dmarcd.LeaseStore, name, owner string, at time.Time) bool {
+		t.Helper()
+		ok, err := s.HoldLease(ctx, name, owner, at, at.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	a, b := stores[0], stores[1]
+	if !hold(a, "mailbox/x", "a", t0) {
+		t.Error("a free lease could not be taken")
+	}
+	if hold(b, "mailbox/x", "b", t0.Add(30*time.Second)) {
+		t.Error("a held lease was taken by another")
+	}
+	if !hold(a, "mailbox/x", "a", t0.Add(40*time.Second)) {
+		t.Error("the holder could not renew its lease")
+	}
+	if hold(b, "mailbox/x", "b", t0.Add(90*time.Second)) {
+		t.Error("a renewed lease was taken before it lapsed")
+	}
+	if !hold(b, "mailbox/y", "b", t0) {
+		t.Error("another lease could not be taken")
+	}
+	if !hold(b, "mailbox/x", "b", t0.Add(101*time.Second)) {
+		t.Error("a lapsed lease could not be taken over")
+	}
+	if hold(a, "mailbox/x", "a", t0.Add(102*time.Second)) {
+		t.Error("the old holder took back a lease taken over")
+	}
+	if err := b.ReleaseLease(ctx, "mailbox/x", "b", t0.Add(103*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !hold(a, "mailbox/x", "a", t0.Add(104*time.Second)) {
+		t.Error("a released lease could not be taken")
+	}
+
+	for round := range leaseRounds {
+		at := t0.Add(time.Duration(round+10) * time.Hour)
+		held := make([]bool, len(stores))
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				ok, err := s.HoldLease(ctx, "race", fmt.Sprint("p", i), at, at.Add(time.Minute))
+				if err != nil {
+					t.Error(err)
+				}
+				held[i] = ok
+			})
+		}
+		wg.Wait()
+		n := 0
+		for _, ok := range held {
+			if ok {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("round %d: %d processes hold one lease: %v", round, n, held)
+		}
+	}
+}
+
+// Processes and rounds of the lease race.
+const (
+	leaseRacers = 4
+	leaseRounds = 20
+)

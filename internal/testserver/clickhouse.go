@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,17 +53,24 @@ const clickHouseConfig = `<?xml version="1.0"?>
     <timezone>UTC</timezone>
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
-</yandex>
+{cluster}</yandex>
 `
 
 // The default user, passwordless and limited to loopback, and an "analyst"
-// user with the read-only profile that docs/SQL.md describes.
+// user with the read-only profile that docs/SQL.md describes. A server
+// looks at its idle connections every poll_interval seconds (10 by
+// default) to see whether it is stopping: 1 lets it stop in about a
+// second while clients (and the other servers of a cluster) keep
+// connections open.
 const clickHouseUsers = `<?xml version="1.0"?>
 <yandex>
     <profiles>
-        <default></default>
+        <default>
+            <poll_interval>1</poll_interval>
+        </default>
         <readonly>
             <readonly>1</readonly>
+            <poll_interval>1</poll_interval>
         </readonly>
     </profiles>
     <users>
@@ -111,13 +119,16 @@ func ClickHouse(t testing.TB) (dsn string) {
 }
 
 // ClickHouseDatabase returns dsn with another, unused database name: a
-// second database on the same server.
+// second database on the same server (or cluster: the query parameters of
+// dsn are kept).
 func ClickHouseDatabase(dsn string) string {
-	i := len(dsn) - 1
-	for i >= 0 && dsn[i] != '/' {
-		i--
+	dsn, query, _ := strings.Cut(dsn, "?")
+	i := strings.LastIndexByte(dsn, '/')
+	out := dsn[:i+1] + clickHouseDatabaseName()
+	if query != "" {
+		out += "?" + query
 	}
-	return dsn[:i+1] + clickHouseDatabaseName()
+	return out
 }
 
 func clickHouseDatabaseName() string {
@@ -134,73 +145,129 @@ func startClickHouse(t testing.TB) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	tcp, err := FreePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		os.RemoveAll(dir)
 		return 0, err
 	}
-	http, err := FreePort()
-	if err != nil {
+	p := &clickHouseProcess{dir: dir, tcp: ports[0], config: expand(clickHouseConfig, map[string]string{
+		"{tcp}": strconv.Itoa(ports[0]), "{http}": strconv.Itoa(ports[1]), "{dir}": dir, "{cluster}": ""})}
+	if err := p.start(); err != nil {
 		os.RemoveAll(dir)
 		return 0, err
-	}
-	config := clickHouseConfig
-	for k, v := range map[string]string{"{tcp}": strconv.Itoa(tcp), "{http}": strconv.Itoa(http), "{dir}": dir} {
-		config = strings.ReplaceAll(config, k, v)
-	}
-	for name, text := range map[string]string{"config.xml": config, "users.xml": clickHouseUsers} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			os.RemoveAll(dir)
-			return 0, err
-		}
-	}
-	cmd := exec.Command(ClickHouseServer, "--config-file="+filepath.Join(dir, "config.xml"))
-	cmd.Dir = dir
-	var out Output
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return 0, fmt.Errorf("running %s: %w", ClickHouseServer, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(clickHouseStopTimeout):
-			cmd.Process.Kill()
-			<-exited
-		}
-		os.RemoveAll(dir)
-	}
-
-	deadline := time.Now().Add(clickHouseStartTimeout)
-	for {
-		if clickHouseAnswers(tcp) {
-			break
-		}
-		select {
-		case err := <-exited:
-			exited <- err // for stop
-			stop()
-			return 0, fmt.Errorf("clickhouse-server exited (%v): %s", err, out.String())
-		case <-time.After(clickHousePollInterval):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return 0, fmt.Errorf("clickhouse-server did not answer on port %d within %v: %s", tcp, clickHouseStartTimeout, out.String())
-		}
 	}
 	t.Cleanup(func() {
-		stop()
+		p.stop()
+		os.RemoveAll(dir)
 		if t.Failed() {
-			if s := out.String(); s != "" {
+			if s := p.out.String(); s != "" {
 				t.Logf("clickhouse-server output:\n%s", s)
 			}
 		}
 	})
-	return tcp, nil
+	return p.tcp, nil
+}
+
+// clickHouseProcess is one clickhouse-server run from its folder, which
+// outlives the process: a stopped server starts again with its data.
+type clickHouseProcess struct {
+	dir    string
+	tcp    int
+	config string // config.xml
+	users  string // users.xml; clickHouseUsers when ""
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error // receives the exit of cmd, once
+	out    Output
+}
+
+// start writes the configuration, runs the server and waits until it
+// answers on its TCP port.
+func (p *clickHouseProcess) start() error {
+	users := p.users
+	if users == "" {
+		users = clickHouseUsers
+	}
+	for name, text := range map[string]string{"config.xml": p.config, "users.xml": users} {
+		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	cmd := exec.Command(ClickHouseServer, "--config-file="+filepath.Join(p.dir, "config.xml"))
+	cmd.Dir = p.dir
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("running %s: %w", ClickHouseServer, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
+
+	deadline := time.Now().Add(clickHouseStartTimeout)
+	for {
+		if clickHouseAnswers(p.tcp) {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			exited <- err // for stop
+			p.stop()
+			return fmt.Errorf("clickhouse-server exited (%v): %s", err, p.out.String())
+		case <-time.After(clickHousePollInterval):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return fmt.Errorf("clickhouse-server did not answer on port %d within %v: %s", p.tcp, clickHouseStartTimeout, p.out.String())
+		}
+	}
+}
+
+// stop ends the server with SIGTERM, or kills it after
+// clickHouseStopTimeout, and waits for it to exit. A stopped server's stop
+// does nothing.
+func (p *clickHouseProcess) stop() {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(clickHouseStopTimeout):
+		cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// expand replaces each key of vars in text by its value.
+func expand(text string, vars map[string]string) string {
+	for k, v := range vars {
+		text = strings.ReplaceAll(text, k, v)
+	}
+	return text
+}
+
+// freePorts returns n distinct free loopback ports (see FreePort).
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	seen := map[int]bool{}
+	for len(ports) < n {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
 }
 
 // clickHouseAnswers says whether the server on port runs queries: clickhouse-client

@@ -19,7 +19,6 @@ const (
 	insertNotification = `INSERT INTO notifications (id, created, queued, kind, payload)`
 	insertDestination  = `INSERT INTO notification_destinations (notification, destination)`
 	insertDelivery     = `INSERT INTO deliveries (notification, at)`
-	insertClaim        = `INSERT INTO notification_claims (notification, owner, at, until)`
 	insertUndelivered  = `INSERT INTO undeliverable (notification, at, reason)`
 )
 
@@ -105,10 +104,16 @@ func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) erro
 
 // PendingNotifications returns the undelivered notifications, oldest first.
 func (s *Store) PendingNotifications(ctx context.Context) ([]dmarcd.Notification, error) {
+	// On a cluster the subqueries read Distributed tables too: GLOBAL runs
+	// each once and sends its answer to the shards.
+	global := ""
+	if s.cluster != "" {
+		global = "GLOBAL "
+	}
 	rows, err := s.conn.Query(ctx, `SELECT id, created, kind, payload FROM (
     SELECT id, created, queued, kind, payload FROM notifications
-    WHERE id NOT IN (SELECT notification FROM deliveries)
-      AND id NOT IN (SELECT notification FROM undeliverable)
+    WHERE id `+global+`NOT IN (SELECT notification FROM deliveries)
+      AND id `+global+`NOT IN (SELECT notification FROM undeliverable)
     ORDER BY queued
     LIMIT 1 BY id)
 ORDER BY created, queued`)
@@ -145,9 +150,13 @@ ORDER BY created, queued`)
 // destinations returns the destination of each pending notification that
 // has one (migrations/0005_destinations.sql).
 func (s *Store) destinations(ctx context.Context) (map[string]string, error) {
+	global := "" // as in PendingNotifications
+	if s.cluster != "" {
+		global = "GLOBAL "
+	}
 	rows, err := s.conn.Query(ctx, `SELECT notification, any(destination) FROM notification_destinations
-WHERE notification NOT IN (SELECT notification FROM deliveries)
-  AND notification NOT IN (SELECT notification FROM undeliverable)
+WHERE notification `+global+`NOT IN (SELECT notification FROM deliveries)
+  AND notification `+global+`NOT IN (SELECT notification FROM undeliverable)
 GROUP BY notification`)
 	if err != nil {
 		return nil, fmt.Errorf("reading the notification outbox: %w", err)
@@ -173,39 +182,22 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) erro
 	return nil
 }
 
-// ClaimNotification claims a notification for owner until until
-// (migrations/0004_outbox.sql): it appends a claim only when no other
-// owner holds one that lasts past now, then reads the holder back, the
-// owner of the earliest claim that lasts.
+// ClaimNotification claims a notification for owner until until: the
+// claim is a lease (lease.go), named after the notification.
+// migrations/0004_outbox.sql's notification_claims, whose earliest claim by
+// the claimants' clocks held, is no longer written: two claimants could
+// both read themselves first there.
 func (s *Store) ClaimNotification(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
-	holder, err := s.claimHolder(ctx, id, now)
+	ok, err := s.HoldLease(ctx, notificationLease+id, owner, now, until)
 	if err != nil {
-		return false, err
-	}
-	if holder != "" && holder != owner {
-		return false, nil
-	}
-	if err := s.insertRow(ctx, insertClaim, id, owner, s.seq.next(), until.UTC()); err != nil {
 		return false, fmt.Errorf("claiming notification %s: %w", id, err)
 	}
-	holder, err = s.claimHolder(ctx, id, now)
-	return holder == owner, err
+	return ok, nil
 }
 
-func (s *Store) claimHolder(ctx context.Context, id string, now time.Time) (string, error) {
-	rows, err := s.conn.Query(ctx, `SELECT owner FROM notification_claims WHERE notification = ? AND until > ? ORDER BY at, owner LIMIT 1`, id, now.UTC().Format(time.DateTime))
-	if err != nil {
-		return "", fmt.Errorf("reading the claims of notification %s: %w", id, err)
-	}
-	defer rows.Close()
-	var holder string
-	if rows.Next() {
-		if err := rows.Scan(&holder); err != nil {
-			return "", err
-		}
-	}
-	return holder, rows.Err()
-}
+// notificationLease starts the name of the lease that claims a
+// notification.
+const notificationLease = "notification/"
 
 // MarkUndeliverable takes a notification out of the outbox for good.
 func (s *Store) MarkUndeliverable(ctx context.Context, id string, at time.Time, reason string) error {

@@ -13,6 +13,12 @@
 // the store is a dmarcd.Flusher, and a report is stored once Flush (or a
 // full group, or Close) wrote it. The alert history and the notification
 // outbox (dmarcd.AlertStore) are in migrations/0002_alerts.sql.
+//
+// With cluster=NAME in the DSN the store is spread over the shards and
+// replicas of a ClickHouse cluster: the same migrations, rewritten for it
+// (replicated tables, Distributed tables sharded by report, views per
+// shard), run ON CLUSTER; cluster.go says how, docs/CLUSTER.md how to
+// deploy it.
 package clickhouse
 
 import (
@@ -74,18 +80,28 @@ type Store struct {
 	log      *slog.Logger
 	seq      sequence // orders appended alert events and notifications
 	group    group    // committed reports not written yet
+	// cluster names the ClickHouse cluster the store is spread over
+	// (cluster.go); "" on one server. ddl rewrites the migrations for it.
+	cluster string
+	ddl     *clusterDDL
+	// leaseQuorum is the insert_quorum of lease inserts on a cluster
+	// (lease.go).
+	leaseQuorum uint64
 }
 
 var _ dmarcd.Store = (*Store)(nil)
 
-// databaseName is what dmarcd accepts as a database name: it is spliced
-// into CREATE DATABASE, which takes no bound parameters.
-var databaseName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// identifier is what dmarcd accepts as the name of a database or a
+// cluster: it is spliced into DDL (CREATE DATABASE, ON CLUSTER), which
+// takes no bound parameters.
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Open connects to the server named by dsn
 // (clickhouse://USER:PASS@HOST:PORT/DATABASE, with the query parameters of
 // clickhouse-go such as dial_timeout=10s or secure=true), creates the
-// database when it is missing, and brings the schema up to date.
+// database when it is missing, and brings the schema up to date. With the
+// parameter cluster=NAME the store is spread over the servers of that
+// cluster, as docs/CLUSTER.md describes (cluster.go).
 func Open(ctx context.Context, dsn string) (*Store, error) {
 	return OpenOptions(ctx, dsn, Options{})
 }
@@ -108,6 +124,10 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	dsn, cluster, err := splitCluster(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening clickhouse store: %w", err)
+	}
 	cfg, err := ch.ParseDSN(dsn)
 	if err != nil {
 		// The error of ParseDSN redacts the password.
@@ -125,26 +145,47 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 	if database == "" {
 		database = "default"
 	}
-	if !databaseName.MatchString(database) {
+	if !identifier.MatchString(database) {
 		return nil, fmt.Errorf("opening clickhouse store: database name %q: want letters, digits and _", database)
 	}
 	where := strings.Join(cfg.Addr, ",") + "/" + database
-	exists, err := lookupDatabase(ctx, *cfg, database, !opts.ReadOnly)
+	if cluster != "" {
+		where += " on cluster " + cluster
+	}
+	server, err := lookupDatabase(ctx, *cfg, database, cluster, !opts.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("opening clickhouse store %s: %w", where, err)
 	}
-	if !exists {
+	if !server.exists {
 		return nil, fmt.Errorf("clickhouse database %s does not exist, so it holds no dmarcd store: ingest reports first (dmarcd ingest), or name the store with --store", where)
 	}
 	cfg.Auth.Database = database
+	if cluster != "" && server.readonly != "1" {
+		// A user with readonly=1 may set nothing: its profile sets
+		// what it needs (docs/CLUSTER.md).
+		cfg.Settings = withClusterSettings(cfg.Settings, server.revision)
+	}
 	conn, err := ch.Open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening clickhouse store %s: %w", where, err)
 	}
-	s := &Store{database: database, conn: conn, opts: opts, log: log}
-	if opts.ReadOnly {
+	s := &Store{database: database, conn: conn, opts: opts, log: log, cluster: cluster}
+	if cluster != "" {
+		if s.ddl, err = newClusterDDL(cluster, database); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	err = s.checkMode(ctx)
+	if err == nil && cluster != "" && server.readonly != "1" {
+		err = s.checkClusterSettings(ctx)
+	}
+	if err == nil && cluster != "" {
+		err = s.readLeaseQuorum(ctx)
+	}
+	if err == nil && opts.ReadOnly {
 		err = s.checkVersion(ctx)
-	} else {
+	} else if err == nil {
 		err = s.Migrate(ctx)
 	}
 	if err != nil {
@@ -169,27 +210,79 @@ func OpenOptions(ctx context.Context, dsn string, opts Options) (*Store, error) 
 	return s, nil
 }
 
+// serverState is what lookupDatabase learnt of the server.
+type serverState struct {
+	exists   bool   // the database exists
+	readonly string // the user's readonly setting: 0, 1 or 2
+	revision uint64 // of the native protocol
+}
+
 // lookupDatabase says whether the database exists, creating it first when
-// create is set. It asks before creating, so that a user who may not
-// create databases (an analyst) can open an existing one.
-func lookupDatabase(ctx context.Context, cfg ch.Options, database string, create bool) (bool, error) {
+// create is set (on every server of cluster, when set). It asks before
+// creating, so that a user who may not create databases (an analyst) can
+// open an existing one.
+func lookupDatabase(ctx context.Context, cfg ch.Options, database, cluster string, create bool) (serverState, error) {
+	var st serverState
 	cfg.Auth.Database = "" // the user's default database
 	conn, err := ch.Open(&cfg)
 	if err != nil {
-		return false, err
+		return st, err
 	}
 	defer conn.Close()
+	v, err := conn.ServerVersion()
+	if err != nil {
+		return st, err
+	}
+	st.revision = v.Revision
+	if err := conn.QueryRow(ctx, "SELECT value FROM system.settings WHERE name = 'readonly'").Scan(&st.readonly); err != nil {
+		return st, fmt.Errorf("reading the user's settings: %w", err)
+	}
+	if cluster != "" {
+		if err := checkCluster(ctx, conn, cluster); err != nil {
+			return st, err
+		}
+	}
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = ?", database).Scan(&n); err != nil {
-		return false, fmt.Errorf("looking for database %s: %w", database, err)
+		return st, fmt.Errorf("looking for database %s: %w", database, err)
 	}
-	if n > 0 || !create {
-		return n > 0, nil
+	if st.exists = n > 0; st.exists || !create {
+		return st, nil
 	}
-	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+database+"`"); err != nil {
-		return false, fmt.Errorf("creating database %s: %w", database, err)
+	stmt := "CREATE DATABASE IF NOT EXISTS `" + database + "`"
+	if cluster != "" {
+		stmt += " ON CLUSTER " + cluster
 	}
-	return true, nil
+	if err := conn.Exec(ctx, stmt); err != nil {
+		return st, fmt.Errorf("creating database %s: %w", database, err)
+	}
+	st.exists = true
+	return st, nil
+}
+
+// checkCluster refuses a cluster the server does not know, naming those it
+// knows.
+func checkCluster(ctx context.Context, conn driver.Conn, cluster string) error {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT cluster FROM system.clusters ORDER BY cluster")
+	if err != nil {
+		return fmt.Errorf("reading the server's clusters: %w", err)
+	}
+	defer rows.Close()
+	var known []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("reading the server's clusters: %w", err)
+		}
+		if name == cluster {
+			return nil
+		}
+		known = append(known, name)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the server's clusters: %w", err)
+	}
+	return fmt.Errorf("the server knows no cluster %s (its remote_servers define: %s); see docs/CLUSTER.md", cluster, strings.Join(known, ", "))
 }
 
 // readOnlySettings returns the settings for the connections of Query: the

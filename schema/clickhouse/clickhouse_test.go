@@ -255,6 +255,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if got, want := queryString(t, s2, `SELECT count(), max(version) FROM schema_migrations`), fmt.Sprintf("%d|%d\n", len(files), len(files)); got != want {
 		t.Errorf("schema_migrations: %q, want %q", got, want)
 	}
+	// On one server the migrations run as written: nothing of cluster
+	// mode (cluster.go).
+	if got := queryString(t, s2, `SELECT count() FROM system.tables WHERE database = currentDatabase()
+		AND (engine LIKE 'Replicated%' OR engine = 'Distributed' OR name LIKE '%_local' OR name LIKE '%_shards')`); got != "0\n" {
+		t.Errorf("tables of cluster mode on one server: %q", got)
+	}
 	// A migration cut off half way is applied again: every statement is
 	// idempotent.
 	for _, f := range files {

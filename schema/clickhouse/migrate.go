@@ -54,7 +54,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if current == 0 {
 			// A fresh database, or one at version 0: create the
 			// version table on the first write.
-			if err := s.conn.Exec(ctx, createMigrations); err != nil {
+			if err := s.exec(ctx, createMigrations); err != nil {
 				return fmt.Errorf("creating schema_migrations in %s: %w", s.database, err)
 			}
 		}
@@ -63,9 +63,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 		for i, stmt := range splitStatements(string(text)) {
-			if err := s.conn.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("migrating clickhouse database %s to schema version %d (%s, statement %d): %w",
-					s.database, version, f, i+1, err)
+			if err := s.exec(ctx, stmt); err != nil {
+				return fmt.Errorf("migrating clickhouse database %s%s to schema version %d (%s, statement %d): %w",
+					s.database, s.onCluster(), version, f, i+1, err)
 			}
 		}
 		b, err := s.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
@@ -81,6 +81,60 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 		s.log.Info("migrated clickhouse store", "database", s.database, "version", version, "file", f)
 		current = version
+	}
+	return nil
+}
+
+// exec runs a statement of the migrations: as it is on one server,
+// rewritten for the cluster in cluster mode (cluster.go).
+func (s *Store) exec(ctx context.Context, stmt string) error {
+	stmts := []string{stmt}
+	if s.ddl != nil {
+		var err error
+		if stmts, err = s.ddl.rewrite(stmt); err != nil {
+			return err
+		}
+	}
+	for _, st := range stmts {
+		if err := s.conn.Exec(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onCluster names the store's cluster for messages.
+func (s *Store) onCluster() string {
+	if s.cluster == "" {
+		return ""
+	}
+	return " on cluster " + s.cluster
+}
+
+// checkMode refuses a store made on one server when the DSN names a
+// cluster, and one made on a cluster when it names none: its tables are
+// of the other kind (schema_migrations is a Distributed table on a
+// cluster).
+func (s *Store) checkMode(ctx context.Context) error {
+	rows, err := s.conn.Query(ctx, "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'")
+	if err != nil {
+		return fmt.Errorf("reading the tables of %s: %w", s.database, err)
+	}
+	defer rows.Close()
+	engine := ""
+	if rows.Next() {
+		if err := rows.Scan(&engine); err != nil {
+			return fmt.Errorf("reading the tables of %s: %w", s.database, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the tables of %s: %w", s.database, err)
+	}
+	switch {
+	case engine == "Distributed" && s.cluster == "":
+		return fmt.Errorf("the clickhouse store %s was made on a cluster: name it in the DSN (?%s=NAME), see docs/CLUSTER.md", s.database, ClusterParam)
+	case engine != "" && engine != "Distributed" && s.cluster != "":
+		return fmt.Errorf("the clickhouse store %s was made on one server, and its tables are not replicated: open it without ?%s=, or move it to a cluster as docs/CLUSTER.md says", s.database, ClusterParam)
 	}
 	return nil
 }

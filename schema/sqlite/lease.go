@@ -1,0 +1,38 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dmarcd/dmarcd"
+)
+
+var _ dmarcd.LeaseStore = (*Store)(nil)
+
+// HoldLease takes or renews the lease name for owner until until: the
+// upsert takes the row only where it is owner's or has lapsed, in one
+// statement, so that of two processes one holds it
+// (migrations/0007_leases.sql).
+func (s *Store) HoldLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error) {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO leases (name, owner, until) VALUES (?,?,?)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+WHERE leases.owner = excluded.owner OR leases.until <= ?`, name, owner, until.Unix(), now.Unix())
+	if err != nil {
+		return false, fmt.Errorf("holding lease %s: %w", name, err)
+	}
+	var holder string
+	if err := s.db.QueryRowContext(ctx, `SELECT owner FROM leases WHERE name = ?`, name).Scan(&holder); err != nil {
+		return false, fmt.Errorf("holding lease %s: %w", name, err)
+	}
+	return holder == owner, nil
+}
+
+// ReleaseLease lets the lease lapse now when owner holds it.
+func (s *Store) ReleaseLease(ctx context.Context, name, owner string, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE leases SET until = ? WHERE name = ? AND owner = ?`, now.Unix(), name, owner)
+	if err != nil {
+		return fmt.Errorf("releasing lease %s: %w", name, err)
+	}
+	return nil
+}
