@@ -72,8 +72,9 @@ type Store struct {
 	ro       *sql.DB     // reads: Query
 	opts     Options
 	log      *slog.Logger
-	seq      sequence // orders appended alert events and notifications
-	group    group    // committed reports not written yet
+	seq      sequence  // orders appended alert events and notifications
+	group    group     // committed reports not written yet
+	known    knownKeys // keys of stored reports, by partition
 }
 
 var _ dmarcd.Store = (*Store)(nil)
