@@ -41,6 +41,7 @@ type Store struct {
 	ro   *sql.DB // reads: Query, analysis
 	// readOnly: opened by OpenReadOnly; db is ro.
 	readOnly bool
+	inserts  *statements // the writer's, prepared on db
 }
 
 var _ dmarcd.Store = (*Store)(nil)
@@ -129,6 +130,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if s.inserts, err = prepareStatements(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening sqlite store %s: preparing its statements: %w", path, err)
 	}
 	ro, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
@@ -234,6 +239,9 @@ func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.inserts != nil {
+		s.inserts.close()
+	}
 	err := s.db.Close()
 	if s.ro != nil && !s.readOnly {
 		if e := s.ro.Close(); err == nil {
