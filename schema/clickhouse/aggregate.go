@@ -145,13 +145,20 @@ func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
 		}
 		row.reasons = string(b)
 	}
-	n := len(rec.DKIMResults)
-	row.dkimDomains, row.dkimSelectors, row.dkimResults, row.dkimHuman = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	// The eight arrays share one allocation: a group holds 20,000 records
+	// (DefaultGroupRecords), and the collector goes through each object.
+	n, m := len(rec.DKIMResults), len(rec.SPFResults)
+	a := make([]string, 4*n+4*m)
+	next := func(k int) []string {
+		s := a[:k:k]
+		a = a[k:]
+		return s
+	}
+	row.dkimDomains, row.dkimSelectors, row.dkimResults, row.dkimHuman = next(n), next(n), next(n), next(n)
 	for i, d := range rec.DKIMResults {
 		row.dkimDomains[i], row.dkimSelectors[i], row.dkimResults[i], row.dkimHuman[i] = d.Domain, d.Selector, d.Result, d.HumanResult
 	}
-	n = len(rec.SPFResults)
-	row.spfDomains, row.spfScopes, row.spfResults, row.spfHuman = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	row.spfDomains, row.spfScopes, row.spfResults, row.spfHuman = next(m), next(m), next(m), next(m)
 	for i, p := range rec.SPFResults {
 		row.spfDomains[i], row.spfScopes[i], row.spfResults[i], row.spfHuman[i] = p.Domain, p.Scope, p.Result, p.HumanResult
 	}
