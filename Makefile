@@ -36,7 +36,7 @@ fuzz: ## run every fuzz target of the module (found by name: func FuzzX in a _te
 # Benchmarks end to end (internal/bench; BENCHMARKS.md): results in
 # $(BENCH_OUT)/results.json and results.md, the tables also printed.
 BENCH_OUT ?= bench.out
-bench: ## benchmarks end to end: parse beside dmarc-cat and Perl, IMAP, 50,000-mail backfill, stores at 1M and 10M records, signer (about 45 min)
+bench: ## benchmarks end to end: parse beside dmarc-cat and Perl, IMAP, 50,000-mail backfill, stores at 1M and 10M records and the writers beside their engines' own inserts, signer (about 50 min)
 	$(GO) run ./internal/bench -out $(BENCH_OUT)
 
 # What make bench runs beside dmarcd, from Debian (as root): the peers, GNU

@@ -24,6 +24,23 @@ const signerOutput = `BenchmarkSign/rsa2048/1sig-2   	    3000	   1103000 ns/op	
 BenchmarkBareSign/ed25519/Sign-2	  100000	     22755 ns/op	 43946 sigs/s
 `
 
+const writersOutput = `BenchmarkWrite/sqlite/large-2         	       3	     47197 cpu-records/s	     62993 engine-cpu-records/s	     27777 engine-records/s	     22100 records/s	         0.7956 writer/engine	         0.7492 writer/engine-cpu
+BenchmarkWrite/clickhouse/small-2     	       3	     30395 engine-records/s	     29243 records/s	         0.9621 writer/engine
+`
+
+// TestWritersTable: BenchmarkWrite's lines make the table of the writers
+// against their engines.
+func TestWritersTable(t *testing.T) {
+	bs, _ := parseGoBench([]byte(writersOutput))
+	var b strings.Builder
+	writersTable(&b, StoreRun{Writers: true, Records: 100000, Command: "go test", Benchmarks: bs})
+	for _, want := range []string{"| sqlite | large | 22100 | 27777 | 0.80 | 47197 | 62993 | 0.75 |", "| clickhouse | small | 29243 | 30395 | 0.96 |  |  |  |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in\n%s", want, b.String())
+		}
+	}
+}
+
 func TestParseGoBench(t *testing.T) {
 	bs, loads := parseGoBench([]byte(storeOutput))
 	if len(bs) != 2 || bs[0].Name != "BenchmarkQueries/sqlite/domain_per_day" || bs[0].Metrics["ns/op"] != 733277 {

@@ -15,7 +15,11 @@
 //     into a fresh SQLite store, time and peak memory, at 12,500, 25,000
 //     and 50,000 messages;
 //   - store: schema/conformance's insert and query benchmarks at each
-//     $DMARCD_BENCH_RECORDS, both stores (go test -bench);
+//     $DMARCD_BENCH_RECORDS, both stores (go test -bench); small, failure
+//     and TLS reports; and BenchmarkWrite, each store's writer beside its
+//     engine's own insert of the same rows (ClickHouse batch inserts with
+//     clickhouse-go, SQLite inserts with modernc.org/sqlite), taking turns
+//     in one run, at the first size;
 //   - signer: signer's benchmarks (go test -bench).
 //
 // Run it from the module root, as `make bench` and `make bench-quick` do:

@@ -261,12 +261,19 @@ func storeTables(b *strings.Builder, r *Results) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## Store (schema/conformance benchmarks, no parsing)\n\n")
 	for _, s := range r.Store {
+		if s.Writers {
+			writersTable(b, s)
+			continue
+		}
 		if s.Records == 0 {
-			p("Small aggregate reports and failure reports (`%s`, %s):\n\n| reports | store | reports/s | records/s | time |\n|---|---|---|---|---|\n", s.Command, dur(s.Elapsed))
+			p("Small aggregate reports, failure reports and TLS reports (`%s`, %s):\n\n| reports | store | reports/s | records/s | time |\n|---|---|---|---|---|\n", s.Command, dur(s.Elapsed))
 			for _, bn := range s.Benchmarks {
 				kind := "small aggregate reports"
 				if strings.Contains(bn.Name, "FailureReports") {
 					kind = "failure reports"
+				}
+				if strings.Contains(bn.Name, "TLSReports") {
+					kind = "TLS reports"
 				}
 				recs := ""
 				if v, ok := bn.Metrics["records/s"]; ok {
@@ -301,6 +308,30 @@ func storeTables(b *strings.Builder, r *Results) {
 		}
 		p("\n")
 	}
+}
+
+// writersTable shows a run of BenchmarkWrite: each store's writer beside
+// its engine's own insert of the same rows, in the same run.
+func writersTable(b *strings.Builder, s StoreRun) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("The writers against their engines (`%s`, %s): records/s from wall time; for SQLite, which runs in the process, also per second of the process's CPU time.\n\n", s.Command, dur(s.Elapsed))
+	p("| store | reports | writer, records/s | engine, records/s | writer / engine | writer, CPU records/s | engine, CPU records/s | writer / engine, CPU |\n|---|---|---|---|---|---|---|---|\n")
+	for _, bn := range s.Benchmarks {
+		parts := strings.Split(strings.TrimPrefix(bn.Name, "BenchmarkWrite/"), "/")
+		if len(parts) != 2 {
+			continue
+		}
+		m := bn.Metrics
+		cpu := func(k string, f string) string {
+			if v, ok := m[k]; ok {
+				return fmt.Sprintf(f, v)
+			}
+			return ""
+		}
+		p("| %s | %s | %.0f | %.0f | %.2f | %s | %s | %s |\n", parts[0], parts[1], m["records/s"], m["engine-records/s"], m["writer/engine"],
+			cpu("cpu-records/s", "%.0f"), cpu("engine-cpu-records/s", "%.0f"), cpu("writer/engine-cpu", "%.2f"))
+	}
+	p("\n")
 }
 
 func storeName(n string) string {

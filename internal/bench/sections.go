@@ -85,6 +85,9 @@ type GoBench struct {
 
 // StoreRun is one run of schema/conformance's benchmarks at a size.
 type StoreRun struct {
+	// Writers: a run of BenchmarkWrite (the writers beside their engines'
+	// own inserts of the same rows).
+	Writers    bool      `json:"writers,omitempty"`
 	Records    int       `json:"records"`
 	Command    string    `json:"command"`
 	Elapsed    float64   `json:"elapsed_s"`
@@ -171,14 +174,34 @@ func storeSection(c *config, res *Results) error {
 			logf("  %s: %d records loaded in %.1fs (%.0f records/s)", l.Store, l.Records, l.Seconds, l.Rate)
 		}
 	}
-	args := []string{"test", "-run", "^$", "-bench", "InsertSmallReports|InsertFailureReports", "-benchtime", "1x", "-timeout", "1h", "./schema/conformance"}
-	logf("small reports and failure reports: go %s", strings.Join(args, " "))
+	args := []string{"test", "-run", "^$", "-bench", "InsertSmallReports|InsertFailureReports|InsertTLSReports", "-benchtime", "1x", "-timeout", "1h", "./schema/conformance"}
+	logf("small reports, failure reports and TLS reports: go %s", strings.Join(args, " "))
 	t0 := time.Now()
 	bs, _, err := goBench(filepath.Join(work, "small-reports.txt"), nil, args...)
 	if err != nil {
 		return err
 	}
 	res.Store = append(res.Store, StoreRun{Command: "go " + strings.Join(args, " "), Elapsed: time.Since(t0).Seconds(), Benchmarks: bs})
+	return writersRun(c, res, work)
+}
+
+// writersRun runs BenchmarkWrite: each store's writer and its engine's own
+// insert of the same rows, taking turns three times, in one run, so that
+// every ratio comes from one run.
+func writersRun(c *config, res *Results, work string) error {
+	n := c.storeRecords[0]
+	args := []string{"test", "-run", "^$", "-bench", "Write", "-benchtime", "3x", "-timeout", "2h", "./schema/conformance"}
+	cmd := fmt.Sprintf("DMARCD_BENCH_RECORDS=%d go %s", n, strings.Join(args, " "))
+	logf("the writers against their engines: %s", cmd)
+	t0 := time.Now()
+	bs, _, err := goBench(filepath.Join(work, "writers.txt"), []string{fmt.Sprintf("DMARCD_BENCH_RECORDS=%d", n)}, args...)
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		logf("  %s: writer %.0f records/s, engine %.0f records/s, %.2f", b.Name, b.Metrics["records/s"], b.Metrics["engine-records/s"], b.Metrics["writer/engine"])
+	}
+	res.Store = append(res.Store, StoreRun{Writers: true, Records: n, Command: cmd, Elapsed: time.Since(t0).Seconds(), Benchmarks: bs})
 	return nil
 }
 

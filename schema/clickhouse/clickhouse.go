@@ -78,8 +78,9 @@ type Store struct {
 	ro       *sql.DB     // reads: Query
 	opts     Options
 	log      *slog.Logger
-	seq      sequence // orders appended alert events and notifications
-	group    group    // committed reports not written yet
+	seq      sequence  // orders appended alert events and notifications
+	group    group     // committed reports not written yet
+	known    knownKeys // keys of stored reports, by partition
 	// cluster names the ClickHouse cluster the store is spread over
 	// (cluster.go); "" on one server. ddl rewrites the migrations for it.
 	cluster string

@@ -114,10 +114,10 @@ func TestAbortWithRecordsInTable(t *testing.T) {
 }
 
 // TestDuplicatesBeforeMerge stores the same report twice, as two writers
-// racing past the existence check would (both begin before either
-// commits; two processes, or one writing each report at its Commit), and
-// checks that every view counts it once before ClickHouse merges anything,
-// and after.
+// racing past the existence checks would (both begin before either
+// commits, and both groups are checked before either is written: two
+// processes at the same moment), and checks that every view counts it
+// once before ClickHouse merges anything, and after.
 func TestDuplicatesBeforeMerge(t *testing.T) {
 	s, _ := openTemp(t, Options{GroupReports: 1})
 	w1, err := storetest.Write(t, s, storetest.Report("r1"), storetest.Records())
@@ -134,7 +134,14 @@ func TestDuplicatesBeforeMerge(t *testing.T) {
 	if err := w1.Commit(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if err := w2.Commit(ctx, r); err != nil {
+	// The second copy, written as the other process's group would be:
+	// its check before the write ran before the first copy was stored.
+	p := w2.(*recordWriter).pending(r)
+	w2.Abort()
+	if err := s.insertRecords(ctx, []*pendingReport{p}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.insertRows(ctx, []*pendingReport{p}); err != nil {
 		t.Fatal(err)
 	}
 	if got := queryString(t, s, `SELECT count(), sum(messages) FROM rollup_domains`); got != "2|26\n" {

@@ -21,20 +21,24 @@ const insertFailure = `INSERT INTO failure_reports (
 	original_subject, original_message_id, original_date, original_body,
 	tolerations, source, part, received_at)`
 
+// listFailureKeys lists the keys of a domain's failure reports of a month
+// (known.go).
+const listFailureKeys = `SELECT report_key FROM failure_reports WHERE domain = ? AND day >= toDate(?) AND day < toDate(?)`
+
 const insertQuarantine = `INSERT INTO quarantine (sha256, day, reason, source, part, message_id, received_at, size, raw)`
 
 // AddFailure hands a failure report to the group of grouped writes (see
 // group.go), unless one with the same key is stored or waits there
-// (ErrDuplicate): it is stored when the group is written (Flush). The
-// check and the insert are not atomic: two racing writers both store it,
-// and the failures view shows it once.
+// (ErrDuplicate): it is stored when the group is written (Flush). A report
+// with an arrival date and a reported domain, both part of its key, is
+// looked for among the keys of its partition (known.go); another is looked
+// for by a query of its own. The group is checked again before it is
+// written, so that a copy another process stored meanwhile is not written
+// again; two processes writing at the same moment both store it, and the
+// failures view shows it once.
 func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarcd.Origin) error {
 	key := f.Key()
-	var n uint64
-	if err := s.conn.QueryRow(ctx, "SELECT count() FROM failure_reports WHERE report_key = ?", key).Scan(&n); err != nil {
-		return fmt.Errorf("looking for failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
-	}
-	if n > 0 {
+	if s.group.pendingFailure(key) {
 		return dmarcd.ErrDuplicate
 	}
 	// The partition: a date of the report itself where there is one, so
@@ -46,6 +50,25 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 	if day.IsZero() {
 		day = o.ReceivedAt
 	}
+	day = utcDay(day)
+	dup := true
+	var err error
+	if !f.ArrivalDate.IsZero() && f.ReportedDomain != "" {
+		dup, err = s.maybeStored(ctx, partitionOf("failure_reports", f.Domain(), day), key, func(ctx context.Context) ([]string, error) {
+			return s.listKeys(ctx, listFailureKeys, f.Domain(), day)
+		})
+	}
+	if err == nil && dup {
+		var n uint64
+		err = s.conn.QueryRow(ctx, "SELECT count() FROM failure_reports WHERE report_key = ?", key).Scan(&n)
+		dup = n > 0
+	}
+	if err != nil {
+		return fmt.Errorf("looking for failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+	}
+	if dup {
+		return dmarcd.ErrDuplicate
+	}
 	names, values := make([]string, len(f.Fields)), make([]string, len(f.Fields))
 	for i, fl := range f.Fields {
 		names[i], values[i] = fl.Name, fl.Value
@@ -56,7 +79,7 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 		body = &b
 	}
 	row := []any{
-		key, utcDay(day), f.Domain(), f.ReportFrom, f.ReportSubject, timeOrNil(f.ReportDate), f.ReportMessageID,
+		key, day, f.Domain(), f.ReportFrom, f.ReportSubject, timeOrNil(f.ReportDate), f.ReportMessageID,
 		f.FeedbackType, f.Version, f.UserAgent, f.ReportedDomain, f.SourceIP,
 		f.OriginalMailFrom, nonNil(f.OriginalRcptTo), timeOrNil(f.ArrivalDate), f.ArrivalDateText,
 		f.AuthFailure, f.DeliveryResult, f.IdentityAlignment,
@@ -101,14 +124,23 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 
 // insertFailures inserts the rows of failure reports in one batch.
 func (s *Store) insertFailures(ctx context.Context, rows [][]any) error {
-	b, err := s.conn.PrepareBatch(ctx, insertFailure)
+	return s.insertBatch(ctx, insertFailure, rows)
+}
+
+// insertBatch inserts rows in one batch; none is nothing. A row's error
+// names its first value, the report's key.
+func (s *Store) insertBatch(ctx context.Context, insert string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b, err := s.conn.PrepareBatch(ctx, insert)
 	if err != nil {
 		return err
 	}
 	for _, row := range rows {
 		if err := b.Append(row...); err != nil {
 			b.Abort()
-			return fmt.Errorf("failure report %s: %w", row[0], err)
+			return fmt.Errorf("report %s: %w", row[0], err)
 		}
 	}
 	return b.Send()

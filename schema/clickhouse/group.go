@@ -87,10 +87,32 @@ type group struct {
 	failures     [][]any
 	failureKeys  map[string]bool
 	failureBytes int
+
+	// TLS reports wait too. Written twice (a failed write is written
+	// again whole), a TLS report's rows collapse in the tls_* views.
+	tls     []*pendingTLS
+	tlsKeys map[string]bool
+	tlsRows int // rows of their policies and failure details
 }
 
 // empty says whether nothing waits in the group; g.mu is held.
-func (g *group) empty() bool { return len(g.reports) == 0 && len(g.failures) == 0 }
+func (g *group) empty() bool { return len(g.reports) == 0 && len(g.failures) == 0 && len(g.tls) == 0 }
+
+// pendingFailure says whether a failure report with the key waits in the
+// group.
+func (g *group) pendingFailure(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failureKeys[key]
+}
+
+// pendingTLSReport says whether a TLS report with the key waits in the
+// group.
+func (g *group) pendingTLSReport(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.tlsKeys[key]
+}
 
 // pending says whether a report with the digest waits in the group.
 func (g *group) pending(digest string) bool {
@@ -109,7 +131,8 @@ func (s *Store) full(g *group) bool {
 // held.
 func (s *Store) overfull(g *group) bool {
 	return len(g.reports) >= s.opts.GroupReports || g.records >= s.opts.GroupRecords ||
-		len(g.failures) >= s.opts.GroupReports || g.failureBytes >= GroupFailureBytes
+		len(g.failures) >= s.opts.GroupReports || g.failureBytes >= GroupFailureBytes ||
+		len(g.tls) >= s.opts.GroupReports || g.tlsRows >= s.opts.GroupRecords
 }
 
 // commit adds a report to the group, and writes the group when it is
@@ -155,16 +178,29 @@ func (s *Store) Flush(ctx context.Context) error {
 	return s.write(ctx)
 }
 
-// write inserts the failure reports of the group in one batch, the records
-// of its aggregate reports in another, then the rows of those reports in a
-// third, which makes them visible; g.mu is held.
+// write inserts the failure reports of the group in one batch, its TLS
+// reports in one batch per table, the records of its aggregate reports in
+// another, then the rows of those reports in a last one, which makes them
+// visible; g.mu is held. Reports another process stored since they were
+// looked for are dropped first.
 func (s *Store) write(ctx context.Context) error {
 	g := &s.group
 	if len(g.failures) > 0 {
+		if err := s.dropStoredFailures(ctx); err != nil {
+			return fmt.Errorf("storing %d failure reports: asking which are stored already: %w", len(g.failures), err)
+		}
 		if err := s.insertFailures(ctx, g.failures); err != nil {
 			return fmt.Errorf("storing %d failure reports: %w", len(g.failures), err)
 		}
+		for _, row := range g.failures {
+			s.remember(partitionOf("failure_reports", row[2].(string), row[1].(time.Time)), row[0].(string))
+		}
 		g.failures, g.failureKeys, g.failureBytes = nil, nil, 0
+	}
+	if len(g.tls) > 0 {
+		if err := s.writeTLS(ctx); err != nil {
+			return err
+		}
 	}
 	if len(g.reports) == 0 {
 		return nil
@@ -175,6 +211,8 @@ func (s *Store) write(ctx context.Context) error {
 			return fmt.Errorf("storing %s again: asking what was stored before: %w", what, err)
 		}
 		g.failed = false
+	} else if err := s.dropStored(ctx); err != nil {
+		return fmt.Errorf("storing %s: asking which are stored already: %w", what, err)
 	}
 	if g.records > 0 {
 		if err := s.insertRecords(ctx, g.reports); err != nil {
@@ -190,8 +228,80 @@ func (s *Store) write(ctx context.Context) error {
 		g.failed = true
 		return fmt.Errorf("storing %s: %w", what, err)
 	}
+	for _, p := range g.reports {
+		s.remember(p.h.partition(), p.h.digest)
+	}
 	g.reports, g.keys, g.records, g.failed = nil, nil, 0, false
 	return nil
+}
+
+// dropStored drops from the group the reports whose row is stored: another
+// process stored them after BeginAggregate looked (known.go); g.mu is
+// held. Records of theirs that a large report inserted while it was read
+// stay without a row of their own copy, as after an abort.
+func (s *Store) dropStored(ctx context.Context) error {
+	g := &s.group
+	stored, err := s.storedRows(ctx)
+	if err != nil || len(stored) == 0 {
+		return err
+	}
+	kept := g.reports[:0]
+	for _, p := range g.reports {
+		if stored[p.h.digest] {
+			g.records -= len(p.records)
+			delete(g.keys, p.h.digest)
+			s.remember(p.h.partition(), p.h.digest)
+			continue
+		}
+		kept = append(kept, p)
+	}
+	clear(g.reports[len(kept):])
+	g.reports = kept
+	return nil
+}
+
+// dropStoredFailures drops from the group the failure reports stored
+// already: by another process since AddFailure looked, or by a write of
+// the group that failed after the server took it; g.mu is held.
+func (s *Store) dropStoredFailures(ctx context.Context) error {
+	g := &s.group
+	keys := ch.GroupSet{Value: make([]any, len(g.failures))}
+	for i, row := range g.failures {
+		keys.Value[i] = row[0]
+	}
+	stored, err := s.storedKeys(ctx, `SELECT DISTINCT report_key FROM failure_reports WHERE report_key IN ?`, keys)
+	if err != nil || len(stored) == 0 {
+		return err
+	}
+	kept := g.failures[:0]
+	for _, row := range g.failures {
+		if !stored[row[0].(string)] {
+			kept = append(kept, row)
+		} else {
+			s.remember(partitionOf("failure_reports", row[2].(string), row[1].(time.Time)), row[0].(string))
+		}
+	}
+	clear(g.failures[len(kept):])
+	g.failures = kept
+	return nil
+}
+
+// storedKeys runs a query of report keys and returns them as a set.
+func (s *Store) storedKeys(ctx context.Context, query string, args ...any) (map[string]bool, error) {
+	rows, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stored := map[string]bool{}
+	for rows.Next() {
+		var key string
+		if err := rows.Scan(&key); err != nil {
+			return nil, err
+		}
+		stored[key] = true
+	}
+	return stored, rows.Err()
 }
 
 // insertRows inserts the rows not stored yet of reports in one batch.
@@ -236,26 +346,39 @@ func (s *Store) insertRecords(ctx context.Context, reports []*pendingReport) err
 	return b.Send()
 }
 
+// groupKeys are the policy domains and the keys of the group's reports,
+// for IN; g.mu is held.
+func (g *group) groupKeys() (domains, keys ch.GroupSet) {
+	seen := map[string]bool{}
+	keys.Value = make([]any, 0, len(g.reports))
+	for _, p := range g.reports {
+		if !seen[p.h.key.Domain] {
+			seen[p.h.key.Domain] = true
+			domains.Value = append(domains.Value, p.h.key.Domain)
+		}
+		keys.Value = append(keys.Value, p.h.digest)
+	}
+	return domains, keys
+}
+
+// storedRows says which of the group's reports have a stored row; g.mu is
+// held.
+func (s *Store) storedRows(ctx context.Context) (map[string]bool, error) {
+	domains, keys := s.group.groupKeys()
+	return s.storedKeys(ctx, `SELECT DISTINCT report_key FROM aggregate_reports
+WHERE domain IN ? AND report_key IN ?`, domains, keys)
+}
+
 // settle asks the server what a failed write of the group stored, and
 // drops it from the group: the records of a report whose last record is
 // stored (an insert is stored whole or not at all), and the rows stored;
 // g.mu is held.
 func (s *Store) settle(ctx context.Context) error {
 	g := &s.group
-	domains, keys := map[string]bool{}, make([]any, 0, len(g.reports))
-	for _, p := range g.reports {
-		domains[p.h.key.Domain] = true
-		keys = append(keys, p.h.digest)
-	}
-	domainSet := make([]any, 0, len(domains))
-	for d := range domains {
-		domainSet = append(domainSet, d)
-	}
-	in := func(v []any) ch.GroupSet { return ch.GroupSet{Value: v} }
-
+	domains, keys := g.groupKeys()
 	lastSeq := map[string]uint32{}
 	rows, err := s.conn.Query(ctx, `SELECT report_key, max(seq) FROM aggregate_records
-WHERE domain IN ? AND report_key IN ? GROUP BY report_key`, in(domainSet), in(keys))
+WHERE domain IN ? AND report_key IN ? GROUP BY report_key`, domains, keys)
 	if err != nil {
 		return err
 	}
@@ -272,22 +395,8 @@ WHERE domain IN ? AND report_key IN ? GROUP BY report_key`, in(domainSet), in(ke
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	stored := map[string]bool{}
-	rows, err = s.conn.Query(ctx, `SELECT DISTINCT report_key FROM aggregate_reports
-WHERE domain IN ? AND report_key IN ?`, in(domainSet), in(keys))
+	stored, err := s.storedRows(ctx)
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var key string
-		if err := rows.Scan(&key); err != nil {
-			rows.Close()
-			return err
-		}
-		stored[key] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 
@@ -309,9 +418,9 @@ func (s *Store) flushOnClose() error {
 	g := &s.group
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	n, nf := len(g.reports), len(g.failures)
+	n, nf, nt := len(g.reports), len(g.failures), len(g.tls)
 	if err := s.write(ctx); err != nil {
-		return fmt.Errorf("closing clickhouse store %s: %d committed reports and %d failure reports could not be written: %w", s.database, n, nf, err)
+		return fmt.Errorf("closing clickhouse store %s: %d committed reports, %d failure reports and %d TLS reports could not be written: %w", s.database, n, nf, nt, err)
 	}
 	return nil
 }

@@ -287,3 +287,143 @@ func TestGroupFailureReports(t *testing.T) {
 		t.Errorf("after filling the group: %q failure reports, want 8", got)
 	}
 }
+
+// tlsReport is a TLS report about example.com numbered i, with a policy
+// and a failure detail.
+func tlsReport(i int) *dmarcd.TLSReport {
+	day := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	return &dmarcd.TLSReport{OrganizationName: "Reporter", ReportID: fmt.Sprint("tls-", i), DateBegin: day, DateEnd: day.Add(24*time.Hour - time.Second),
+		Policies: []dmarcd.TLSPolicy{{Type: "sts", Domain: "example.com", MXHosts: []string{"mx.example.com"}, SuccessfulSessions: 10, FailedSessions: 2,
+			FailureDetails: []dmarcd.TLSFailureDetail{{ResultType: "certificate-expired", SendingMTAIP: "192.0.2.1", ReceivingMXHostname: "mx.example.com", FailedSessions: 2}}}}}
+}
+
+// TestGroupTLSReports: TLS reports wait in the group, duplicates already,
+// and are written by Flush in one insert per table; a write that fails
+// keeps them, and the next Flush stores them once.
+func TestGroupTLSReports(t *testing.T) {
+	s, _ := openTemp(t, Options{GroupReports: 5})
+	ctx := context.Background()
+	origin := dmarcd.Origin{ReceivedAt: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)}
+	for i := range 3 {
+		if err := s.AddTLSReport(ctx, tlsReport(i), origin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := queryString(t, s, `SELECT (SELECT count() FROM tlsrpt_reports), (SELECT count() FROM tlsrpt_policies)`); got != "0|0\n" {
+		t.Errorf("before Flush: %q", got)
+	}
+	if err := s.AddTLSReport(ctx, tlsReport(1), origin); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Errorf("a TLS report waiting in the group: got %v, want ErrDuplicate", err)
+	}
+	dead, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Flush(dead); err == nil {
+		t.Fatal("Flush with an ended context succeeded")
+	}
+	if err := s.AddTLSReport(ctx, tlsReport(2), origin); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Errorf("a TLS report of a failed group offered again: got %v, want ErrDuplicate", err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ query, want string }{
+		{`SELECT COUNT(*), SUM(successful_sessions), SUM(failed_sessions) FROM tls_reports`, "3|30|6\n"},
+		{`SELECT COUNT(*) FROM tls_policies`, "3\n"},
+		{`SELECT COUNT(*), SUM(failed_sessions) FROM tls_failures`, "3|6\n"},
+		{`SELECT table, count() FROM system.parts WHERE database = currentDatabase() AND active
+			AND table LIKE 'tlsrpt_%' GROUP BY table ORDER BY table`, "tlsrpt_failures|1\ntlsrpt_policies|1\ntlsrpt_reports|1\n"},
+	} {
+		if got := queryString(t, s, c.query); got != c.want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+		}
+	}
+	if err := s.AddTLSReport(ctx, tlsReport(0), origin); !errors.Is(err, dmarcd.ErrDuplicate) {
+		t.Errorf("a stored TLS report: got %v, want ErrDuplicate", err)
+	}
+	// Five waiting TLS reports fill the group: the fifth writes it.
+	for i := 10; i < 15; i++ {
+		if err := s.AddTLSReport(ctx, tlsReport(i), origin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := queryString(t, s, `SELECT COUNT(*) FROM tls_reports`); got != "8\n" {
+		t.Errorf("after filling the group: %q TLS reports, want 8", got)
+	}
+}
+
+// TestGroupStoredByAnother: a process that read the keys of a partition
+// (known.go) takes a report another process stores afterwards, and drops
+// it when it writes its group: every kind of report is stored once, and
+// is a duplicate for both processes afterwards.
+func TestGroupStoredByAnother(t *testing.T) {
+	a, dsn := openTemp(t, Options{})
+	b, err := OpenOptions(context.Background(), dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	origin := dmarcd.Origin{ReceivedAt: time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)}
+	// b reads the partitions' keys with a first report of each kind.
+	if err := commit(t, b, storetest.Report("r0"), storetest.Records()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddFailure(ctx, failureReport(0), origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddTLSReport(ctx, tlsReport(0), origin); err != nil {
+		t.Fatal(err)
+	}
+	// a stores the next reports and writes them.
+	if err := commit(t, a, storetest.Report("r1"), storetest.Records()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddFailure(ctx, failureReport(1), origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.AddTLSReport(ctx, tlsReport(1), origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// b, not knowing, takes them, and drops them when it writes.
+	if err := commit(t, b, storetest.Report("r1"), storetest.Records()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddFailure(ctx, failureReport(1), origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddTLSReport(ctx, tlsReport(1), origin); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ query, want string }{
+		{`SELECT count(), uniqExact(report_key) FROM aggregate_reports`, "2|2\n"},
+		{`SELECT count(), uniqExact(report_key, seq) FROM aggregate_records`, "4|4\n"},
+		{`SELECT count(), uniqExact(report_key) FROM failure_reports`, "2|2\n"},
+		{`SELECT count(), uniqExact(report_key) FROM tlsrpt_reports`, "2|2\n"},
+		{`SELECT count(), uniqExact(report_key) FROM tlsrpt_policies`, "2|2\n"},
+		{`SELECT count() FROM rollup_unsettled`, "0\n"},
+	} {
+		if got := queryString(t, b, c.query); got != c.want {
+			t.Errorf("%s\n got: %q\nwant: %q", c.query, got, c.want)
+		}
+	}
+	if got := queryString(t, b, `SELECT COUNT(*), SUM(messages) FROM daily_reporters`); got != "1|26\n" {
+		t.Errorf("daily_reporters: %q", got)
+	}
+	for _, s := range []*Store{a, b} {
+		if err := commit(t, s, storetest.Report("r1"), storetest.Records()); !errors.Is(err, dmarcd.ErrDuplicate) {
+			t.Errorf("a stored report: got %v, want ErrDuplicate", err)
+		}
+		if err := s.AddFailure(ctx, failureReport(1), origin); !errors.Is(err, dmarcd.ErrDuplicate) {
+			t.Errorf("a stored failure report: got %v, want ErrDuplicate", err)
+		}
+		if err := s.AddTLSReport(ctx, tlsReport(1), origin); !errors.Is(err, dmarcd.ErrDuplicate) {
+			t.Errorf("a stored TLS report: got %v, want ErrDuplicate", err)
+		}
+	}
+}

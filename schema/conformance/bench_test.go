@@ -238,6 +238,18 @@ const (
 	benchSmallMaxRecords     = 10
 )
 
+// benchSmallReports is $DMARCD_BENCH_REPORTS, or its default.
+func benchSmallReports(b *testing.B) int {
+	n := defaultBenchSmallReports
+	if v := os.Getenv(benchSmallReportsEnv); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
+			b.Fatalf("%s=%q: want a positive number of reports", benchSmallReportsEnv, v)
+		}
+	}
+	return n
+}
+
 // generateSmall stores n reports of 1 to benchSmallMaxRecords records into
 // s, then flushes what s holds back (dmarcd.Flusher), as ingest.Files does
 // at its end. It returns the number of records.
@@ -331,18 +343,65 @@ func BenchmarkInsertFailureReports(b *testing.B) {
 	}
 }
 
+// benchTLSReports is how many TLS reports BenchmarkInsertTLSReports
+// stores per iteration: a year of daily reports from a few reporters for a
+// few domains.
+const benchTLSReports = 2_000
+
+// BenchmarkInsertTLSReports stores SMTP TLS reports, each with two
+// policies and a failure detail, into an empty store, then flushes, and
+// reports reports/s.
+//
+//	go test -run '^$' -bench InsertTLSReports -benchtime 1x ./schema/conformance
+func BenchmarkInsertTLSReports(b *testing.B) {
+	ctx := context.Background()
+	for _, st := range benchStores {
+		b.Run(st.name, func(b *testing.B) {
+			var elapsed time.Duration
+			for range b.N {
+				b.StopTimer()
+				s := st.open(b)
+				ts := s.(dmarcd.TLSStore)
+				b.StartTimer()
+				start := time.Now()
+				for i := range benchTLSReports {
+					day := benchStart.AddDate(0, 0, i/(benchDomains*2))
+					domain := benchDomain(i % benchDomains)
+					r := &dmarcd.TLSReport{OrganizationName: []string{"Google Inc.", "Microsoft Corporation"}[i/benchDomains%2],
+						ReportID: fmt.Sprint("tls-", i), DateBegin: day, DateEnd: day.Add(24*time.Hour - time.Second),
+						ContactInfo: "smtp-tls-reporting@reporter.example",
+						Policies: []dmarcd.TLSPolicy{
+							{Type: "sts", Domain: domain, String: []string{"version: STSv1", "mode: enforce", "mx: mx." + domain, "max_age: 86400"},
+								MXHosts: []string{"mx." + domain}, SuccessfulSessions: int64(100 + i%50), FailedSessions: int64(i % 3),
+								FailureDetails: []dmarcd.TLSFailureDetail{{ResultType: "certificate-expired", SendingMTAIP: "203.0.113.7",
+									ReceivingMXHostname: "mx." + domain, ReceivingIP: "198.51.100.25", FailedSessions: int64(i % 3)}}},
+							{Type: "no-policy-found", Domain: "mail." + domain, SuccessfulSessions: int64(i % 20)},
+						}}
+					if err := ts.AddTLSReport(ctx, r, dmarcd.Origin{Source: "bench", ReceivedAt: day.AddDate(0, 0, 1)}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if f, ok := s.(interface{ Flush(context.Context) error }); ok {
+					if err := f.Flush(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				elapsed += time.Since(start)
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(benchTLSReports)*float64(b.N)/elapsed.Seconds(), "reports/s")
+		})
+	}
+}
+
 // BenchmarkInsertSmallReports stores $DMARCD_BENCH_REPORTS small reports
 // per iteration into an empty store, and reports reports/s and records/s.
 //
 //	go test -run '^$' -bench InsertSmallReports -benchtime 1x -timeout 1h ./schema/conformance
 func BenchmarkInsertSmallReports(b *testing.B) {
-	n := defaultBenchSmallReports
-	if v := os.Getenv(benchSmallReportsEnv); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n <= 0 {
-			b.Fatalf("%s=%q: want a positive number of reports", benchSmallReportsEnv, v)
-		}
-	}
+	n := benchSmallReports(b)
 	for _, st := range benchStores {
 		b.Run(st.name, func(b *testing.B) {
 			var elapsed time.Duration

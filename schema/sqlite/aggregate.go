@@ -19,14 +19,19 @@ const insertReport = `INSERT INTO aggregate_reports (
 ) VALUES (?,?,?,?,?,?, ?,?,?,?,?,?,?, ?,?,?,?,?,?,?,?,?, ?,?,?,?, ?,?,?,?)
 ON CONFLICT (report_key) DO NOTHING`
 
-const insertRecord = `INSERT INTO aggregate_records (
+// The rows of a report's records and of their DKIM results, inserted
+// RowsPerInsert at a time (insert.go).
+const (
+	insertRecords = `INSERT INTO aggregate_records (
 	report, seq, source_ip, count, disposition, dkim, spf, reasons,
 	envelope_to, envelope_from, header_from,
 	dkim_domains, dkim_selectors, dkim_results, dkim_human,
 	spf_domains, spf_scopes, spf_results, spf_human, extensions
-) VALUES (?,?,?,?,?,?,?,?, ?,?,?, ?,?,?,?, ?,?,?,?,?)`
-
-const insertDKIM = `INSERT INTO aggregate_dkim (report, seq, idx, domain, selector, result) VALUES (?,?,?,?,?,?)`
+) VALUES`
+	recordColumns = 20
+	insertDKIMs   = `INSERT INTO aggregate_dkim (report, seq, idx, domain, selector, result) VALUES`
+	dkimColumns   = 6
+)
 
 const finishReport = `UPDATE aggregate_reports
 SET record_count = ?, message_count = ?, tolerations = ?, extensions = ?
@@ -44,7 +49,7 @@ func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o
 	if r.Policy.Pct != dmarcd.PctAbsent {
 		pct = r.Policy.Pct
 	}
-	res, err := tx.ExecContext(ctx, insertReport,
+	res, err := s.exec(ctx, tx, insertReport,
 		k.Digest(), k.Reporter, r.Metadata.ReportID, k.Domain, k.DateBegin, k.DateEnd,
 		r.Metadata.OrgName, r.Metadata.Email, r.Metadata.ExtraContactInfo, jsonArray(r.Metadata.Errors),
 		r.Metadata.Generator, r.Version, r.Namespace,
@@ -65,22 +70,18 @@ func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o
 		tx.Rollback()
 		return nil, fmt.Errorf("storing aggregate report %s: %w", k, err)
 	}
-	w := &recordWriter{tx: tx, report: id, key: k, orgName: r.Metadata.OrgName,
-		day: time.Unix(k.DateBegin, 0).UTC().Format(time.DateOnly), sources: map[string]*sourceSums{}, selectors: map[[2]string]*selectorSums{}}
-	if w.rec, err = tx.PrepareContext(ctx, insertRecord); err == nil {
-		w.dkim, err = tx.PrepareContext(ctx, insertDKIM)
-	}
-	if err != nil {
-		tx.Rollback()
-		return nil, fmt.Errorf("storing aggregate report %s: %w", k, err)
-	}
+	w := &recordWriter{s: s, tx: tx, report: id, key: k, orgName: r.Metadata.OrgName,
+		day: time.Unix(k.DateBegin, 0).UTC().Format(time.DateOnly), sources: map[string]*sourceSums{}, selectors: map[[2]string]*selectorSums{},
+		records: pendingRows{ins: s.inserts.records}, dkim: pendingRows{ins: s.inserts.dkim}}
 	return w, nil
 }
 
 type recordWriter struct {
+	s       *Store
 	tx      *sql.Tx
-	rec     *sql.Stmt
-	dkim    *sql.Stmt
+	records pendingRows // records not inserted yet
+	dkim    pendingRows // their DKIM results
+	json    []byte      // the JSON arrays of a record
 	report  int64
 	key     dmarcd.ReportKey
 	orgName string
@@ -153,17 +154,10 @@ func (w *recordWriter) add(rec *dmarcd.Record) {
 }
 
 func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
+	if w.done {
+		return fmt.Errorf("report %s: write after commit or abort", w.key)
+	}
 	w.seq++
-	d := rec.DKIMResults
-	dkimDomains, dkimSelectors, dkimResults, dkimHuman := make([]string, len(d)), make([]string, len(d)), make([]string, len(d)), make([]string, len(d))
-	for i, r := range d {
-		dkimDomains[i], dkimSelectors[i], dkimResults[i], dkimHuman[i] = r.Domain, r.Selector, r.Result, r.HumanResult
-	}
-	p := rec.SPFResults
-	spfDomains, spfScopes, spfResults, spfHuman := make([]string, len(p)), make([]string, len(p)), make([]string, len(p)), make([]string, len(p))
-	for i, r := range p {
-		spfDomains[i], spfScopes[i], spfResults[i], spfHuman[i] = r.Domain, r.Scope, r.Result, r.HumanResult
-	}
 	reasons := "[]"
 	if len(rec.Reasons) > 0 {
 		b, err := json.Marshal(rec.Reasons)
@@ -172,17 +166,45 @@ func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
 		}
 		reasons = string(b)
 	}
-	_, err := w.rec.ExecContext(ctx, w.report, w.seq, rec.SourceIP, rec.Count, rec.Disposition, rec.DKIM, rec.SPF, reasons,
+	// The JSON arrays, built in one buffer and cut into strings.
+	d, p := rec.DKIMResults, rec.SPFResults
+	b := w.json[:0]
+	var ends [9]int
+	b = jsonField(b, d, func(r *dmarcd.DKIMResult) string { return r.Domain })
+	ends[0] = len(b)
+	b = jsonField(b, d, func(r *dmarcd.DKIMResult) string { return r.Selector })
+	ends[1] = len(b)
+	b = jsonField(b, d, func(r *dmarcd.DKIMResult) string { return r.Result })
+	ends[2] = len(b)
+	b = jsonField(b, d, func(r *dmarcd.DKIMResult) string { return r.HumanResult })
+	ends[3] = len(b)
+	b = jsonField(b, p, func(r *dmarcd.SPFResult) string { return r.Domain })
+	ends[4] = len(b)
+	b = jsonField(b, p, func(r *dmarcd.SPFResult) string { return r.Scope })
+	ends[5] = len(b)
+	b = jsonField(b, p, func(r *dmarcd.SPFResult) string { return r.Result })
+	ends[6] = len(b)
+	b = jsonField(b, p, func(r *dmarcd.SPFResult) string { return r.HumanResult })
+	ends[7] = len(b)
+	b = jsonField(b, rec.Extensions, func(e *string) string { return *e })
+	ends[8] = len(b)
+	w.json = b
+	all := string(b)
+	field := func(i int) string {
+		if i == 0 {
+			return all[:ends[0]]
+		}
+		return all[ends[i-1]:ends[i]]
+	}
+	err := w.records.add(ctx, w.tx, w.report, w.seq, rec.SourceIP, rec.Count, rec.Disposition, rec.DKIM, rec.SPF, reasons,
 		rec.EnvelopeTo, rec.EnvelopeFrom, rec.HeaderFrom,
-		jsonArray(dkimDomains), jsonArray(dkimSelectors), jsonArray(dkimResults), jsonArray(dkimHuman),
-		jsonArray(spfDomains), jsonArray(spfScopes), jsonArray(spfResults), jsonArray(spfHuman),
-		jsonArray(rec.Extensions))
+		field(0), field(1), field(2), field(3), field(4), field(5), field(6), field(7), field(8))
 	if err != nil {
-		return fmt.Errorf("storing record %d of report %s: %w", w.seq, w.key, err)
+		return fmt.Errorf("storing records up to %d of report %s: %w", w.seq, w.key, err)
 	}
 	for i, r := range d {
-		if _, err := w.dkim.ExecContext(ctx, w.report, w.seq, i+1, r.Domain, r.Selector, r.Result); err != nil {
-			return fmt.Errorf("storing DKIM result of record %d of report %s: %w", w.seq, w.key, err)
+		if err := w.dkim.add(ctx, w.tx, w.report, w.seq, i+1, r.Domain, r.Selector, r.Result); err != nil {
+			return fmt.Errorf("storing DKIM results up to record %d of report %s: %w", w.seq, w.key, err)
 		}
 	}
 	w.add(rec)
@@ -200,10 +222,12 @@ VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (domain, day) DO UPDATE SET
 messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
 dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned,
 quarantined = quarantined + excluded.quarantined, rejected = rejected + excluded.rejected`
-	upsertSource = `INSERT INTO rollup_sources (day, domain, source_ip, messages, dmarc_pass, dkim_aligned, spf_aligned)
-VALUES (?,?,?,?,?,?,?) ON CONFLICT (domain, day, source_ip) DO UPDATE SET
+	// upsertSources is the head and the tail of a multiInsert.
+	upsertSources     = `INSERT INTO rollup_sources (day, domain, source_ip, messages, dmarc_pass, dkim_aligned, spf_aligned) VALUES`
+	upsertSourcesTail = `ON CONFLICT (domain, day, source_ip) DO UPDATE SET
 messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
 dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned`
+	sourceColumns  = 7
 	upsertReporter = `INSERT INTO rollup_reporters (day, domain, org_name, reports, messages)
 VALUES (?,?,?,1,?) ON CONFLICT (domain, day, org_name) DO UPDATE SET
 reports = reports + 1, messages = messages + excluded.messages`
@@ -215,18 +239,18 @@ messages = messages + excluded.messages, passed = passed + excluded.passed`
 // rollup adds the report to the daily rollups, in its transaction.
 func (w *recordWriter) rollup(ctx context.Context, r *dmarcd.AggregateReport) error {
 	d, dom := w.day, w.key.Domain
-	if _, err := w.tx.ExecContext(ctx, upsertDomain, d, dom, w.domain.messages, w.domain.dmarcPass,
+	if _, err := w.s.exec(ctx, w.tx, upsertDomain, d, dom, w.domain.messages, w.domain.dmarcPass,
 		w.domain.dkimAligned, w.domain.spfAligned, w.domain.quarantined, w.domain.rejected); err != nil {
 		return err
 	}
-	if _, err := w.tx.ExecContext(ctx, upsertReporter, d, dom, w.orgName, r.MessageCount); err != nil {
+	if _, err := w.s.exec(ctx, w.tx, upsertReporter, d, dom, w.orgName, r.MessageCount); err != nil {
 		return err
 	}
 	if err := w.spillSources(ctx); err != nil {
 		return err
 	}
 	for k, s := range w.selectors {
-		if _, err := w.tx.ExecContext(ctx, upsertSelector, d, dom, k[0], k[1], s.messages, s.passed); err != nil {
+		if _, err := w.s.exec(ctx, w.tx, upsertSelector, d, dom, k[0], k[1], s.messages, s.passed); err != nil {
 			return err
 		}
 	}
@@ -234,20 +258,20 @@ func (w *recordWriter) rollup(ctx context.Context, r *dmarcd.AggregateReport) er
 }
 
 // spillSources adds the pending per-source sums to rollup_sources, in the
-// report's transaction, and forgets them.
+// report's transaction, RowsPerInsert sources a statement, and forgets
+// them.
 func (w *recordWriter) spillSources(ctx context.Context) error {
 	if len(w.sources) == 0 {
 		return nil
 	}
-	src, err := w.tx.PrepareContext(ctx, upsertSource)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+	rows := pendingRows{ins: w.s.inserts.sources}
 	for ip, s := range w.sources {
-		if _, err := src.ExecContext(ctx, w.day, w.key.Domain, ip, s.messages, s.dmarcPass, s.dkimAligned, s.spfAligned); err != nil {
+		if err := rows.add(ctx, w.tx, w.day, w.key.Domain, ip, s.messages, s.dmarcPass, s.dkimAligned, s.spfAligned); err != nil {
 			return err
 		}
+	}
+	if err := rows.flush(ctx, w.tx); err != nil {
+		return err
 	}
 	clear(w.sources)
 	return nil
@@ -258,8 +282,14 @@ func (w *recordWriter) Commit(ctx context.Context, r *dmarcd.AggregateReport) er
 		return fmt.Errorf("report %s: commit after commit or abort", w.key)
 	}
 	w.done = true
-	_, err := w.tx.ExecContext(ctx, finishReport, r.RecordCount, r.MessageCount,
-		jsonArray(r.Tolerations), jsonArray(r.Extensions), w.report)
+	err := w.records.flush(ctx, w.tx)
+	if err == nil {
+		err = w.dkim.flush(ctx, w.tx)
+	}
+	if err == nil {
+		_, err = w.s.exec(ctx, w.tx, finishReport, r.RecordCount, r.MessageCount,
+			jsonArray(r.Tolerations), jsonArray(r.Extensions), w.report)
+	}
 	if err == nil {
 		err = w.rollup(ctx, r)
 	}

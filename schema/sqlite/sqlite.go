@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -41,6 +42,7 @@ type Store struct {
 	ro   *sql.DB // reads: Query, analysis
 	// readOnly: opened by OpenReadOnly; db is ro.
 	readOnly bool
+	inserts  *statements // the writer's, prepared on db
 }
 
 var _ dmarcd.Store = (*Store)(nil)
@@ -129,6 +131,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if s.inserts, err = prepareStatements(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening sqlite store %s: preparing its statements: %w", path, err)
 	}
 	ro, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
@@ -234,6 +240,9 @@ func (s *Store) Query(ctx context.Context, query string, args ...any) (*sql.Rows
 
 // Close closes the database.
 func (s *Store) Close() error {
+	if s.inserts != nil {
+		s.inserts.close()
+	}
 	err := s.db.Close()
 	if s.ro != nil && !s.readOnly {
 		if e := s.ro.Close(); err == nil {
@@ -258,12 +267,29 @@ func (s *Store) Flush(ctx context.Context) error {
 	if s.readOnly {
 		return nil
 	}
-	var busy, frames, done int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(FULL)").Scan(&busy, &frames, &done); err != nil {
-		return fmt.Errorf("syncing sqlite store %s: %w", s.path, err)
+	// A checkpoint another process runs at the same moment makes ours
+	// return at once without running (-1 frames), where a writer would be
+	// waited for (busy_timeout): wait for it too, up to the same time.
+	deadline := time.Now().Add(BusyTimeoutMillis * time.Millisecond)
+	for {
+		var busy, frames, done int
+		if err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(FULL)").Scan(&busy, &frames, &done); err != nil {
+			return fmt.Errorf("syncing sqlite store %s: %w", s.path, err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if frames != -1 || time.Now().After(deadline) {
+			return fmt.Errorf("syncing sqlite store %s: the checkpoint was blocked (%d of %d WAL frames written)", s.path, done, frames)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("syncing sqlite store %s: %w", s.path, ctx.Err())
+		case <-time.After(CheckpointRetryInterval):
+		}
 	}
-	if busy != 0 {
-		return fmt.Errorf("syncing sqlite store %s: the checkpoint was blocked (%d of %d WAL frames written)", s.path, done, frames)
-	}
-	return nil
 }
+
+// CheckpointRetryInterval is how long Flush waits before it tries again a
+// checkpoint that another process's checkpoint kept from running.
+const CheckpointRetryInterval = 10 * time.Millisecond
