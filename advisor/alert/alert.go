@@ -183,7 +183,11 @@ func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 			continue
 		}
 		a.At = now
-		if err := e.record(ctx, a, dmarcd.AlertFiring); err != nil {
+		var after time.Time // the event this one follows: none, or a resolution
+		if known {
+			after = st.At
+		}
+		if err := e.record(ctx, a, dmarcd.AlertFiring, after); err != nil {
 			return told, err
 		}
 		told = append(told, a)
@@ -204,7 +208,7 @@ func (e *Engine) Check(ctx context.Context) ([]dmarcd.Alert, error) {
 			continue
 		}
 		a := resolution(st, cleared[st.Key], now)
-		if err := e.record(ctx, a, dmarcd.AlertResolved); err != nil {
+		if err := e.record(ctx, a, dmarcd.AlertResolved, st.At); err != nil {
 			return told, err
 		}
 		told = append(told, a)
@@ -267,11 +271,14 @@ func kindsText(kinds []dmarcd.AlertKind) string {
 }
 
 // record appends the event and queues its notifications, one for each
-// destination. The notification ids derive from the event and the
-// destination, so a crash between the two and a second check cannot queue
-// one twice. The destinations are asked first: when that fails, nothing is
-// recorded and the next check tries again.
-func (e *Engine) record(ctx context.Context, a dmarcd.Alert, state string) error {
+// destination. The notification ids derive from the change (the alert,
+// its new state and the time of the event it follows, after: zero for its
+// first) and the destination, not from the time of the check, so that a
+// crash between the two and a second check cannot queue one twice, nor can
+// two checks that find the same change at once (two daemons whose leases
+// overlapped, docs/CLUSTER.md). The destinations are asked first: when
+// that fails, nothing is recorded and the next check tries again.
+func (e *Engine) record(ctx context.Context, a dmarcd.Alert, state string, after time.Time) error {
 	payload, err := json.Marshal(a)
 	if err != nil {
 		return err
@@ -289,9 +296,9 @@ func (e *Engine) record(ctx context.Context, a dmarcd.Alert, state string) error
 		return err
 	}
 	for _, dest := range to {
-		id := notificationID("alert", a.Key(), state, a.At)
+		id := notificationID("alert", a.Key(), state, after.UTC())
 		if dest != "" {
-			id = notificationID("alert", a.Key(), state, a.At, dest)
+			id = notificationID("alert", a.Key(), state, after.UTC(), dest)
 		}
 		if err := e.State.AddNotification(ctx, dmarcd.Notification{
 			ID: id, Created: a.At, Kind: KindAlert, Payload: payload, To: dest,

@@ -361,3 +361,62 @@ func TestRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentChecks: two engines that check one store at once, from
+// the same state (two daemons whose alerts leases overlapped), queue one
+// notification for each change, though each records its event.
+func TestConcurrentChecks(t *testing.T) {
+	s := testserver.SQLite(t)
+	rate := 0.442
+	d := Detector{Kinds: []dmarcd.AlertKind{dmarcd.AlertPassRate}, Detect: func(context.Context, time.Time) ([]dmarcd.Alert, error) {
+		a := dmarcd.Alert{Domain: "example.com", Kind: dmarcd.AlertPassRate, Subject: "dmarc", Onset: true,
+			Title: fmt.Sprintf("DMARC pass rate of example.com is %.1f%%", 100*rate)}
+		a.Clear = rate >= 0.9
+		return []dmarcd.Alert{a}, nil
+	}}
+	start := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	for _, step := range []struct {
+		rate float64
+		want string
+	}{{0.442, "pass-rate:dmarc"}, {0.93, "pass-rate:dmarc:resolved"}} {
+		rate = step.rate
+		// The two engines' clocks differ by a second.
+		a := &Engine{State: s, Now: func() time.Time { return start }, Detectors: []Detector{d}}
+		b := &Engine{State: s, Now: func() time.Time { return start.Add(time.Second) }, Detectors: []Detector{d}}
+		states, err := s.AlertStates(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both read the state before either records: as two checks at once.
+		frozen := &frozenStates{AlertStore: s, states: states}
+		a.State, b.State = frozen, frozen
+		if got := strings.Join(check(t, a), ","); got != step.want {
+			t.Fatalf("first engine: %q, want %q", got, step.want)
+		}
+		if got := strings.Join(check(t, b), ","); got != step.want {
+			t.Fatalf("second engine: %q, want %q", got, step.want)
+		}
+		pending, err := s.PendingNotifications(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) != 1 {
+			t.Fatalf("%s: %d notifications queued, want 1", step.want, len(pending))
+		}
+		if err := s.MarkDelivered(context.Background(), pending[0].ID, start); err != nil {
+			t.Fatal(err)
+		}
+		start = start.Add(time.Hour)
+	}
+}
+
+// frozenStates answers AlertStates with the states read before, as a check
+// that read them before another recorded its events.
+type frozenStates struct {
+	dmarcd.AlertStore
+	states []dmarcd.AlertEvent
+}
+
+func (f *frozenStates) AlertStates(context.Context) ([]dmarcd.AlertEvent, error) {
+	return f.states, nil
+}

@@ -149,6 +149,12 @@ var benchStores = []struct {
 }{
 	{"sqlite", func(b *testing.B) dmarcd.Store { return openSQLite(b) }},
 	{"clickhouse", func(b *testing.B) dmarcd.Store { return openClickHouse(b, testserver.ClickHouse(b)) }},
+	// Two shards of two replicas on this one machine: the cost of
+	// replication and of the Distributed tables, not the gain of more
+	// machines.
+	{"clickhouse-cluster", func(b *testing.B) dmarcd.Store {
+		return openClickHouse(b, testserver.StartClickHouseCluster(b, clusterShards, clusterReplicas).NewDSN())
+	}},
 }
 
 // BenchmarkInsert stores $DMARCD_BENCH_RECORDS records per iteration into
