@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmarcd/dmarcd/internal/migration"
 	"golang.org/x/crypto/bcrypt"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -174,49 +175,44 @@ func (s *Store) Close() error { return s.db.Close() }
 // transaction that reads the version first, so that processes opening a
 // new file at once apply each migration once.
 func (s *Store) migrate(ctx context.Context) error {
-	files, err := migrations.ReadDir("migrations")
+	files, err := migration.Load(migrations)
 	if err != nil {
 		return err
 	}
-	for i, f := range files {
-		want := i + 1
-		if n, _, _ := strings.Cut(f.Name(), "_"); n != fmt.Sprintf("%04d", want) {
-			return fmt.Errorf("accounts: migration %s out of order", f.Name())
-		}
-		text, err := migrations.ReadFile("migrations/" + f.Name())
-		if err != nil {
-			return err
-		}
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("accounts: %w", err)
-		}
-		var version int
-		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("accounts: %w", err)
-		}
-		if version > len(files) {
-			tx.Rollback()
-			return fmt.Errorf("accounts: the state file has schema version %d, newer than this dmarcd knows (%d): upgrade dmarcd", version, len(files))
-		}
-		if version >= want {
-			tx.Rollback()
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, string(text)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("accounts: migration %s: %w", f.Name(), err)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", want)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("accounts: %w", err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("accounts: migration %s: %w", f.Name(), err)
+	latest := migration.Latest(files)
+	for _, f := range files {
+		if err := s.apply(ctx, f, latest); err != nil {
+			return fmt.Errorf("accounts: migration %s: %w", f.Name, err)
 		}
 	}
 	return nil
+}
+
+// apply applies one migration unless the file has it already.
+func (s *Store) apply(ctx context.Context, f migration.File, latest int) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var version int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	switch {
+	case version > latest:
+		return migration.TooNew("the state file", version, latest)
+	case version >= f.Version:
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, f.Text); err != nil {
+		return err
+	}
+	// PRAGMA takes no bound parameters; the version is a parsed integer.
+	if _, err := tx.ExecContext(ctx, "PRAGMA user_version = "+strconv.Itoa(f.Version)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // ---- organisations

@@ -4,12 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmarcd/dmarcd/internal/migration"
 )
 
 //go:embed migrations/*.sql
@@ -31,23 +29,15 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	latest, err := latestVersion()
+	files, err := migration.Load(migrations)
 	if err != nil {
 		return err
 	}
-	if current > latest {
+	if latest := migration.Latest(files); current > latest {
 		return tooNew(s.database, current, latest)
 	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
 	for _, f := range files {
-		version, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with its number: %w", f, err)
-		}
+		version := f.Version
 		if version <= current {
 			continue
 		}
@@ -58,19 +48,15 @@ func (s *Store) Migrate(ctx context.Context) error {
 				return fmt.Errorf("creating schema_migrations in %s: %w", s.database, err)
 			}
 		}
-		text, err := migrations.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		for i, stmt := range splitStatements(string(text)) {
+		for i, stmt := range splitStatements(f.Text) {
 			if err := s.exec(ctx, stmt); err != nil {
 				return fmt.Errorf("migrating clickhouse database %s%s to schema version %d (%s, statement %d): %w",
-					s.database, s.onCluster(), version, f, i+1, err)
+					s.database, s.onCluster(), version, f.Name, i+1, err)
 			}
 		}
 		b, err := s.conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
 		if err == nil {
-			if err = b.Append(uint32(version), path.Base(f), time.Now().UTC()); err == nil {
+			if err = b.Append(uint32(version), f.Name, time.Now().UTC()); err == nil {
 				err = b.Send()
 			} else {
 				b.Abort()
@@ -79,7 +65,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("recording schema version %d of %s: %w", version, s.database, err)
 		}
-		s.log.Info("migrated clickhouse store", "database", s.database, "version", version, "file", f)
+		s.log.Info("migrated clickhouse store", "database", s.database, "version", version, "file", f.Name)
 		current = version
 	}
 	return nil
@@ -232,22 +218,11 @@ func (s *Store) checkVersion(ctx context.Context) error {
 }
 
 func tooNew(database string, version, latest int) error {
-	return fmt.Errorf("the clickhouse store %s has schema version %d, newer than this dmarcd knows (%d): a newer dmarcd wrote it; upgrade dmarcd (a store cannot be downgraded)", database, version, latest)
+	return migration.TooNew("the clickhouse store "+database, version, latest)
 }
 
 // latestVersion is the number of the last migration this binary has.
 func latestVersion() (int, error) {
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return 0, err
-	}
-	latest := 0
-	for _, f := range files {
-		v, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
-		if err != nil {
-			return 0, fmt.Errorf("migration %s: name must start with its number: %w", f, err)
-		}
-		latest = max(latest, v)
-	}
-	return latest, nil
+	files, err := migration.Load(migrations)
+	return migration.Latest(files), err
 }

@@ -17,15 +17,13 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/dmarcd/dmarcd"
+	"github.com/dmarcd/dmarcd/internal/migration"
 )
 
 // BusyTimeoutMillis is how long a writer waits for another writer's lock
@@ -96,24 +94,13 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 
 // tooNew is the error for a store written by a newer dmarcd.
 func tooNew(path string, version, latest int) error {
-	return fmt.Errorf("the store %s has schema version %d, newer than this dmarcd knows (%d): a newer dmarcd wrote it; upgrade dmarcd (a store cannot be downgraded)", path, version, latest)
+	return migration.TooNew("the store "+path, version, latest)
 }
 
 // latestVersion is the number of the last migration this binary has.
 func latestVersion() (int, error) {
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return 0, err
-	}
-	latest := 0
-	for _, f := range files {
-		v, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
-		if err != nil {
-			return 0, fmt.Errorf("migration %s: name must start with its number: %w", f, err)
-		}
-		latest = max(latest, v)
-	}
-	return latest, nil
+	files, err := migration.Load(migrations)
+	return migration.Latest(files), err
 }
 
 // Open opens (creating if needed) the database file at path and brings its
@@ -172,32 +159,19 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
 		return fmt.Errorf("reading schema version of %s: %w", s.path, err)
 	}
-	latest, err := latestVersion()
+	files, err := migration.Load(migrations)
 	if err != nil {
 		return err
 	}
-	if current > latest {
+	if latest := migration.Latest(files); current > latest {
 		return tooNew(s.path, current, latest)
 	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(files)
 	for _, f := range files {
-		version, err := strconv.Atoi(strings.SplitN(path.Base(f), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with its number: %w", f, err)
-		}
-		if version <= current {
+		if f.Version <= current {
 			continue
 		}
-		text, err := migrations.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		if err := s.apply(ctx, version, string(text)); err != nil {
-			return fmt.Errorf("migrating %s to schema version %d (%s): %w", s.path, version, f, err)
+		if err := s.apply(ctx, f.Version, f.Text); err != nil {
+			return fmt.Errorf("migrating %s to schema version %d (%s): %w", s.path, f.Version, f.Name, err)
 		}
 	}
 	return nil
