@@ -29,8 +29,14 @@ func openTemp(t testing.TB, opts Options) (*Store, string) {
 // one server, a database per case.
 func TestContract(t *testing.T) {
 	server := testserver.ClickHouse(t)
-	storetest.Run(t, storetest.Engine{
-		Location: func(testing.TB) string { return testserver.ClickHouseDatabase(server) },
+	storetest.Run(t, contractEngine(func(testing.TB) string { return testserver.ClickHouseDatabase(server) }))
+}
+
+// contractEngine is the store contract's engine on ClickHouse, each case
+// in the store location returns (a new database's DSN).
+func contractEngine(location func(testing.TB) string) storetest.Engine {
+	return storetest.Engine{
+		Location: location,
 		Open: func(ctx context.Context, dsn string) (storetest.SchemaStore, error) {
 			s, err := Open(ctx, dsn)
 			if err != nil {
@@ -57,7 +63,7 @@ func TestContract(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-	})
+	}
 }
 
 // queryString is storetest.QueryString.

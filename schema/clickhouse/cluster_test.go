@@ -132,39 +132,11 @@ func TestTopLevel(t *testing.T) {
 // of the dmarcd processes sharing a store.
 func clusterEngine(c *testserver.ClickHouseCluster) storetest.Engine {
 	var next atomic.Int64
-	return storetest.Engine{
-		Location: func(testing.TB) string {
-			_, db, _ := strings.Cut(strings.TrimPrefix(c.NewDSN(), Scheme), "/")
-			db, _, _ = strings.Cut(db, "?")
-			return c.DSN(int(next.Add(1)-1)%len(c.Nodes), db)
-		},
-		Open: func(ctx context.Context, dsn string) (storetest.SchemaStore, error) {
-			s, err := Open(ctx, dsn)
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
-		OpenReadOnly: func(ctx context.Context, dsn string) (storetest.SchemaStore, error) {
-			s, err := OpenOptions(ctx, dsn, Options{ReadOnly: true})
-			if err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
-		SetSchemaVersion: func(t testing.TB, s storetest.SchemaStore, v int) {
-			b, err := s.(*Store).conn.PrepareBatch(context.Background(), "INSERT INTO schema_migrations (version, name, applied_at)")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Append(uint32(v), "from a newer dmarcd", time.Now().UTC()); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Send(); err != nil {
-				t.Fatal(err)
-			}
-		},
-	}
+	return contractEngine(func(testing.TB) string {
+		_, db, _ := strings.Cut(strings.TrimPrefix(c.NewDSN(), Scheme), "/")
+		db, _, _ = strings.Cut(db, "?")
+		return c.DSN(int(next.Add(1)-1)%len(c.Nodes), db)
+	})
 }
 
 // TestClusterContract runs the store contract on a cluster of two shards
