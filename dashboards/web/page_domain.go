@@ -48,13 +48,8 @@ type domainPage struct {
 func (h *Handler) domain(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.context(r)
 	defer cancel()
-	name, err := pathDomain(r)
-	if err != nil {
-		h.inputError(w, r, err)
-		return
-	}
-	if !canSee(r, name) {
-		h.notFound(w, r)
+	name, ok := h.visibleDomain(w, r)
+	if !ok {
 		return
 	}
 	win, err := h.window(r)
@@ -176,6 +171,22 @@ func (h *Handler) domainModel(ctx context.Context, d dmarcd.SenderDomain, win wi
 		}
 	}
 	return p, nil
+}
+
+// visibleDomain reads the domain of a page's path ({name}); when it is not
+// a domain name, or one the viewer may not see, it answers the request (400
+// or 404) and ok is false.
+func (h *Handler) visibleDomain(w http.ResponseWriter, r *http.Request) (name string, ok bool) {
+	name, err := pathDomain(r)
+	if err != nil {
+		h.inputError(w, r, err)
+		return "", false
+	}
+	if !canSee(r, name) {
+		h.notFound(w, r)
+		return "", false
+	}
+	return name, true
 }
 
 // requireDomain is lookupDomain for a page about one domain: when the

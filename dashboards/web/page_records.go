@@ -41,13 +41,8 @@ type plannedRecord struct {
 func (h *Handler) records(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.context(r)
 	defer cancel()
-	name, err := pathDomain(r)
-	if err != nil {
-		h.inputError(w, r, err)
-		return
-	}
-	if !canSee(r, name) {
-		h.notFound(w, r)
+	name, ok := h.visibleDomain(w, r)
+	if !ok {
 		return
 	}
 	if h.opts.Plan == nil {

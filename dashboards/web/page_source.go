@@ -27,13 +27,8 @@ type sourcePage struct {
 func (h *Handler) source(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.context(r)
 	defer cancel()
-	name, err := pathDomain(r)
-	if err != nil {
-		h.inputError(w, r, err)
-		return
-	}
-	if !canSee(r, name) {
-		h.notFound(w, r)
+	name, ok := h.visibleDomain(w, r)
+	if !ok {
 		return
 	}
 	raw := r.PathValue("ip")
