@@ -62,11 +62,11 @@ type Store interface {
 }
 
 // Flusher is a Store that groups the reports it is given, to write many in
-// one go: schema/clickhouse does, because each insert costs ClickHouse a
-// fixed time, large against the rows of a small report. Commit (and
-// AddFailure, for a failure report) hands the report to the group, and it
-// is stored once the group is written: when it is full, on Flush, or on
-// Close.
+// one go. Both stores do: each insert costs ClickHouse a fixed time, large
+// against the rows of a small report, and each commit costs SQLite a write
+// of every page it changed. Commit (and AddFailure or AddTLSReport) hands
+// the report to the group, and it is stored once the group is written:
+// when it is full, when it is old enough, on Flush, or on Close.
 //
 // Flush writes the group. When it returns nil, every report whose Commit
 // or AddFailure returned before Flush was called is stored; until then
@@ -76,8 +76,8 @@ type Store interface {
 // again, its reports are stored, or said to be duplicates (ErrDuplicate)
 // when they were stored or are still waiting in the group. Quarantine is
 // not grouped: what it returns nil for is stored. The SQLite store, whose
-// commits reach the disk at its next checkpoint, syncs in Flush, so that a
-// crash of the host either loses nothing flushed.
+// commits reach the disk at its next checkpoint, also syncs in Flush, so
+// that a crash of the host loses nothing flushed either.
 type Flusher interface {
 	Flush(ctx context.Context) error
 }

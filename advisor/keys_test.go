@@ -53,6 +53,9 @@ func keyStore(t *testing.T, reports []keyReport) *sqlite.Store {
 			t.Fatal(err)
 		}
 	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

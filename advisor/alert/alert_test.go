@@ -181,6 +181,9 @@ func tlsReport(t *testing.T, s *sqlite.Store, day string, ok, failed int64) {
 	if err := s.AddTLSReport(context.Background(), r, dmarcd.Origin{Source: "test", ReceivedAt: begin.AddDate(0, 0, 1)}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestTLSFailures: TLS sessions to the domain's MX hosts failing above the

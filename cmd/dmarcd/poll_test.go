@@ -107,6 +107,9 @@ func expectPoll(t testing.TB, msgs []pollMessage) pollExpectation {
 			e.archive = append(e.archive, normalised(m.data))
 		}
 	}
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	slices.Sort(e.archive)
 	slices.Sort(e.invalid)
 	e.content = storeContent(t, st)

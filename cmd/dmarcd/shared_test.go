@@ -175,6 +175,9 @@ func TestTwoDaemons(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := ref.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	wantContent := sharedContent(t, ref)
 	for _, tc := range []struct {
 		name   string

@@ -51,6 +51,9 @@ func newTenants(t *testing.T) *tenants {
 		}
 	}
 	ctx := context.Background()
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	acc, err := accounts.Open(ctx, filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -198,6 +198,9 @@ func expect(t testing.TB, msgs []testMessage) expectation {
 			e.Archive++
 		}
 	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	e.Content = contentOf(t, s)
 	return e
 }

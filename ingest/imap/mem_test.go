@@ -514,6 +514,11 @@ func (s *failingStore) AddFailure(ctx context.Context, f *dmarcd.FailureReport, 
 	return s.Store.AddFailure(ctx, f, o)
 }
 
+// Flush passes on to the store: the poller flushes before it files.
+func (s *failingStore) Flush(ctx context.Context) error {
+	return s.Store.(dmarcd.Flusher).Flush(ctx)
+}
+
 func (s *failingStore) Quarantine(ctx context.Context, q dmarcd.Quarantined) error {
 	if err := s.allow(); err != nil {
 		return err

@@ -157,6 +157,9 @@ func TestCutBetweenCommitAndFlush(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := lite.(dmarcd.Flusher).Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	want := answers(t, lite)
 	if len(want["records view"]) == 0 || len(want["failures view"]) == 0 {
 		t.Fatalf("the mail gave empty views in SQLite")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,20 +38,23 @@ const finishReport = `UPDATE aggregate_reports
 SET record_count = ?, message_count = ?, tolerations = ?, extensions = ?
 WHERE id = ?`
 
-// BeginAggregate starts a transaction holding the report row. The UNIQUE
-// report_key refuses a report stored before, by this process or another.
+// BeginAggregate starts the report in the open group (group.go), with its
+// row. The UNIQUE report_key refuses a report stored before, by this
+// process or another, or waiting in the group.
 func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o dmarcd.Origin) (dmarcd.RecordWriter, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("storing aggregate report: %w", err)
 	}
+	sqlctx := context.WithoutCancel(ctx)
 	k := r.Key()
+	digest := k.Digest()
 	var pct any
 	if r.Policy.Pct != dmarcd.PctAbsent {
 		pct = r.Policy.Pct
 	}
-	res, err := s.exec(ctx, tx, insertReport,
-		k.Digest(), k.Reporter, r.Metadata.ReportID, k.Domain, k.DateBegin, k.DateEnd,
+	res, err := s.exec(sqlctx, tx, insertReport,
+		digest, k.Reporter, r.Metadata.ReportID, k.Domain, k.DateBegin, k.DateEnd,
 		r.Metadata.OrgName, r.Metadata.Email, r.Metadata.ExtraContactInfo, jsonArray(r.Metadata.Errors),
 		r.Metadata.Generator, r.Version, r.Namespace,
 		r.Policy.ADKIM, r.Policy.ASPF, r.Policy.P, r.Policy.SP, r.Policy.NP, pct, r.Policy.FO,
@@ -58,105 +62,66 @@ func (s *Store) BeginAggregate(ctx context.Context, r *dmarcd.AggregateReport, o
 		jsonArray(r.Extensions), r.RecordCount, r.MessageCount, jsonArray(r.Tolerations),
 		o.Source, o.Part, o.MessageID, o.ReceivedAt.Unix())
 	if err != nil {
-		tx.Rollback()
-		return nil, fmt.Errorf("storing aggregate report %s: %w", k, err)
+		return nil, fmt.Errorf("storing aggregate report %s: %w", k, s.lose(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		tx.Rollback()
+		s.found(digest)
+		s.end(digest, 0, false)
 		return nil, dmarcd.ErrDuplicate
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		tx.Rollback()
-		return nil, fmt.Errorf("storing aggregate report %s: %w", k, err)
+		return nil, fmt.Errorf("storing aggregate report %s: %w", k, s.lose(err))
 	}
-	w := &recordWriter{s: s, tx: tx, report: id, key: k, orgName: r.Metadata.OrgName,
-		day: time.Unix(k.DateBegin, 0).UTC().Format(time.DateOnly), sources: map[string]*sourceSums{}, selectors: map[[2]string]*selectorSums{},
+	w := &recordWriter{s: s, tx: tx, ctx: sqlctx, report: id, key: k, digest: digest, orgName: r.Metadata.OrgName,
+		day: time.Unix(k.DateBegin, 0).UTC().Format(time.DateOnly), sums: newRollups(),
 		records: pendingRows{ins: s.inserts.records}, dkim: pendingRows{ins: s.inserts.dkim}}
 	return w, nil
 }
 
+// recordWriter writes one report into its group's transaction, which it
+// holds from BeginAggregate to Commit or Abort, or to its first error
+// (after which Abort is a no-op).
 type recordWriter struct {
 	s       *Store
 	tx      *sql.Tx
-	records pendingRows // records not inserted yet
-	dkim    pendingRows // their DKIM results
-	json    []byte      // the JSON arrays of a record
+	ctx     context.Context // of the statements: see Store.begin
+	records pendingRows     // records not inserted yet
+	dkim    pendingRows     // their DKIM results
+	json    []byte          // the JSON arrays of a record
 	report  int64
 	key     dmarcd.ReportKey
+	digest  string
 	orgName string
 	seq     int64
 	done    bool
+	// spilled: sums were written into the rollups before Commit, after
+	// the savepoint spillSavepoint.
+	spilled bool
 
-	// The report's contribution to the daily rollups, added at Commit;
-	// the per-source sums are written into the transaction whenever they
-	// reach MaxPendingSources, so that a report with a million sources
-	// holds no million sums.
-	day       string
-	domain    domainSums
-	sources   map[string]*sourceSums
-	selectors map[[2]string]*selectorSums
-}
-
-// MaxPendingSources bounds the per-source rollup sums a report holds in
-// memory before it adds them to rollup_sources (the additions sum, so
-// writing them in parts within the transaction gives the same rows).
-const MaxPendingSources = 10_000
-
-type sourceSums struct{ messages, dmarcPass, dkimAligned, spfAligned int64 }
-
-type domainSums struct {
-	sourceSums
-	quarantined, rejected int64
-}
-
-type selectorSums struct{ messages, passed int64 }
-
-// add counts a record into the rollup sums, as the daily_* views define
-// them: DMARC passes when aligned DKIM or aligned SPF passes.
-func (w *recordWriter) add(rec *dmarcd.Record) {
-	n := rec.Count
-	s := w.sources[rec.SourceIP]
-	if s == nil {
-		s = &sourceSums{}
-		w.sources[rec.SourceIP] = s
-	}
-	for _, sum := range []*sourceSums{s, &w.domain.sourceSums} {
-		sum.messages += n
-		if rec.DKIM == "pass" || rec.SPF == "pass" {
-			sum.dmarcPass += n
-		}
-		if rec.DKIM == "pass" {
-			sum.dkimAligned += n
-		}
-		if rec.SPF == "pass" {
-			sum.spfAligned += n
-		}
-	}
-	switch rec.Disposition {
-	case "quarantine":
-		w.domain.quarantined += n
-	case "reject":
-		w.domain.rejected += n
-	}
-	for _, d := range rec.DKIMResults {
-		k := [2]string{d.Domain, d.Selector}
-		sel := w.selectors[k]
-		if sel == nil {
-			sel = &selectorSums{}
-			w.selectors[k] = sel
-		}
-		sel.messages += n
-		if d.Result == "pass" {
-			sel.passed += n
-		}
-	}
+	// The report's sums for the daily rollups (rollup.go), added to its
+	// group's at Commit; written into the transaction before, after the
+	// savepoint spillSavepoint, whenever they reach MaxPendingSums.
+	day  string
+	sums rollups
 }
 
 func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
 	if w.done {
 		return fmt.Errorf("report %s: write after commit or abort", w.key)
 	}
+	if err := ctx.Err(); err != nil {
+		return errors.Join(err, w.Abort())
+	}
+	if err := w.write(rec); err != nil {
+		w.done = true
+		return w.s.lose(err)
+	}
+	return nil
+}
+
+func (w *recordWriter) write(rec *dmarcd.Record) error {
+	ctx := w.ctx
 	w.seq++
 	reasons := "[]"
 	if len(rec.Reasons) > 0 {
@@ -207,73 +172,18 @@ func (w *recordWriter) Write(ctx context.Context, rec *dmarcd.Record) error {
 			return fmt.Errorf("storing DKIM results up to record %d of report %s: %w", w.seq, w.key, err)
 		}
 	}
-	w.add(rec)
-	if len(w.sources) >= MaxPendingSources {
-		if err := w.spillSources(ctx); err != nil {
+	w.sums.addRecord(w.day, w.key.Domain, rec)
+	if w.sums.size() >= MaxPendingSums {
+		if !w.spilled {
+			if _, err := w.s.exec(ctx, w.tx, spillSavepoint); err != nil {
+				return fmt.Errorf("storing the rollups of report %s: %w", w.key, err)
+			}
+			w.spilled = true
+		}
+		if err := w.sums.write(ctx, w.tx, w.s.inserts); err != nil {
 			return fmt.Errorf("storing the rollups of report %s: %w", w.key, err)
 		}
 	}
-	return nil
-}
-
-const (
-	upsertDomain = `INSERT INTO rollup_domains (day, domain, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, rejected)
-VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (domain, day) DO UPDATE SET
-messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
-dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned,
-quarantined = quarantined + excluded.quarantined, rejected = rejected + excluded.rejected`
-	// upsertSources is the head and the tail of a multiInsert.
-	upsertSources     = `INSERT INTO rollup_sources (day, domain, source_ip, messages, dmarc_pass, dkim_aligned, spf_aligned) VALUES`
-	upsertSourcesTail = `ON CONFLICT (domain, day, source_ip) DO UPDATE SET
-messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
-dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned`
-	sourceColumns  = 7
-	upsertReporter = `INSERT INTO rollup_reporters (day, domain, org_name, reports, messages)
-VALUES (?,?,?,1,?) ON CONFLICT (domain, day, org_name) DO UPDATE SET
-reports = reports + 1, messages = messages + excluded.messages`
-	upsertSelector = `INSERT INTO rollup_selectors (day, domain, dkim_domain, selector, messages, passed)
-VALUES (?,?,?,?,?,?) ON CONFLICT (domain, day, dkim_domain, selector) DO UPDATE SET
-messages = messages + excluded.messages, passed = passed + excluded.passed`
-)
-
-// rollup adds the report to the daily rollups, in its transaction.
-func (w *recordWriter) rollup(ctx context.Context, r *dmarcd.AggregateReport) error {
-	d, dom := w.day, w.key.Domain
-	if _, err := w.s.exec(ctx, w.tx, upsertDomain, d, dom, w.domain.messages, w.domain.dmarcPass,
-		w.domain.dkimAligned, w.domain.spfAligned, w.domain.quarantined, w.domain.rejected); err != nil {
-		return err
-	}
-	if _, err := w.s.exec(ctx, w.tx, upsertReporter, d, dom, w.orgName, r.MessageCount); err != nil {
-		return err
-	}
-	if err := w.spillSources(ctx); err != nil {
-		return err
-	}
-	for k, s := range w.selectors {
-		if _, err := w.s.exec(ctx, w.tx, upsertSelector, d, dom, k[0], k[1], s.messages, s.passed); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// spillSources adds the pending per-source sums to rollup_sources, in the
-// report's transaction, RowsPerInsert sources a statement, and forgets
-// them.
-func (w *recordWriter) spillSources(ctx context.Context) error {
-	if len(w.sources) == 0 {
-		return nil
-	}
-	rows := pendingRows{ins: w.s.inserts.sources}
-	for ip, s := range w.sources {
-		if err := rows.add(ctx, w.tx, w.day, w.key.Domain, ip, s.messages, s.dmarcPass, s.dkimAligned, s.spfAligned); err != nil {
-			return err
-		}
-	}
-	if err := rows.flush(ctx, w.tx); err != nil {
-		return err
-	}
-	clear(w.sources)
 	return nil
 }
 
@@ -281,7 +191,11 @@ func (w *recordWriter) Commit(ctx context.Context, r *dmarcd.AggregateReport) er
 	if w.done {
 		return fmt.Errorf("report %s: commit after commit or abort", w.key)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("committing report %s: %w", w.key, errors.Join(err, w.Abort()))
+	}
 	w.done = true
+	ctx = w.ctx
 	err := w.records.flush(ctx, w.tx)
 	if err == nil {
 		err = w.dkim.flush(ctx, w.tx)
@@ -290,26 +204,52 @@ func (w *recordWriter) Commit(ctx context.Context, r *dmarcd.AggregateReport) er
 		_, err = w.s.exec(ctx, w.tx, finishReport, r.RecordCount, r.MessageCount,
 			jsonArray(r.Tolerations), jsonArray(r.Extensions), w.report)
 	}
-	if err == nil {
-		err = w.rollup(ctx, r)
+	if err == nil && w.spilled {
+		_, err = w.s.exec(ctx, w.tx, releaseSpill)
 	}
 	if err == nil {
-		err = w.tx.Commit()
+		w.sums.addReport(w.day, w.key.Domain, w.orgName, r.MessageCount)
+		err = w.s.addSums(ctx, &w.sums)
 	}
 	if err != nil {
-		w.tx.Rollback()
+		return fmt.Errorf("committing report %s: %w", w.key, w.s.lose(err))
+	}
+	if err := w.s.end(w.digest, int(w.seq), true); err != nil {
 		return fmt.Errorf("committing report %s: %w", w.key, err)
 	}
 	return nil
 }
 
+// Abort undoes the report in its group: the sums it wrote into the rollups
+// before Commit, if any, then its row, which takes its records and their
+// DKIM results along (ON DELETE CASCADE).
 func (w *recordWriter) Abort() error {
 	if w.done {
 		return nil
 	}
 	w.done = true
-	return w.tx.Rollback()
+	var err error
+	if w.spilled {
+		if _, err = w.s.exec(w.ctx, w.tx, rollbackToSpill); err == nil {
+			_, err = w.s.exec(w.ctx, w.tx, releaseSpill)
+		}
+	}
+	if err == nil {
+		_, err = w.s.exec(w.ctx, w.tx, deleteReport, w.report)
+	}
+	if err != nil {
+		return fmt.Errorf("aborting report %s: %w", w.key, w.s.lose(err))
+	}
+	return w.s.end(w.digest, 0, false)
 }
+
+// The statements that undo a report (Abort).
+const (
+	deleteReport    = `DELETE FROM aggregate_reports WHERE id = ?`
+	spillSavepoint  = `SAVEPOINT spill`
+	releaseSpill    = `RELEASE spill`
+	rollbackToSpill = `ROLLBACK TO spill`
+)
 
 // jsonArray renders strings as a JSON array ("[]" for none), the form the
 // embedded store uses where ClickHouse has Array(String).

@@ -12,6 +12,8 @@ var _ dmarcd.AlertStore = (*Store)(nil)
 
 // AddAlertEvent appends to the alert history.
 func (s *Store) AddAlertEvent(ctx context.Context, e dmarcd.AlertEvent) error {
+	release := s.settle() // between groups: group.go
+	defer release()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO alert_events (at, key, domain, kind, subject, state, title, text) VALUES (?,?,?,?,?,?,?,?)`,
 		e.At.Unix(), e.Key, e.Domain, string(e.Kind), e.Subject, e.State, e.Title, e.Text)
 	if err != nil {
@@ -45,6 +47,8 @@ WHERE id IN (SELECT MAX(id) FROM alert_events GROUP BY key) ORDER BY id`)
 // AddNotification puts a notification in the outbox; adding the same id
 // again is a no-op.
 func (s *Store) AddNotification(ctx context.Context, n dmarcd.Notification) error {
+	release := s.settle() // between groups: group.go
+	defer release()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO notifications (id, created, kind, payload, destination) VALUES (?,?,?,?,?) ON CONFLICT (id) DO NOTHING`,
 		n.ID, n.Created.Unix(), n.Kind, n.Payload, n.To)
 	if err != nil {
@@ -78,6 +82,8 @@ ORDER BY n.created, n.rowid`)
 
 // MarkDelivered records that a notification was posted.
 func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) error {
+	release := s.settle() // between groups: group.go
+	defer release()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO deliveries (notification, at) VALUES (?,?) ON CONFLICT (notification) DO NOTHING`, id, at.Unix())
 	if err != nil {
 		return fmt.Errorf("recording delivery of notification %s: %w", id, err)
@@ -89,6 +95,8 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) erro
 // upsert takes the row only where it is owner's or has lapsed, in one
 // statement, so that of two processes one holds it.
 func (s *Store) ClaimNotification(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
+	release := s.settle() // between groups: group.go
+	defer release()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO notification_claims (notification, owner, until) VALUES (?,?,?)
 ON CONFLICT (notification) DO UPDATE SET owner = excluded.owner, until = excluded.until
 WHERE notification_claims.owner = excluded.owner OR notification_claims.until <= ?`, id, owner, until.Unix(), now.Unix())
@@ -104,6 +112,8 @@ WHERE notification_claims.owner = excluded.owner OR notification_claims.until <=
 
 // MarkUndeliverable takes a notification out of the outbox for good.
 func (s *Store) MarkUndeliverable(ctx context.Context, id string, at time.Time, reason string) error {
+	release := s.settle() // between groups: group.go
+	defer release()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO undeliverable (notification, at, reason) VALUES (?,?,?) ON CONFLICT (notification) DO NOTHING`, id, at.Unix(), reason)
 	if err != nil {
 		return fmt.Errorf("recording notification %s as undeliverable: %w", id, err)

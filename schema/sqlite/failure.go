@@ -24,8 +24,8 @@ const insertFailure = `INSERT INTO failure_reports (
 ) VALUES (?,?,?,?,?,?, ?,?,?,?,?, ?,?,?,?, ?,?,?, ?,?,?,?, ?,?,?,?, ?,?,?,?, ?,?,?,?, ?,?,?,?)
 ON CONFLICT (report_key) DO NOTHING`
 
-// AddFailure stores a failure report unless one with the same key is
-// stored.
+// AddFailure stores a failure report in the open group (group.go), unless
+// one with the same key is stored or waiting in the group (ErrDuplicate).
 func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarcd.Origin) error {
 	fields := make([][2]string, len(f.Fields))
 	for i, fl := range f.Fields {
@@ -39,8 +39,13 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 	if f.OriginalBody != nil {
 		body = f.OriginalBody
 	}
-	res, err := s.db.ExecContext(ctx, insertFailure,
-		f.Key(), f.Domain(), f.ReportFrom, f.ReportSubject, unixOrNil(f.ReportDate), f.ReportMessageID,
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+	}
+	key := f.Key()
+	res, err := s.exec(context.WithoutCancel(ctx), tx, insertFailure,
+		key, f.Domain(), f.ReportFrom, f.ReportSubject, unixOrNil(f.ReportDate), f.ReportMessageID,
 		f.FeedbackType, f.Version, f.UserAgent, f.ReportedDomain, f.SourceIP,
 		f.OriginalMailFrom, jsonArray(f.OriginalRcptTo), unixOrNil(f.ArrivalDate), f.ArrivalDateText,
 		f.AuthFailure, f.DeliveryResult, f.IdentityAlignment,
@@ -50,10 +55,15 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 		f.OriginalSubject, f.OriginalMessageID, f.OriginalDate, body,
 		jsonArray(f.Tolerations), o.Source, o.Part, o.ReceivedAt.Unix())
 	if err != nil {
-		return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
+		return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), s.lose(err))
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
+		s.found(key)
+		s.end(key, 0, false)
 		return dmarcd.ErrDuplicate
+	}
+	if err := s.end(key, 0, true); err != nil {
+		return fmt.Errorf("storing failure report from %s about %s: %w", f.ReportFrom, f.Domain(), err)
 	}
 	return nil
 }
@@ -62,6 +72,8 @@ func (s *Store) AddFailure(ctx context.Context, f *dmarcd.FailureReport, o dmarc
 // once.
 func (s *Store) Quarantine(ctx context.Context, q dmarcd.Quarantined) error {
 	sum := sha256.Sum256(q.Raw)
+	release := s.settle()
+	defer release()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO quarantine (sha256, reason, source, part, message_id, received_at, size, raw)
 VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (sha256) DO NOTHING`,
 		hex.EncodeToString(sum[:]), q.Reason, q.Origin.Source, q.Origin.Part, q.Origin.MessageID,

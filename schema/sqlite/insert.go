@@ -140,12 +140,13 @@ func jsonField[T any](b []byte, list []T, field func(*T) string) []byte {
 // a query each time it is run unprepared, which costs more than a small
 // report's rows).
 type statements struct {
-	records, dkim, sources *multiInsert
-	bySQL                  map[string]*sql.Stmt
+	records, dkim                          *multiInsert
+	domains, sources, reporters, selectors *multiInsert // rollup.go
+	bySQL                                  map[string]*sql.Stmt
 }
 
 // perReport are the statements the writer runs once per report.
-var perReport = []string{insertReport, finishReport, upsertDomain, upsertReporter, upsertSelector}
+var perReport = []string{insertReport, finishReport, deleteReport, spillSavepoint, releaseSpill, rollbackToSpill, insertFailure}
 
 func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 	st := &statements{bySQL: map[string]*sql.Stmt{}}
@@ -157,9 +158,20 @@ func prepareStatements(ctx context.Context, db *sql.DB) (*statements, error) {
 		st.close()
 		return nil, err
 	}
-	if st.sources, err = prepareMultiInsert(ctx, db, upsertSources, sourceColumns, upsertSourcesTail); err != nil {
-		st.close()
-		return nil, err
+	for _, m := range []struct {
+		to         **multiInsert
+		head, tail string
+		columns    int
+	}{
+		{&st.domains, upsertDomains, upsertDomainsTail, domainColumns},
+		{&st.sources, upsertSources, upsertSourcesTail, sourceColumns},
+		{&st.reporters, upsertReporters, upsertReportersTail, reporterColumns},
+		{&st.selectors, upsertSelectors, upsertSelectorsTail, selectorColumns},
+	} {
+		if *m.to, err = prepareMultiInsert(ctx, db, m.head, m.columns, m.tail); err != nil {
+			st.close()
+			return nil, err
+		}
 	}
 	for _, q := range perReport {
 		p, err := db.PrepareContext(ctx, q)
@@ -181,7 +193,7 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any)
 
 // close closes the prepared statements.
 func (st *statements) close() {
-	for _, m := range []*multiInsert{st.records, st.dkim, st.sources} {
+	for _, m := range []*multiInsert{st.records, st.dkim, st.domains, st.sources, st.reporters, st.selectors} {
 		if m != nil {
 			m.close()
 		}

@@ -15,6 +15,8 @@ var _ dmarcd.LeaseStore = (*Store)(nil)
 // statement, so that of two processes one holds it
 // (migrations/0007_leases.sql).
 func (s *Store) HoldLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error) {
+	release := s.settle() // between groups: group.go
+	defer release()
 	_, err := s.db.ExecContext(ctx, `INSERT INTO leases (name, owner, until) VALUES (?,?,?)
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
 WHERE leases.owner = excluded.owner OR leases.until <= ?`, name, owner, until.Unix(), now.Unix())
@@ -30,6 +32,8 @@ WHERE leases.owner = excluded.owner OR leases.until <= ?`, name, owner, until.Un
 
 // ReleaseLease lets the lease lapse now when owner holds it.
 func (s *Store) ReleaseLease(ctx context.Context, name, owner string, now time.Time) error {
+	release := s.settle() // between groups: group.go
+	defer release()
 	_, err := s.db.ExecContext(ctx, `UPDATE leases SET until = ? WHERE name = ? AND owner = ?`, now.Unix(), name, owner)
 	if err != nil {
 		return fmt.Errorf("releasing lease %s: %w", name, err)

@@ -29,13 +29,13 @@ func (s *Store) DropBefore(ctx context.Context, cutoff time.Time) (int, error) {
 	day, unix := cutoff.Format(time.DateOnly), cutoff.Unix()
 	for _, table := range []string{"rollup_domains", "rollup_sources", "rollup_selectors", "rollup_reporters"} {
 		// The table name is one of ours, never input.
-		if _, err := s.db.ExecContext(ctx, "DELETE FROM "+table+" WHERE day < ?", day); err != nil {
+		if _, err := s.direct(ctx, "DELETE FROM "+table+" WHERE day < ?", day); err != nil {
 			return 0, fmt.Errorf("retention: deleting the days before %s from %s: %w", day, table, err)
 		}
 	}
 	dropped := 0
 	for {
-		res, err := s.db.ExecContext(ctx, `DELETE FROM aggregate_reports WHERE id IN (
+		res, err := s.direct(ctx, `DELETE FROM aggregate_reports WHERE id IN (
     SELECT id FROM aggregate_reports WHERE date_begin < ? LIMIT ?)`, unix, RetentionBatch)
 		if err != nil {
 			return dropped, fmt.Errorf("retention: deleting the reports before %s: %w", day, err)
@@ -51,7 +51,7 @@ func (s *Store) DropBefore(ctx context.Context, cutoff time.Time) (int, error) {
 		`DELETE FROM tlsrpt_reports WHERE date_begin < ?`, // and their policies and failures
 		`DELETE FROM quarantine WHERE received_at < ?`,
 	} {
-		res, err := s.db.ExecContext(ctx, q, unix)
+		res, err := s.direct(ctx, q, unix)
 		if err != nil {
 			return dropped, fmt.Errorf("retention: deleting what was filed before %s: %w", day, err)
 		}
