@@ -200,6 +200,9 @@ func writersRun(c *config, res *Results, work string) error {
 	}
 	for _, b := range bs {
 		logf("  %s: writer %.0f records/s, engine %.0f records/s, %.2f", b.Name, b.Metrics["records/s"], b.Metrics["engine-records/s"], b.Metrics["writer/engine"])
+		if v, ok := b.Metrics["engine-rollups-records/s"]; ok {
+			logf("  %s: engine with the rollups %.0f records/s, %.2f", b.Name, v, b.Metrics["writer/engine-rollups"])
+		}
 	}
 	res.Store = append(res.Store, StoreRun{Writers: true, Records: n, Command: cmd, Elapsed: time.Since(t0).Seconds(), Benchmarks: bs})
 	return nil

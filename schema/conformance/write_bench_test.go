@@ -46,8 +46,11 @@ import (
 //     statement, in transactions of as many reports as the writer's groups
 //     hold (sqlite.DefaultGroupReports, DefaultGroupRecords), with the
 //     store's pragmas (WAL, synchronous=NORMAL, foreign keys, temporary
-//     files in memory). The writer also keeps the daily rollups in those
-//     transactions.
+//     files in memory): "engine". The writer also keeps the four daily
+//     rollups in those transactions, which SQLite does not do for it as
+//     ClickHouse's views do, so a second run, "engine-rollups", also
+//     upserts each transaction's rollup rows (their sums made beforehand,
+//     as the other values): the same rows as the writer's.
 //
 //   - ClickHouse (clickhouse-go, native protocol): batch inserts
 //     (PrepareBatch, Append, Send) of the records, DefaultGroupRecords rows
@@ -78,19 +81,27 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		b.Run("sqlite/"+set.name, func(b *testing.B) {
 			n := records(b)
-			var writer, raw timing
+			var writer, raw, rawRollups timing
 			for i := range b.N {
 				// Each goes first in turn: the first finds the disk's
 				// cache and the machine as the last run left them.
-				if i%2 == 0 {
-					raw.add(timeSQLiteRaw(b, reports))
+				runs := []func(){
+					func() { writer.add(timeWriter(b, openSQLite(b), reports)) },
+					func() { raw.add(timeSQLiteRaw(b, filepath.Join(b.TempDir(), "raw.db"), reports, false)) },
+					func() { rawRollups.add(timeSQLiteRaw(b, filepath.Join(b.TempDir(), "raw.db"), reports, true)) },
 				}
-				writer.add(timeWriter(b, openSQLite(b), reports))
-				if i%2 == 1 {
-					raw.add(timeSQLiteRaw(b, reports))
+				for j := range runs {
+					runs[(i+j)%len(runs)]()
 				}
 			}
 			reportRates(b, n, writer, raw, true)
+			// The engine's own upserts of the rollup rows too: the same
+			// rows as the writer's.
+			rate := func(d time.Duration) float64 { return float64(n) * float64(b.N) / d.Seconds() }
+			b.ReportMetric(rate(rawRollups.wall), "engine-rollups-records/s")
+			b.ReportMetric(rate(writer.wall)/rate(rawRollups.wall), "writer/engine-rollups")
+			b.ReportMetric(rate(rawRollups.cpu), "engine-rollups-cpu-records/s")
+			b.ReportMetric(rate(writer.cpu)/rate(rawRollups.cpu), "writer/engine-rollups-cpu")
 		})
 		b.Run("clickhouse/"+set.name, func(b *testing.B) {
 			n := records(b)
@@ -212,7 +223,7 @@ func benchOrigin(r *dmarcd.AggregateReport) dmarcd.Origin {
 // timeWriter stores the reports into s through dmarcd.Store, flushes, and
 // closes s; it returns the time from the first BeginAggregate to the end
 // of the Flush.
-func timeWriter(b *testing.B, s dmarcd.Store, reports []benchReport) timing {
+func timeWriter(b testing.TB, s dmarcd.Store, reports []benchReport) timing {
 	ctx := context.Background()
 	done := start()
 	for i := range reports {
@@ -306,13 +317,139 @@ func sqliteRows(reports []benchReport) []rawRows {
 	return out
 }
 
+// The rollups' upserts of the SQLite store, as its writer makes them.
+var sqliteRawRollups = []struct {
+	head, tail string
+	columns    int
+}{
+	{`INSERT INTO rollup_domains (day, domain, messages, dmarc_pass, dkim_aligned, spf_aligned, quarantined, rejected)`,
+		`ON CONFLICT (domain, day) DO UPDATE SET messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
+dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned,
+quarantined = quarantined + excluded.quarantined, rejected = rejected + excluded.rejected`, 8},
+	{`INSERT INTO rollup_sources (day, domain, source_ip, messages, dmarc_pass, dkim_aligned, spf_aligned)`,
+		`ON CONFLICT (domain, day, source_ip) DO UPDATE SET messages = messages + excluded.messages, dmarc_pass = dmarc_pass + excluded.dmarc_pass,
+dkim_aligned = dkim_aligned + excluded.dkim_aligned, spf_aligned = spf_aligned + excluded.spf_aligned`, 7},
+	{`INSERT INTO rollup_reporters (day, domain, org_name, reports, messages)`,
+		`ON CONFLICT (domain, day, org_name) DO UPDATE SET reports = reports + excluded.reports, messages = messages + excluded.messages`, 5},
+	{`INSERT INTO rollup_selectors (day, domain, dkim_domain, selector, messages, passed)`,
+		`ON CONFLICT (domain, day, dkim_domain, selector) DO UPDATE SET messages = messages + excluded.messages, passed = passed + excluded.passed`, 6},
+}
+
+// sqliteRollupRows are the rows of the four rollups (in the order of
+// sqliteRawRollups) that the reports add, summed as the writer sums them.
+func sqliteRollupRows(reports []benchReport) [4][][]any {
+	type sums [6]int64
+	var tables [4]map[[4]string]*sums
+	for i := range tables {
+		tables[i] = map[[4]string]*sums{}
+	}
+	get := func(t int, k [4]string) *sums {
+		v := tables[t][k]
+		if v == nil {
+			v = &sums{}
+			tables[t][k] = v
+		}
+		return v
+	}
+	for _, r := range reports {
+		k := r.report.Key()
+		day := time.Unix(k.DateBegin, 0).UTC().Format(time.DateOnly)
+		rep := get(2, [4]string{day, k.Domain, r.report.Metadata.OrgName})
+		rep[0]++
+		rep[1] += r.report.MessageCount
+		for _, rec := range r.records {
+			n, dkim, spf := rec.Count, rec.DKIM == "pass", rec.SPF == "pass"
+			for _, s := range []*sums{get(0, [4]string{day, k.Domain}), get(1, [4]string{day, k.Domain, rec.SourceIP})} {
+				s[0] += n
+				if dkim || spf {
+					s[1] += n
+				}
+				if dkim {
+					s[2] += n
+				}
+				if spf {
+					s[3] += n
+				}
+			}
+			switch rec.Disposition {
+			case "quarantine":
+				get(0, [4]string{day, k.Domain})[4] += n
+			case "reject":
+				get(0, [4]string{day, k.Domain})[5] += n
+			}
+			for _, d := range rec.DKIMResults {
+				sel := get(3, [4]string{day, k.Domain, d.Domain, d.Selector})
+				sel[0] += n
+				if d.Result == "pass" {
+					sel[1] += n
+				}
+			}
+		}
+	}
+	var out [4][][]any
+	for t, m := range tables {
+		for k, v := range m {
+			var row []any
+			switch t {
+			case 0:
+				row = []any{k[0], k[1], v[0], v[1], v[2], v[3], v[4], v[5]}
+			case 1:
+				row = []any{k[0], k[1], k[2], v[0], v[1], v[2], v[3]}
+			case 2:
+				row = []any{k[0], k[1], k[2], v[0], v[1]}
+			case 3:
+				row = []any{k[0], k[1], k[2], k[3], v[0], v[1]}
+			}
+			out[t] = append(out[t], row)
+		}
+	}
+	return out
+}
+
+// TestSQLiteEngineRows: BenchmarkWrite's engine insert with the rollups
+// stores the same rows as the writer, in every table: its ratio compares
+// the same work.
+func TestSQLiteEngineRows(t *testing.T) {
+	reports := append(smallReports(300), largeReports(4500)...)
+	dir := t.TempDir()
+	writer, engine := filepath.Join(dir, "writer.db"), filepath.Join(dir, "engine.db")
+	s, err := schema.Open(context.Background(), "sqlite:"+writer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeWriter(t, s, reports)
+	timeSQLiteRaw(t, engine, reports, true)
+	db, err := sql.Open("sqlite", "file:"+engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`ATTACH ? AS w`, writer); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"aggregate_reports", "aggregate_records", "aggregate_dkim",
+		"rollup_domains", "rollup_sources", "rollup_reporters", "rollup_selectors"} {
+		var rows, differ int
+		err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM ` + table + `),
+  (SELECT COUNT(*) FROM (SELECT * FROM ` + table + ` EXCEPT SELECT * FROM w.` + table + `)) +
+  (SELECT COUNT(*) FROM (SELECT * FROM w.` + table + ` EXCEPT SELECT * FROM ` + table + `))`).Scan(&rows, &differ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows == 0 || differ != 0 {
+			t.Errorf("%s: %d rows, %d differ between the writer and the engine", table, rows, differ)
+		}
+	}
+}
+
 // timeSQLiteRaw inserts the reports' rows into a fresh SQLite store with
-// modernc.org/sqlite alone, and returns the time it took. Its statements
-// are prepared beforehand, and insert up to sqlite.RowsPerInsert rows each,
-// as the writer's do: one statement per row is slower (BENCHMARKS.md).
-func timeSQLiteRaw(b *testing.B, reports []benchReport) timing {
+// modernc.org/sqlite alone, and returns the time it took; with rollups
+// also the rows of the four rollups. Its statements are prepared
+// beforehand, and insert up to sqlite.RowsPerInsert rows each, as the
+// writer's do: one statement per row is slower (BENCHMARKS.md).
+func timeSQLiteRaw(b testing.TB, path string, reports []benchReport, rollups bool) timing {
 	ctx := context.Background()
-	path := filepath.Join(b.TempDir(), "raw.db")
 	s, err := schema.Open(ctx, "sqlite:"+path)
 	if err != nil {
 		b.Fatal(err)
@@ -330,26 +467,32 @@ func timeSQLiteRaw(b *testing.B, reports []benchReport) timing {
 		}
 	}
 	// multi[table][n] inserts n rows.
-	prepare := func(head string, columns int) []*sql.Stmt {
+	prepare := func(head string, columns int, tail string) []*sql.Stmt {
 		row := "(" + strings.TrimSuffix(strings.Repeat("?,", columns), ",") + ")"
 		out := make([]*sql.Stmt, sqlite.RowsPerInsert+1)
 		for n := 1; n <= sqlite.RowsPerInsert; n++ {
-			out[n], err = db.PrepareContext(ctx, head+" VALUES "+strings.TrimSuffix(strings.Repeat(row+",", n), ","))
+			out[n], err = db.PrepareContext(ctx, head+" VALUES "+strings.TrimSuffix(strings.Repeat(row+",", n), ",")+" "+tail)
 			must(err)
 		}
 		return out
 	}
 	reportStmt, err := db.PrepareContext(ctx, sqliteRawReport)
 	must(err)
-	recordStmts, dkimStmts := prepare(sqliteRawRecord, 20), prepare(sqliteRawDKIM, 6)
-	// insert inserts rows, each with the report's id first.
-	insert := func(tx *sql.Tx, stmts []*sql.Stmt, id int64, rows [][]any) {
-		args := make([]any, 0, sqlite.RowsPerInsert*20)
+	recordStmts, dkimStmts := prepare(sqliteRawRecord, 20, ""), prepare(sqliteRawDKIM, 6, "")
+	var rollupStmts [4][]*sql.Stmt
+	for i, r := range sqliteRawRollups {
+		rollupStmts[i] = prepare(r.head, r.columns, r.tail)
+	}
+	// insert inserts rows, each with first if it is not nil.
+	args := make([]any, 0, sqlite.RowsPerInsert*20)
+	insert := func(tx *sql.Tx, stmts []*sql.Stmt, first any, rows [][]any) {
 		for len(rows) > 0 {
 			n := min(len(rows), sqlite.RowsPerInsert)
 			args = args[:0]
 			for _, row := range rows[:n] {
-				args = append(args, id)
+				if first != nil {
+					args = append(args, first)
+				}
 				args = append(args, row...)
 			}
 			_, err := tx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args...)
@@ -357,33 +500,44 @@ func timeSQLiteRaw(b *testing.B, reports []benchReport) timing {
 			rows = rows[n:]
 		}
 	}
-	// Each report's rows are made just before they are inserted, and
-	// only the inserts are timed: made all at once, they would be a large
-	// heap for the collector to go through, which the writer does not
-	// have.
 	// The reports are committed in groups of the writer's bounds, as the
-	// writer commits them.
+	// writer commits them. Each report's rows, and a group's rollup rows,
+	// are made just before they are inserted, and only the inserts are
+	// timed: made all at once, they would be a large heap for the
+	// collector to go through, which the writer does not have.
 	var total timing
-	var tx *sql.Tx
-	grouped, records := 0, 0
-	for i := range reports {
-		r := sqliteRows(reports[i : i+1])[0]
+	for len(reports) > 0 {
+		n, records := 0, 0
+		for n < len(reports) && n < sqlite.DefaultGroupReports && records < sqlite.DefaultGroupRecords {
+			records += len(reports[n].records)
+			n++
+		}
+		group := reports[:n]
+		reports = reports[n:]
+		var sums [4][][]any
+		if rollups {
+			sums = sqliteRollupRows(group)
+		}
 		done := start()
-		if tx == nil {
-			tx, err = db.BeginTx(ctx, nil)
+		tx, err := db.BeginTx(ctx, nil)
+		must(err)
+		total.add(done())
+		for i := range group {
+			r := sqliteRows(group[i : i+1])[0]
+			done := start()
+			res, err := tx.StmtContext(ctx, reportStmt).ExecContext(ctx, r.report...)
 			must(err)
+			id, err := res.LastInsertId()
+			must(err)
+			insert(tx, recordStmts, id, r.records)
+			insert(tx, dkimStmts, id, r.dkim)
+			total.add(done())
 		}
-		res, err := tx.StmtContext(ctx, reportStmt).ExecContext(ctx, r.report...)
-		must(err)
-		id, err := res.LastInsertId()
-		must(err)
-		insert(tx, recordStmts, id, r.records)
-		insert(tx, dkimStmts, id, r.dkim)
-		grouped, records = grouped+1, records+len(r.records)
-		if grouped >= sqlite.DefaultGroupReports || records >= sqlite.DefaultGroupRecords || i == len(reports)-1 {
-			must(tx.Commit())
-			tx, grouped, records = nil, 0, 0
+		done = start()
+		for i, rows := range sums {
+			insert(tx, rollupStmts[i], nil, rows)
 		}
+		must(tx.Commit())
 		total.add(done())
 	}
 	return total
