@@ -431,9 +431,9 @@ func TestSQLiteEngineRows(t *testing.T) {
 	for _, table := range []string{"aggregate_reports", "aggregate_records", "aggregate_dkim",
 		"rollup_domains", "rollup_sources", "rollup_reporters", "rollup_selectors"} {
 		var rows, differ int
-		err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM ` + table + `),
-  (SELECT COUNT(*) FROM (SELECT * FROM ` + table + ` EXCEPT SELECT * FROM w.` + table + `)) +
-  (SELECT COUNT(*) FROM (SELECT * FROM w.` + table + ` EXCEPT SELECT * FROM ` + table + `))`).Scan(&rows, &differ)
+		err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM `+table+`),
+  (SELECT COUNT(*) FROM (SELECT * FROM `+table+` EXCEPT SELECT * FROM w.`+table+`)) +
+  (SELECT COUNT(*) FROM (SELECT * FROM w.`+table+` EXCEPT SELECT * FROM `+table+`))`).Scan(&rows, &differ)
 		if err != nil {
 			t.Fatal(err)
 		}
