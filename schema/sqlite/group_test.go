@@ -281,3 +281,62 @@ func TestGroupLost(t *testing.T) {
 	}
 	rollupsAgree(t, s)
 }
+
+// TestGroupLetsOthersWrite: while one store writes reports without pause
+// (a backfill), another process's writer still gets SQLite's write lock
+// between two groups, within its busy timeout. Here the other process is
+// another store on the same file, with connections of its own.
+func TestGroupLetsOthersWrite(t *testing.T) {
+	ctx := context.Background()
+	s, path := openGroup(t, Options{GroupAge: 200 * time.Millisecond})
+	other, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	stop := make(chan struct{})
+	written := make(chan int)
+	go func() {
+		n := 0
+		defer func() { written <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			w, err := s.BeginAggregate(ctx, storetest.Report(fmt.Sprint("r", n)), dmarcd.Origin{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			recs := manySources(20)
+			for i := range recs {
+				if err := w.Write(ctx, &recs[i]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if err := w.Commit(ctx, storetest.Report(fmt.Sprint("r", n))); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+		}
+	}()
+	// Let the writer run a few groups first.
+	for deadline := time.Now().Add(30 * time.Second); reportsSeen(t, path) == "0"; {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer committed nothing")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t0 := time.Now()
+	err = other.AddAlertEvent(ctx, dmarcd.AlertEvent{At: time.Unix(0, 0), Key: "k", State: "firing"})
+	close(stop)
+	n := <-written
+	t.Logf("waited %v, %d reports", time.Since(t0), n)
+	if err != nil {
+		t.Fatalf("another process's write while %d reports were written: %v", n, err)
+	}
+}
