@@ -35,6 +35,11 @@ type Engine struct {
 	// SetSchemaVersion makes s look written by a dmarcd whose schema is
 	// version v.
 	SetSchemaVersion func(t testing.TB, s SchemaStore, v int)
+	// Parallel runs the cases at the same time (as many as go test's
+	// -parallel), each with stores of its own: on a ClickHouse cluster a
+	// case spends most of its time waiting for the distributed DDL that
+	// makes its new store.
+	Parallel bool
 }
 
 // Run runs the store contract against one engine: every engine answers
@@ -53,19 +58,27 @@ func Run(t *testing.T, e Engine) {
 		t.Cleanup(func() { s.Close() })
 		return s, loc
 	}
-	t.Run("StoreOnce", func(t *testing.T) { s, _ := open(t); storeOnce(t, s) })
-	t.Run("AbortLeavesNothing", func(t *testing.T) { s, _ := open(t); abortLeavesNothing(t, s) })
-	t.Run("Views", func(t *testing.T) { s, _ := open(t); views(t, s) })
-	t.Run("RollupsMatchRecords", func(t *testing.T) { s, _ := open(t); rollupsMatchRecords(t, s) })
-	t.Run("QueryIsReadOnly", func(t *testing.T) { s, _ := open(t); queryIsReadOnly(t, s) })
-	t.Run("QuarantineOnce", func(t *testing.T) { s, _ := open(t); quarantineOnce(t, s) })
-	t.Run("FailureOnce", func(t *testing.T) { s, _ := open(t); failureOnce(t, s) })
-	t.Run("ConcurrentWriters", func(t *testing.T) { concurrentWriters(t, e) })
-	t.Run("ConcurrentFirstUse", func(t *testing.T) { concurrentFirstUse(t, e) })
-	t.Run("MigrateIsIdempotent", func(t *testing.T) { migrateIsIdempotent(t, e) })
-	t.Run("OpenReadOnly", func(t *testing.T) { openReadOnly(t, e) })
-	t.Run("NewerSchemaRefused", func(t *testing.T) { newerSchemaRefused(t, e) })
-	t.Run("Retention", func(t *testing.T) {
+	run := func(name string, f func(t *testing.T)) {
+		t.Run(name, func(t *testing.T) {
+			if e.Parallel {
+				t.Parallel()
+			}
+			f(t)
+		})
+	}
+	run("StoreOnce", func(t *testing.T) { s, _ := open(t); storeOnce(t, s) })
+	run("AbortLeavesNothing", func(t *testing.T) { s, _ := open(t); abortLeavesNothing(t, s) })
+	run("Views", func(t *testing.T) { s, _ := open(t); views(t, s) })
+	run("RollupsMatchRecords", func(t *testing.T) { s, _ := open(t); rollupsMatchRecords(t, s) })
+	run("QueryIsReadOnly", func(t *testing.T) { s, _ := open(t); queryIsReadOnly(t, s) })
+	run("QuarantineOnce", func(t *testing.T) { s, _ := open(t); quarantineOnce(t, s) })
+	run("FailureOnce", func(t *testing.T) { s, _ := open(t); failureOnce(t, s) })
+	run("ConcurrentWriters", func(t *testing.T) { concurrentWriters(t, e) })
+	run("ConcurrentFirstUse", func(t *testing.T) { concurrentFirstUse(t, e) })
+	run("MigrateIsIdempotent", func(t *testing.T) { migrateIsIdempotent(t, e) })
+	run("OpenReadOnly", func(t *testing.T) { openReadOnly(t, e) })
+	run("NewerSchemaRefused", func(t *testing.T) { newerSchemaRefused(t, e) })
+	run("Retention", func(t *testing.T) {
 		s, _ := open(t)
 		r, ok := s.(dmarcd.Retainer)
 		if !ok {
@@ -73,7 +86,7 @@ func Run(t *testing.T, e Engine) {
 		}
 		retention(t, s, r)
 	})
-	t.Run("AlertStore", func(t *testing.T) {
+	run("AlertStore", func(t *testing.T) {
 		s, _ := open(t)
 		a, ok := s.(dmarcd.AlertStore)
 		if !ok {
@@ -81,7 +94,7 @@ func Run(t *testing.T, e Engine) {
 		}
 		alertStore(t, s, a)
 	})
-	t.Run("Leases", func(t *testing.T) { leases(t, e) })
+	run("Leases", func(t *testing.T) { leases(t, e) })
 }
 
 func storeOnce(t *testing.T, s SchemaStore) {

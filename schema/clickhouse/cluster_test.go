@@ -143,7 +143,9 @@ func clusterEngine(c *testserver.ClickHouseCluster) storetest.Engine {
 // of two replicas: a database per case, each through the next server.
 func TestClusterContract(t *testing.T) {
 	c := testserver.StartClickHouseCluster(t, 2, 2)
-	storetest.Run(t, clusterEngine(c))
+	e := clusterEngine(c)
+	e.Parallel = true
+	storetest.Run(t, e)
 }
 
 // TestClusterMode: a store made on a cluster is refused without the
