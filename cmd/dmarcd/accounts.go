@@ -373,7 +373,7 @@ type tokenCmd struct {
 type tokenAddCmd struct {
 	Org    string   `arg:"" help:"The organisation."`
 	Name   string   `arg:"" help:"A name for the token: who or what uses it (ci, portal)."`
-	Scopes []string `name:"scope" help:"read (the domains, records, keys, advice) or write (also change them, as an editor); repeat for both." default:"read" enum:"read,write"`
+	Scopes []string `name:"scope" help:"read (the domains, records, keys, advice), write (also change them, as an editor) or manage (also set the organisation's Slack channel, as an owner); write includes read, manage both." default:"read" enum:"read,write,manage"`
 }
 
 func (c *tokenAddCmd) Run(e *env) error {

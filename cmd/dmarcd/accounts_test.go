@@ -66,6 +66,10 @@ func TestAccountsCommands(t *testing.T) {
 	if out := run(0, "", "token", "list", "Acme"); !strings.Contains(out, "ci    read write") || strings.Contains(out, token) {
 		t.Errorf("token list:\n%s", out)
 	}
+	run(0, "", "token", "add", "Acme", "settings", "--scope", "manage")
+	if out := run(0, "", "token", "list", "Acme"); !strings.Contains(out, "settings  read write manage") {
+		t.Errorf("token list:\n%s", out)
+	}
 	run(0, "", "token", "revoke", "Acme", "ci")
 	run(2, "", "token", "revoke", "Acme", "ci")
 	if out := run(0, "", "org", "list"); !strings.Contains(out, "Acme          acme-mail.example, acme.example") || !strings.Contains(out, "globex.example") {

@@ -267,8 +267,13 @@ func TestAPITokens(t *testing.T) {
 		t.Error("the write token's scope")
 	}
 	rt, _ := s.APITokenOf(ctx, ro)
-	if sc := rt.TokenScope(); !sc.CanSee("acme.example") || sc.CanEdit("acme.example") {
+	if sc := rt.TokenScope(); !sc.CanSee("acme.example") || sc.CanEdit("acme.example") || rt.Allows(ScopeManage) {
 		t.Error("the read token's scope")
+	}
+	// Who may manage may write and read.
+	mg, _ := s.NewAPIToken(ctx, acme.ID, "settings", []string{ScopeManage})
+	if mt, err := s.APITokenOf(ctx, mg); err != nil || !mt.Allows(ScopeRead) || !mt.Allows(ScopeWrite) || !mt.Allows(ScopeManage) || tok.Allows(ScopeManage) {
+		t.Errorf("the manage token: %+v %v", mt, err)
 	}
 	if err := s.RevokeAPIToken(ctx, acme.ID, "ci"); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,6 +17,11 @@ const (
 	ScopeRead = "read"
 	// ScopeWrite also changes them, as an editor would.
 	ScopeWrite = "write"
+	// ScopeManage also sets the organisation's Slack channel, which on the
+	// page only its owners may (a webhook decides where the alerts about
+	// its domains go). Members and tokens are managed by people, on the
+	// page or the command line, never by a token.
+	ScopeManage = "manage"
 	// tokenPrefix starts every API token, so that a leaked one is
 	// recognised by secret scanners.
 	tokenPrefix = "dmarcd_"
@@ -40,8 +46,8 @@ func (t APIToken) Allows(scope string) bool {
 	return false
 }
 
-// Role is what the token may do in its organisation: editor with write,
-// viewer with read only.
+// Role is what the token may do in its organisation's domains: editor
+// with write, viewer with read only.
 func (t APIToken) Role() Role {
 	if t.Allows(ScopeWrite) {
 		return RoleEditor
@@ -57,21 +63,21 @@ func (s *Store) NewAPIToken(ctx context.Context, org int64, name string, scopes 
 	if name == "" || len(name) > 64 {
 		return "", errors.New("an API token needs a name of 1 to 64 characters")
 	}
-	var clean []string
-	for _, sc := range scopes {
-		switch sc {
-		case ScopeRead, ScopeWrite:
-			clean = append(clean, sc)
-		default:
-			return "", fmt.Errorf("scope %q: want read or write", sc)
-		}
-	}
-	if len(clean) == 0 {
+	if len(scopes) == 0 {
 		return "", errNoTokenScopes
 	}
-	if !strings.Contains(strings.Join(clean, " "), ScopeRead) {
-		clean = append([]string{ScopeRead}, clean...) // who may write may read
+	// Who may manage may write, who may write may read: the scopes up to
+	// the widest asked for.
+	all := []string{ScopeRead, ScopeWrite, ScopeManage}
+	widest := 0
+	for _, sc := range scopes {
+		i := slices.Index(all, sc)
+		if i < 0 {
+			return "", fmt.Errorf("scope %q: want read, write or manage", sc)
+		}
+		widest = max(widest, i)
 	}
+	clean := all[:widest+1]
 	token := tokenPrefix + newToken()
 	_, err := s.db.ExecContext(ctx, "INSERT INTO api_tokens (org_id, name, token_hash, scopes, created) VALUES (?, ?, ?, ?, ?)",
 		org, name, tokenHash(token), strings.Join(clean, " "), s.now().Unix())

@@ -4,8 +4,9 @@ package web
 // provider's own customer dashboard: the same operations as the forms, for
 // an organisation's API token (Authorization: Bearer dmarcd_...). The
 // token's scope says what it may do: read, or write as an editor of the
-// organisation's domains. docs/openapi.yaml describes every endpoint; the
-// tests check the answers against it.
+// organisation's domains, or also manage its Slack channel as an owner.
+// docs/openapi.yaml describes every endpoint; the tests check the answers
+// against it.
 
 import (
 	"context"
@@ -50,7 +51,8 @@ func (h *Handler) apiAuth(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBodyBytes)
-		v := &viewer{sess: accounts.Session{User: accounts.User{Email: "api:" + tok.Org.Name + "/" + tok.Name}}, scope: tok.TokenScope(), org: &tok.Org}
+		v := &viewer{sess: accounts.Session{User: accounts.User{Email: "api:" + tok.Org.Name + "/" + tok.Name}}, scope: tok.TokenScope(), org: &tok.Org,
+			manage: tok.Allows(accounts.ScopeManage)}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
 	})
 }
@@ -364,6 +366,14 @@ func (h *Handler) apiSlack(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, so)
 		return
+	case http.MethodPut, http.MethodDelete:
+		// On the page only owners may; a write token is an editor.
+		if !v.manage {
+			apiError(w, http.StatusForbidden, "setting the Slack channel takes a token with scope manage (dmarcd token add --scope manage)")
+			return
+		}
+	}
+	switch r.Method {
 	case http.MethodPut:
 		if err := readJSON(r, &c); err != nil {
 			apiError(w, http.StatusBadRequest, "the body: "+err.Error())

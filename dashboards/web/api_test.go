@@ -94,6 +94,7 @@ func TestAPI(t *testing.T) {
 	acme, _ := tn.acc.OrgByName(ctx, "Acme")
 	globex, _ := tn.acc.OrgByName(ctx, "Globex")
 	write, _ := tn.acc.NewAPIToken(ctx, acme.ID, "portal", []string{accounts.ScopeWrite})
+	manage, _ := tn.acc.NewAPIToken(ctx, acme.ID, "settings", []string{accounts.ScopeManage})
 	read, _ := tn.acc.NewAPIToken(ctx, globex.ID, "dash", []string{accounts.ScopeRead})
 	router := openAPI(t, tn)
 	api := &apiClient{t: t, tn: tn, token: write, router: router}
@@ -142,12 +143,21 @@ func TestAPI(t *testing.T) {
 	if status != 200 || body["domain"] != "acme.example" || body["record_name"] != "_dmarc.acme.example" {
 		t.Errorf("recommendation: %d %s", status, mustJSON(body))
 	}
-	// The organisation's Slack channel: the webhook is taken, never given.
+	// The organisation's Slack channel: the webhook is taken, never given,
+	// and only from a token that manages the organisation, as only its
+	// owners may on the page.
 	const hook = "https://hooks.slack.com/services/T0/B0/secretpart"
-	if status, body := api.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": "http://10.0.0.1/admin", "alerts": true}); status != 422 {
+	if status, _ := api.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": hook}); status != 403 {
+		t.Errorf("a write token setting the Slack channel: %d", status)
+	}
+	if status, _ := api.call("DELETE", "/api/v1/slack", nil); status != 403 {
+		t.Errorf("a write token removing the Slack channel: %d", status)
+	}
+	mg := &apiClient{t: t, tn: tn, token: manage, router: router}
+	if status, body := mg.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": "http://10.0.0.1/admin", "alerts": true}); status != 422 {
 		t.Errorf("a webhook outside the prefixes: %d %s", status, mustJSON(body))
 	}
-	status, body = api.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": hook, "alerts": true, "weekly": false})
+	status, body = mg.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": hook, "alerts": true, "weekly": false})
 	if status != 200 || strings.Contains(mustJSON(body), "secretpart") || !strings.Contains(mustJSON(body), `"host": "hooks.slack.com"`) {
 		t.Errorf("setting the Slack channel: %d %s", status, mustJSON(body))
 	}
@@ -160,7 +170,7 @@ func TestAPI(t *testing.T) {
 	if d, err := tn.acc.Slack(ctx, acme.ID); err != nil || d.WebhookURL != hook || d.Weekly {
 		t.Errorf("Acme's channel: %+v %v", d, err)
 	}
-	if status, body := api.call("DELETE", "/api/v1/slack", nil); status != 200 || body["slack"].(map[string]any)["set"] != false {
+	if status, body := mg.call("DELETE", "/api/v1/slack", nil); status != 200 || body["slack"].(map[string]any)["set"] != false {
 		t.Errorf("removing the channel: %d %s", status, mustJSON(body))
 	}
 	// Another organisation's domain; a read token writing.

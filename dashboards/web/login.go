@@ -43,6 +43,9 @@ type viewer struct {
 	scope accounts.Scope
 	// org is the organisation of an API token; nil for a person.
 	org *accounts.Org
+	// manage: the API token may also set its organisation's Slack
+	// channel (accounts.ScopeManage).
+	manage bool
 }
 
 type viewerKey struct{}
