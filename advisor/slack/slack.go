@@ -98,6 +98,11 @@ func (n *Notifier) Post(ctx context.Context, note dmarcd.Notification) error {
 	return n.post(ctx, text, blocks)
 }
 
+// PostText posts a message of plain text: the dashboard's test message.
+func (n *Notifier) PostText(ctx context.Context, text string) error {
+	return n.post(ctx, text, []slack.Block{section(text)})
+}
+
 func (n *Notifier) post(ctx context.Context, text string, blocks []slack.Block) error {
 	if len(blocks) > maxBlocks {
 		blocks = append(blocks[:maxBlocks-1], section("…and more: see `dmarcd advise`"))

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/dmarcd/dmarcd/dashboards/accounts"
 	"github.com/dmarcd/dmarcd/internal/synth"
 	"github.com/dmarcd/dmarcd/signer/keystore"
+	"github.com/slack-go/slack/slacktest"
 )
 
 const testPassword = "a long enough password"
@@ -37,7 +39,10 @@ type tenants struct {
 	keys     *keystore.Store
 }
 
-func newTenants(t *testing.T) *tenants {
+func newTenants(t *testing.T) *tenants { return newTenantsWith(t, nil) }
+
+// newTenantsWith is newTenants with options of the handler changed by opt.
+func newTenantsWith(t *testing.T, opt func(*Options)) *tenants {
 	t.Helper()
 	st := openStore(t)
 	for _, d := range []string{"acme.example", "globex.example", "orphan.example"} {
@@ -119,6 +124,9 @@ func newTenants(t *testing.T) *tenants {
 		}
 		a := &advisor.KeyAdvisor{Policy: dmarcd.DefaultRotationPolicy, Lookup: lookup, Now: func() time.Time { return tn.now }}
 		return a.Advise(ctx, keys)
+	}
+	if opt != nil {
+		opt(&o)
 	}
 	h := newHandler(t, o)
 	tn.srv = httptest.NewServer(h)
@@ -549,5 +557,87 @@ func TestSlackSettings(t *testing.T) {
 	}
 	if _, err := tn.acc.Slack(context.Background(), acme.ID); err == nil {
 		t.Error("the channel is still there")
+	}
+}
+
+// TestSlackTestMessage: an owner sends a test message to the channel set
+// and sees it go, or sees Slack's refusal of a revoked webhook; over the
+// API it takes a token of scope manage. Slack is slacktest's server with
+// incoming webhooks under /services/.
+func TestSlackTestMessage(t *testing.T) {
+	var mu sync.Mutex
+	var posts []string
+	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/services/", func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/revoked") {
+				w.WriteHeader(http.StatusNotFound)
+				io.WriteString(w, "no_service")
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			posts = append(posts, string(b))
+			mu.Unlock()
+			io.WriteString(w, "ok")
+		})
+	})
+	srv.Start()
+	t.Cleanup(srv.Stop)
+	prefix := "http://" + srv.ServerAddr + "/services/"
+	tn := newTenantsWith(t, func(o *Options) { o.SlackWebhookPrefixes = []string{prefix} })
+	acme, _ := tn.acc.OrgByName(context.Background(), "Acme")
+	olga := tn.client(t)
+	_, csrf := olga.login("olga@acme.example", testPassword)
+	form := func(action, webhook string) url.Values {
+		return url.Values{"csrf": {csrf}, "org": {fmt.Sprint(acme.ID)}, "action": {action}, "webhook_url": {webhook}, "alerts": {"1"}}
+	}
+	if status, page, _ := olga.do("POST", "/slack", form("test", "")); status != http.StatusUnprocessableEntity || !strings.Contains(page, "no Slack channel to test") {
+		t.Errorf("a test without a channel: %d", status)
+	}
+	olga.do("POST", "/slack", form("save", prefix+"T0/B0/acme"))
+	_, page, _ := olga.do("GET", "/slack", nil)
+	if !strings.Contains(page, `value="test"`) {
+		t.Error("no test button on the page")
+	}
+	status, _, hd := olga.do("POST", "/slack", form("test", ""))
+	if status != http.StatusSeeOther || !strings.Contains(hd.Get("Location"), "A+test+message+went+to+Acme") {
+		t.Errorf("the test message: %d %v", status, hd)
+	}
+	mu.Lock()
+	if len(posts) != 1 || !strings.Contains(posts[0], "A test message from dmarcd, sent by olga@acme.example: this channel gets the alerts about its domains for Acme.") {
+		t.Errorf("Slack got %q", posts)
+	}
+	mu.Unlock()
+	olga.do("POST", "/slack", form("save", prefix+"revoked"))
+	if status, page, _ := olga.do("POST", "/slack", form("test", "")); status != http.StatusUnprocessableEntity || !strings.Contains(page, "Slack did not take the test message") || !strings.Contains(page, "no_service") {
+		t.Errorf("a test to a revoked webhook: %d", status)
+	}
+	log, _ := tn.acc.AuditLog(context.Background(), "Acme", 50)
+	tests := 0
+	for _, e := range log {
+		if e.Action == "slack.test" {
+			tests++
+		}
+	}
+	if tests != 2 {
+		t.Errorf("%d tests in the audit log, want 2", tests)
+	}
+
+	// The API: a write token may not, a manage token may.
+	router := openAPI(t, tn)
+	write, _ := tn.acc.NewAPIToken(context.Background(), acme.ID, "portal", []string{accounts.ScopeWrite})
+	manage, _ := tn.acc.NewAPIToken(context.Background(), acme.ID, "settings", []string{accounts.ScopeManage})
+	if status, _ := (&apiClient{t: t, tn: tn, token: write, router: router}).call("POST", "/api/v1/slack/test", nil); status != http.StatusForbidden {
+		t.Errorf("a write token's test: %d", status)
+	}
+	mg := &apiClient{t: t, tn: tn, token: manage, router: router}
+	if status, body := mg.call("POST", "/api/v1/slack/test", nil); status != http.StatusUnprocessableEntity || !strings.Contains(mustJSON(body), "no_service") {
+		t.Errorf("a manage token's test to the revoked webhook: %d %s", status, mustJSON(body))
+	}
+	if status, _ := mg.call("PUT", "/api/v1/slack", map[string]any{"webhook_url": prefix + "T0/B0/acme", "alerts": true}); status != http.StatusOK {
+		t.Errorf("setting the webhook again: %d", status)
+	}
+	if status, body := mg.call("POST", "/api/v1/slack/test", nil); status != http.StatusOK || !strings.Contains(mustJSON(body), "A test message went") {
+		t.Errorf("a manage token's test: %d %s", status, mustJSON(body))
 	}
 }

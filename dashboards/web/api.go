@@ -351,8 +351,9 @@ func (h *Handler) apiRecommendation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a.Recommendation)
 }
 
-// apiSlack reads (GET), sets (PUT) or removes (DELETE) the token's
-// organisation's Slack channel. The webhook URL is taken, never given.
+// apiSlack reads (GET), sets (PUT), removes (DELETE) or tests (POST
+// .../test) the token's organisation's Slack channel. The webhook URL is
+// taken, never given.
 func (h *Handler) apiSlack(w http.ResponseWriter, r *http.Request) {
 	v := viewerOf(r)
 	org := *v.org
@@ -366,7 +367,7 @@ func (h *Handler) apiSlack(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, so)
 		return
-	case http.MethodPut, http.MethodDelete:
+	case http.MethodPut, http.MethodDelete, http.MethodPost:
 		// On the page only owners may; a write token is an editor.
 		if !v.manage {
 			apiError(w, http.StatusForbidden, "setting the Slack channel takes a token with scope manage (dmarcd token add --scope manage)")
@@ -382,6 +383,8 @@ func (h *Handler) apiSlack(w http.ResponseWriter, r *http.Request) {
 		c.Action = "save"
 	case http.MethodDelete:
 		c.Action = "remove"
+	case http.MethodPost:
+		c.Action = "test"
 	}
 	note, err := h.changeSlack(r, v, org, c)
 	var bad inputErr

@@ -8,11 +8,15 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
+	"github.com/dmarcd/dmarcd/advisor/slack"
 	"github.com/dmarcd/dmarcd/dashboards/accounts"
 )
 
@@ -74,7 +78,8 @@ func (h *Handler) ownedOrgs(r *http.Request) ([]accounts.Org, error) {
 
 // slackSettings shows and changes the Slack channels of the viewer's
 // organisations. A POST names one organisation (org, its id) and an action:
-// save (a new webhook when one is typed, else the options) or remove.
+// save (a new webhook when one is typed, else the options), test (a test
+// message) or remove.
 func (h *Handler) slackSettings(w http.ResponseWriter, r *http.Request) {
 	v := viewerOf(r)
 	if v == nil {
@@ -136,7 +141,7 @@ func (e inputErr) Error() string { return string(e) }
 // slackChange is a change of an organisation's Slack channel, from the
 // page's form or the API.
 type slackChange struct {
-	// Action is save or remove.
+	// Action is save, test or remove.
 	Action string `json:"-"`
 	// WebhookURL is a new webhook; empty keeps the one set.
 	WebhookURL string `json:"webhook_url"`
@@ -163,9 +168,11 @@ func (h *Handler) changeSlack(r *http.Request, v *viewer, org accounts.Org, c sl
 		}
 		audit("slack.remove", "")
 		return org.Name + "'s Slack channel is removed; its messages not yet posted are kept as undeliverable.", nil
+	case "test":
+		return h.testSlack(ctx, v, org, audit)
 	case "save":
 	default:
-		return "", inputErr("Nothing to do: save or remove.")
+		return "", inputErr("Nothing to do: save, test or remove.")
 	}
 	hook := c.WebhookURL
 	if hook == "" {
@@ -188,4 +195,56 @@ func (h *Handler) changeSlack(r *http.Request, v *viewer, org accounts.Org, c sl
 	}
 	audit("slack.set", "a new webhook; "+detail)
 	return org.Name + "'s Slack channel is saved: the next alert about its domains goes there.", nil
+}
+
+// TestPostTimeout bounds the post of a test message, which the owner waits
+// for.
+const TestPostTimeout = 10 * time.Second
+
+// testSlack posts a test message to org's channel, so that its owner sees
+// the webhook work (or Slack's refusal) at once, rather than at the next
+// alert.
+func (h *Handler) testSlack(ctx context.Context, v *viewer, org accounts.Org, audit func(action, detail string)) (string, error) {
+	d, err := h.opts.Accounts.Slack(ctx, org.ID)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return "", inputErr("It has no Slack channel to test: paste a webhook URL first.")
+	}
+	if err != nil {
+		return "", err
+	}
+	// The instance's prefixes may have changed since the webhook was set.
+	if err := accounts.CheckWebhookURL(d.WebhookURL, h.opts.SlackWebhookPrefixes); err != nil {
+		return "", inputErr(err.Error() + ": set a new webhook.")
+	}
+	n, err := slack.New(slack.Options{WebhookURL: d.WebhookURL})
+	if err != nil {
+		return "", err
+	}
+	var gets []string
+	if d.Alerts {
+		gets = append(gets, "the alerts about its domains")
+	}
+	if d.Weekly {
+		gets = append(gets, "its weekly rollout recommendation")
+	}
+	what := "nothing yet (alerts and the weekly recommendation are both off)"
+	if len(gets) > 0 {
+		what = strings.Join(gets, " and ")
+	}
+	ctx, cancel := context.WithTimeout(ctx, TestPostTimeout)
+	defer cancel()
+	err = n.PostText(ctx, fmt.Sprintf("A test message from dmarcd, sent by %s: this channel gets %s for %s.", v.sess.User.Email, what, org.Name))
+	audit("slack.test", errText(err))
+	if err != nil {
+		return "", inputErr("Slack did not take the test message: " + err.Error() + ".")
+	}
+	return "A test message went to " + org.Name + "'s Slack channel: look for it there.", nil
+}
+
+// errText is err's text, "ok" for none.
+func errText(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
 }

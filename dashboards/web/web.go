@@ -201,6 +201,7 @@ func New(opts Options) (*Handler, error) {
 		mux.HandleFunc("GET /api/v1/slack", h.apiSlack)
 		mux.HandleFunc("PUT /api/v1/slack", h.apiSlack)
 		mux.HandleFunc("DELETE /api/v1/slack", h.apiSlack)
+		mux.HandleFunc("POST /api/v1/slack/test", h.apiSlack)
 		mux.HandleFunc("GET /api/v1/keys", h.apiKeys)
 		mux.HandleFunc("POST /api/v1/keys/{action}", h.apiKeyAction)
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { apiError(w, http.StatusNotFound, "no such endpoint") })
