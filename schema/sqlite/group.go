@@ -68,12 +68,12 @@ type group struct {
 	sums    rollups // of its reports, not written yet (rollup.go)
 
 	// lost holds the keys of the reports of groups that could not be
-	// committed, each until it is stored again (or found stored): Flush
-	// fails while it is not empty, whoever calls it, so that no caller
-	// discards the input of a lost report. The IMAP poller offers its
-	// messages again at its next pass; ingest tells its user to ingest
-	// them again.
-	lost      map[string]bool
+	// committed, with when, each until it is stored again (or found
+	// stored) or LostExpiry has passed: Flush fails while it is not empty,
+	// whoever calls it, so that no caller discards the input of a lost
+	// report. The IMAP poller offers its messages again at its next pass;
+	// ingest tells its user to ingest them again.
+	lost      map[string]time.Time
 	lostCause error // why the last lost group was lost
 }
 
@@ -185,10 +185,11 @@ func (s *Store) loseLocked(cause error) error {
 	err := fmt.Errorf("%w; the %d reports stored in %s since its last commit are lost: offer their input again", cause, len(g.keys), s.path)
 	if len(g.keys) > 0 {
 		if g.lost == nil {
-			g.lost = map[string]bool{}
+			g.lost = map[string]time.Time{}
 		}
+		now := s.now()
 		for _, k := range g.keys {
-			g.lost[k] = true
+			g.lost[k] = now
 		}
 		g.lostCause = cause
 	}
@@ -223,10 +224,25 @@ func (s *Store) direct(ctx context.Context, query string, args ...any) (sql.Resu
 	return s.db.ExecContext(ctx, query, args...)
 }
 
+// LostExpiry is how long a lost report (group.lost) fails Flush at most.
+// Whoever stored it flushes within seconds and learns of the loss; the
+// IMAP poller reads the messages it did not archive again at its next
+// pass. A report not offered again by then is one whose input is gone (a
+// message deleted meanwhile), which would otherwise fail every Flush of
+// the process, and keep every mailbox's messages unarchived, until a
+// restart.
+const LostExpiry = time.Hour
+
 // errLost is Flush's error while reports of a lost group were not stored
-// again.
+// again (and were lost less than LostExpiry ago).
 func (s *Store) errLost() error {
 	g := &s.group
+	now := s.now()
+	for k, at := range g.lost {
+		if now.Sub(at) >= LostExpiry {
+			delete(g.lost, k)
+		}
+	}
 	if len(g.lost) == 0 {
 		return nil
 	}

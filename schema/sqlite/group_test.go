@@ -276,6 +276,22 @@ func TestGroupLost(t *testing.T) {
 	if err := s.Flush(ctx); err != nil {
 		t.Fatalf("Flush with the lost reports stored again: %v", err)
 	}
+	// A lost report never offered again fails Flush for LostExpiry, no
+	// longer.
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	commit(t, s, "gone", storetest.Records())
+	s.group.mu.Lock()
+	s.loseLocked(errors.New("a test's loss"))
+	s.group.mu.Unlock()
+	now = now.Add(LostExpiry - time.Second)
+	if err := s.Flush(ctx); err == nil || !strings.Contains(err.Error(), "1 reports were lost") {
+		t.Fatalf("Flush just before LostExpiry: %v", err)
+	}
+	now = now.Add(time.Second)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatalf("Flush at LostExpiry: %v", err)
+	}
 	if got := storetest.QueryString(t, s, `SELECT report_id FROM reports ORDER BY report_id`); got != "a\nb\nstored\n" {
 		t.Errorf("reports:\n%s", got)
 	}

@@ -42,7 +42,8 @@ type Store struct {
 	readOnly bool
 	inserts  *statements // the writer's, prepared on db
 	opts     Options
-	group    group // the reports written since the last commit (group.go)
+	group    group            // the reports written since the last commit (group.go)
+	now      func() time.Time // the clock of group.lost; time.Now
 }
 
 // Options tune a Store; the zero value is the default.
@@ -79,7 +80,7 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store %s for reading: %w", path, err)
 	}
-	s := &Store{path: path, db: ro, ro: ro, readOnly: true, opts: Options{}.withDefaults()}
+	s := &Store{path: path, db: ro, ro: ro, readOnly: true, opts: Options{}.withDefaults(), now: time.Now}
 	var version int
 	if err := ro.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		ro.Close()
@@ -146,7 +147,7 @@ func OpenOptions(ctx context.Context, path string, opts Options) (*Store, error)
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1)
-	s := &Store{path: path, db: db, opts: opts}
+	s := &Store{path: path, db: db, opts: opts, now: time.Now}
 	if err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
