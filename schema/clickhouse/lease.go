@@ -3,9 +3,9 @@ package clickhouse
 // Leases (dmarcd.LeaseStore) without transactions.
 //
 // ClickHouse has no compare-and-set: two processes that read "free" and
-// then insert "mine" would both hold the lease. The leases table
-// (migrations/0006_leases.sql) is therefore used as an append-only log of
-// bids and holds, numbered by term, and a lease is taken in two steps:
+// then insert "mine" would both hold the lease. The lease_log table
+// (migrations/0007_lease_log.sql) is therefore used as an append-only log
+// of bids and holds, numbered by term, and a lease is taken in two steps:
 //
 //  1. A process that finds the latest term T lapsed (or no term) bids for
 //     T+1 (a row), then reads the bids of T+1 and later back. It wins the
@@ -43,7 +43,7 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 )
 
-const insertLease = `INSERT INTO leases (name, term, owner, held, until)`
+const insertLease = `INSERT INTO lease_log (name, term, owner, held, until)`
 
 // leaseQuorumTimeout bounds how long a lease insert waits for its quorum
 // of replicas (insert_quorum_timeout): a shard without a majority fails
@@ -115,7 +115,7 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string, now time.T
 func (s *Store) readLease(ctx context.Context, name string) (leaseTerm, error) {
 	// The rows of the latest term come first; a term has as many as
 	// processes bid for it, a few.
-	rows, err := s.conn.Query(s.leaseContext(ctx, false), `SELECT term, owner, held, max(until) FROM leases
+	rows, err := s.conn.Query(s.leaseContext(ctx, false), `SELECT term, owner, held, max(until) FROM lease_log
 WHERE name = ?
 GROUP BY term, owner, held
 ORDER BY term DESC
