@@ -98,9 +98,10 @@ func (n *Notifier) Post(ctx context.Context, note dmarcd.Notification) error {
 	return n.post(ctx, text, blocks)
 }
 
-// PostText posts a message of plain text: the dashboard's test message.
+// PostText posts a message of plain text, escaped (it names an
+// organisation and a user): the dashboard's test message.
 func (n *Notifier) PostText(ctx context.Context, text string) error {
-	return n.post(ctx, text, []slack.Block{section(text)})
+	return n.post(ctx, text, []slack.Block{section(escape(text))})
 }
 
 func (n *Notifier) post(ctx context.Context, text string, blocks []slack.Block) error {

@@ -95,19 +95,11 @@ func (s *Store) MarkDelivered(ctx context.Context, id string, at time.Time) erro
 // upsert takes the row only where it is owner's or has lapsed, in one
 // statement, so that of two processes one holds it.
 func (s *Store) ClaimNotification(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
-	release := s.settle() // between groups: group.go
-	defer release()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO notification_claims (notification, owner, until) VALUES (?,?,?)
-ON CONFLICT (notification) DO UPDATE SET owner = excluded.owner, until = excluded.until
-WHERE notification_claims.owner = excluded.owner OR notification_claims.until <= ?`, id, owner, until.Unix(), now.Unix())
+	ok, err := s.take(ctx, "notification_claims", "notification", id, owner, now, until)
 	if err != nil {
 		return false, fmt.Errorf("claiming notification %s: %w", id, err)
 	}
-	var holder string
-	if err := s.db.QueryRowContext(ctx, `SELECT owner FROM notification_claims WHERE notification = ?`, id).Scan(&holder); err != nil {
-		return false, fmt.Errorf("claiming notification %s: %w", id, err)
-	}
-	return holder == owner, nil
+	return ok, nil
 }
 
 // MarkUndeliverable takes a notification out of the outbox for good.

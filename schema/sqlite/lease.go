@@ -15,17 +15,29 @@ var _ dmarcd.LeaseStore = (*Store)(nil)
 // statement, so that of two processes one holds it
 // (migrations/0007_leases.sql).
 func (s *Store) HoldLease(ctx context.Context, name, owner string, now, until time.Time) (bool, error) {
-	release := s.settle() // between groups: group.go
-	defer release()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO leases (name, owner, until) VALUES (?,?,?)
-ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
-WHERE leases.owner = excluded.owner OR leases.until <= ?`, name, owner, until.Unix(), now.Unix())
+	ok, err := s.take(ctx, "leases", "name", name, owner, now, until)
 	if err != nil {
 		return false, fmt.Errorf("holding lease %s: %w", name, err)
 	}
+	return ok, nil
+}
+
+// take gives the row key of table (a lease, a notification's claim) to
+// owner until until where it is owner's or has lapsed by now, in one
+// upsert, so that of two processes one holds it; it says whether owner
+// holds it. table and column are ours, never input.
+func (s *Store) take(ctx context.Context, table, column, key, owner string, now, until time.Time) (bool, error) {
+	release := s.settle() // between groups: group.go
+	defer release()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO `+table+` (`+column+`, owner, until) VALUES (?,?,?)
+ON CONFLICT (`+column+`) DO UPDATE SET owner = excluded.owner, until = excluded.until
+WHERE `+table+`.owner = excluded.owner OR `+table+`.until <= ?`, key, owner, until.Unix(), now.Unix())
+	if err != nil {
+		return false, err
+	}
 	var holder string
-	if err := s.db.QueryRowContext(ctx, `SELECT owner FROM leases WHERE name = ?`, name).Scan(&holder); err != nil {
-		return false, fmt.Errorf("holding lease %s: %w", name, err)
+	if err := s.db.QueryRowContext(ctx, `SELECT owner FROM `+table+` WHERE `+column+` = ?`, key).Scan(&holder); err != nil {
+		return false, err
 	}
 	return holder == owner, nil
 }
